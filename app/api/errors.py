@@ -1,0 +1,121 @@
+"""The one place where domain errors become HTTP status codes and JSON error bodies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError
+
+from ..engine import EngineError
+from ..service import LimitExceeded
+
+log = logging.getLogger("app.errors")
+
+
+class UnsupportedMediaType(Exception):
+    def __init__(self, content_type: str, allowed: Sequence[str]) -> None:
+        super().__init__(
+            f"Content-Type {content_type or '(none)'!r} is not supported here; "
+            f"send {' or '.join(allowed)}"
+        )
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """``('body', 'features', 3, 2)`` -> ``features[3][2]``."""
+    parts = [p for p in loc if p != "body"]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p in ("int", "str", "float", "constrained-str", "function-after[...]"):
+            continue  # union branch names that pydantic adds to the location
+        else:
+            out += f".{p}" if out else str(p)
+    return out or "body"
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONBytes:
+    body: dict[str, Any] = {"detail": detail}
+    if errors:
+        body["errors"] = errors
+    return JSONBytes(status_code=status, content=body)
+
+
+def validation_errors(exc: RequestValidationError) -> JSONBytes:
+    raw = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in raw):
+        e = next(e for e in raw if e.get("type") == "json_invalid")
+        reason = (e.get("ctx") or {}).get("error", "invalid JSON")
+        return error(400, f"body: malformed JSON ({reason})")
+    items: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for e in raw:
+        msg = str(e.get("msg", "invalid"))
+        if msg.startswith("Value error, "):
+            # our own model validators already name the field in the message
+            msg = msg.removeprefix("Value error, ")
+            field, _, rest = msg.partition(": ")
+            key = (field, rest) if rest else (field_path(e.get("loc", ())), msg)
+        else:
+            key = (field_path(e.get("loc", ())), msg)
+        if key not in seen:
+            seen.add(key)
+            items.append({"field": key[0], "message": key[1]})
+    shown = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
+    if len(items) > 5:
+        shown += f"; and {len(items) - 5} more"
+    return error(422, shown, items)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONBytes:
+        return validation_errors(exc)
+
+    @app.exception_handler(UnsupportedMediaType)
+    async def _media(request: Request, exc: UnsupportedMediaType) -> JSONBytes:
+        return error(415, str(exc))
+
+    @app.exception_handler(EngineError)
+    async def _engine(request: Request, exc: EngineError) -> JSONBytes:
+        return error(422, str(exc))
+
+    @app.exception_handler(LimitExceeded)
+    async def _limit(request: Request, exc: LimitExceeded) -> JSONBytes:
+        return error(413, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, exc: StoreError) -> JSONBytes:
+        if isinstance(exc, (ModelNotFound, InvalidModelId)):
+            return error(404, str(exc))
+        if isinstance(exc, CorruptModel):
+            return error(409, str(exc))
+        log.exception("store error")
+        return error(500, "internal error in the model store")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONBytes:
+        resp = error(exc.status_code, str(exc.detail))
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONBytes:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error(500, "internal server error")

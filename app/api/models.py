@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from ..schemas import ErrorResponse, ModelDetail, ModelList
+from ..service import ModelService
+from .deps import get_service
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse},
+}
+ModelId = Path(description="The id that `POST /train` answered.", max_length=100)
+
+
+@router.get("", response_model=ModelList, responses={422: {"model": ErrorResponse}})
+def list_models(
+    request: Request,
+    limit: int = Query(50, ge=1, description="Page size (at most PAGE_SIZE_MAX)."),
+    offset: int = Query(0, ge=0, description="How many models to skip."),
+    service: ModelService = Depends(get_service),
+) -> ModelList:
+    """List stored models, newest first, one page at a time."""
+    return service.list(limit=min(limit, service.settings.page_size_max), offset=offset)
+
+
+@router.get("/{model_id}", response_model=ModelDetail, responses=NOT_FOUND)
+def get_model(model_id: str = ModelId, service: ModelService = Depends(get_service)) -> ModelDetail:
+    """A model's summary, its training settings and its learned parameters."""
+    return service.get(model_id)
+
+
+@router.delete("/{model_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
+def delete_model(model_id: str = ModelId, service: ModelService = Depends(get_service)) -> Response:
+    """Delete a model; it answers 404 from then on."""
+    service.delete(model_id)
+    return Response(status_code=204)

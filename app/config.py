@@ -1,0 +1,38 @@
+"""Service settings. Every field is read from the environment variable of the same name in
+upper case (``MODEL_STORE_DIR``, ``MAX_ROWS``...); the README lists them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        protected_namespaces=(),
+        use_attribute_docstrings=True,
+    )
+
+    model_store_dir: Path = Path("models")
+    """Folder where trained models are kept, one JSON file each (created if missing)."""
+
+    max_rows: int = Field(1_000_000, ge=1)
+    """Most rows accepted in one training or prediction request."""
+
+    max_features: int = Field(10_000, ge=1)
+    """Most features (columns) a model may have."""
+
+    max_classes: int = Field(1_000, ge=2)
+    """Most distinct labels a training set may have."""
+
+    max_iter: int = Field(100_000, ge=1)
+    """Largest ``params.max_iter`` a training request may ask for."""
+
+    train_time_budget: float = Field(300.0, gt=0)
+    """Seconds a training may run; past it the solver stops and reports ``converged: false``."""
+
+    page_size_max: int = Field(1_000, ge=1)
+    """Largest ``limit`` accepted by ``GET /models``."""

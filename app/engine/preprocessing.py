@@ -1,0 +1,61 @@
+"""Input checks and feature preprocessing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .errors import InvalidData
+from .loss import Array
+
+
+def check_features(X: ArrayLike, *, n_features: int | None = None) -> Array:
+    """``X`` as a 2-D float64 array of finite numbers, or ``InvalidData`` naming the problem.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_features : int, optional
+        Required number of columns (a trained model's).
+    """
+    try:
+        A = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidData(f"features: must be a list of rows of numbers ({exc})") from None
+    if A.size == 0 and A.ndim <= 2 and (A.ndim < 2 or A.shape[0] == 0):
+        raise InvalidData("features: is empty; send at least one row")
+    if A.ndim != 2:
+        raise InvalidData("features: must be a list of rows, each a list of numbers")
+    if A.shape[1] == 0:
+        raise InvalidData("features: rows must contain at least one number")
+    if n_features is not None and A.shape[1] != n_features:
+        raise InvalidData(
+            f"features: rows have {A.shape[1]} values but the model expects {n_features}"
+        )
+    finite = np.isfinite(A)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        raise InvalidData(f"features[{row}][{col}]: must be a finite number, got {A[row, col]}")
+    return A
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """``(x - mean) / scale`` per column; constant columns get scale 1 (they become 0)."""
+
+    mean: Array
+    scale: Array
+
+    @classmethod
+    def fit(cls, X: Array) -> Standardizer:
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+        scale[~(scale > 0)] = 1.0
+        return cls(mean=mean, scale=scale)
+
+    def transform(self, X: Array) -> Array:
+        out = X - self.mean
+        out /= self.scale
+        return out

@@ -1,0 +1,50 @@
+"""The ASGI application: ``uvicorn app.main:app``. Wiring only; logic lives in the service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from model_store import JsonFileStore
+
+from .api import errors, health, models, prediction, training
+from .config import Settings
+from .service import ModelService
+
+DESCRIPTION = """
+Train logistic-regression classifiers from labelled rows, keep them, and serve predictions.
+
+1. `POST /train` with `features` (rows of numbers) and `labels` -> a model `id`.
+2. `POST /predict` with that `model_id` and rows -> labels and class probabilities.
+3. `GET /models`, `GET /models/{id}`, `DELETE /models/{id}` to manage what is kept.
+
+Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    store = JsonFileStore(settings.model_store_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store.remove_stale_temporaries()
+        yield
+
+    app = FastAPI(
+        title="Logistic regression service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = ModelService(store, settings)
+    errors.install(app)
+    for module in (training, prediction, models, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,183 @@
+"""Use-cases: train, predict, get, list, delete. Schemas <-> engine <-> store; no FastAPI here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from model_store import CorruptModel, ModelStore, Record, check_model_id, new_model_id
+
+from .config import Settings
+from .engine import FitParams, InvalidParams, LogisticModel, fit
+from .schemas import (
+    ModelDetail,
+    ModelList,
+    ModelParameters,
+    ModelSummary,
+    PredictRequest,
+    PredictResponse,
+    TrainingSummary,
+    TrainParams,
+    TrainRequest,
+)
+
+
+class LimitExceeded(ValueError):
+    """A request is larger than the service's configured limits allow (HTTP 413)."""
+
+
+def _floats(a: np.ndarray | None) -> list[Any] | None:
+    return None if a is None else a.tolist()
+
+
+def model_to_record(model: LogisticModel) -> dict[str, Any]:
+    return {
+        "multiclass": model.multiclass,
+        "classes": list(model.classes),
+        "coef": model.coef.tolist(),
+        "intercept": model.intercept.tolist(),
+        "mean": _floats(model.mean),
+        "scale": _floats(model.scale),
+    }
+
+
+def model_from_record(record: Record) -> LogisticModel:
+    m = record["model"]
+
+    def arr(v: Any) -> np.ndarray | None:
+        return None if v is None else np.asarray(v, dtype=np.float64)
+
+    coef = np.asarray(m["coef"], dtype=np.float64).reshape(len(m["intercept"]), -1)
+    return LogisticModel(
+        classes=tuple(m["classes"]),
+        multiclass=m["multiclass"],
+        coef=coef,
+        intercept=np.asarray(m["intercept"], dtype=np.float64),
+        mean=arr(m["mean"]),
+        scale=arr(m["scale"]),
+    )
+
+
+def summary_from_record(record: Record) -> ModelSummary:
+    t = record["training"]
+    return ModelSummary(
+        id=record["id"],
+        name=record["name"],
+        created_at=datetime.fromisoformat(record["created_at"]),
+        classes=record["model"]["classes"],
+        n_features=record["n_features"],
+        feature_names=record["feature_names"],
+        training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields}),
+    )
+
+
+class ModelService:
+    def __init__(self, store: ModelStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def _check_size(self, n_rows: int, n_features: int) -> None:
+        s = self.settings
+        if n_rows > s.max_rows:
+            raise LimitExceeded(f"features: {n_rows} rows is more than the limit of {s.max_rows}")
+        if n_features > s.max_features:
+            raise LimitExceeded(
+                f"features: {n_features} columns is more than the limit of {s.max_features}"
+            )
+
+    def train(self, request: TrainRequest) -> ModelSummary:
+        s = self.settings
+        n_rows, n_features = len(request.features), len(request.features[0])
+        self._check_size(n_rows, n_features)
+        p = request.params
+        if p.max_iter > s.max_iter:
+            raise InvalidParams(
+                f"params.max_iter: {p.max_iter} is more than the limit of {s.max_iter}"
+            )
+        n_classes = len(set(request.labels))
+        if n_classes > s.max_classes:
+            raise LimitExceeded(
+                f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
+            )
+        fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
+        result = fit(
+            np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
+        )
+        report = result.report
+        record: Record = {
+            "id": new_model_id(),
+            "name": request.name,
+            "created_at": datetime.now(UTC).isoformat(),
+            "n_features": n_features,
+            "feature_names": request.feature_names,
+            "params": p.model_dump(),
+            "model": model_to_record(result.model),
+            "training": {
+                "solver": report.solver,
+                "iterations": report.iterations,
+                "converged": report.converged,
+                "stopped_by": report.stopped_by,
+                "loss": report.loss,
+                "grad_norm": report.grad_norm,
+                "accuracy": report.accuracy,
+                "seconds": report.seconds,
+                "n_samples": report.n_samples,
+                "loss_history": report.history,
+            },
+        }
+        self.store.save(record)
+        return summary_from_record(record)
+
+    def load_model(self, model_id: str) -> LogisticModel:
+        return model_from_record(self.store.load(check_model_id(model_id)))
+
+    def predict(self, request: PredictRequest) -> PredictResponse:
+        self._check_size(len(request.features), len(request.features[0]))
+        model = self.load_model(request.model_id)
+        X = np.asarray(request.features, dtype=np.float64)
+        proba = model.predict_proba(X)
+        index = model.index_from_proba(proba, threshold=request.threshold)
+        classes = list(model.classes)
+        return PredictResponse(
+            model_id=request.model_id,
+            classes=classes,
+            predictions=[classes[i] for i in index],
+            probabilities=proba.tolist(),
+        )
+
+    def get(self, model_id: str) -> ModelDetail:
+        record = self.store.load(check_model_id(model_id))
+        summary = summary_from_record(record)
+        m = record["model"]
+        return ModelDetail(
+            **summary.model_dump(),
+            params=TrainParams(**record["params"]),
+            parameters=ModelParameters(
+                multiclass=m["multiclass"],
+                coef=m["coef"],
+                intercept=m["intercept"],
+                mean=m["mean"],
+                scale=m["scale"],
+            ),
+            loss_history=record["training"]["loss_history"],
+        )
+
+    def list(self, *, limit: int, offset: int) -> ModelList:
+        listing = self.store.list(offset=offset, limit=limit)
+        items, unreadable = [], []
+        for model_id, entry in listing.entries:
+            if isinstance(entry, CorruptModel):
+                unreadable.append(model_id)
+            else:
+                items.append(summary_from_record(entry))
+        return ModelList(
+            items=items, total=listing.total, limit=limit, offset=offset, unreadable=unreadable
+        )
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def delete(self, model_id: str) -> None:
+        self.store.delete(check_model_id(model_id))

@@ -1,0 +1,31 @@
+"""Persistence of trained models as JSON files. Knows nothing of FastAPI or of the engine."""
+
+from .base import (
+    ID_PATTERN,
+    SCHEMA_VERSION,
+    CorruptModel,
+    InvalidModelId,
+    Listing,
+    ModelNotFound,
+    ModelStore,
+    Record,
+    StoreError,
+    check_model_id,
+    new_model_id,
+)
+from .json_store import JsonFileStore
+
+__all__ = [
+    "ID_PATTERN",
+    "SCHEMA_VERSION",
+    "CorruptModel",
+    "InvalidModelId",
+    "JsonFileStore",
+    "Listing",
+    "ModelNotFound",
+    "ModelStore",
+    "Record",
+    "StoreError",
+    "check_model_id",
+    "new_model_id",
+]

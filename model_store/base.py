@@ -1,0 +1,86 @@
+"""The model store interface and its errors. Knows nothing of FastAPI or of the engine."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+#: Server-generated ids: 16 hex digits of nanoseconds since the epoch, then 16 random hex digits.
+#: Sorting ids as text sorts models by creation time, so listing needs no index.
+ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+SCHEMA_VERSION = 1
+
+Record = dict[str, Any]
+
+
+class StoreError(Exception):
+    """Base class of the store's errors."""
+
+
+class InvalidModelId(StoreError):
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"model id {model_id!r} is not valid: ids are 32 lowercase hex characters")
+        self.model_id = model_id
+
+
+class ModelNotFound(StoreError):
+    def __init__(self, model_id: str) -> None:
+        super().__init__(f"no model with id {model_id!r}")
+        self.model_id = model_id
+
+
+class CorruptModel(StoreError):
+    """The stored file exists but cannot be trusted (unreadable, bad checksum, unknown version)."""
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        super().__init__(f"model {model_id!r} is corrupt on disk: {reason}; delete it and retrain")
+        self.model_id = model_id
+        self.reason = reason
+
+
+def new_model_id() -> str:
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
+def check_model_id(model_id: str) -> str:
+    """Return ``model_id`` if it is a well-formed id, else raise ``InvalidModelId``.
+
+    Only ids of this exact form ever reach the filesystem, so none can name a path outside the
+    store's folder.
+    """
+    if not isinstance(model_id, str) or not ID_PATTERN.fullmatch(model_id):
+        raise InvalidModelId(str(model_id)[:100])
+    return model_id
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of models, newest first. ``entries`` holds a record or the error that hid it."""
+
+    entries: list[tuple[str, Record | CorruptModel]]
+    total: int
+
+
+class ModelStore(ABC):
+    """Save, load, list and delete model records (JSON-ready dicts with an ``id`` key)."""
+
+    @abstractmethod
+    def save(self, record: Record) -> None:
+        """Persist ``record`` atomically: once this returns it survives a crash; before, unseen."""
+
+    @abstractmethod
+    def load(self, model_id: str) -> Record: ...
+
+    @abstractmethod
+    def list(self, *, offset: int = 0, limit: int = 50) -> Listing: ...
+
+    @abstractmethod
+    def delete(self, model_id: str) -> None: ...
+
+    @abstractmethod
+    def count(self) -> int: ...

@@ -1,0 +1,149 @@
+"""A folder of JSON files, one per model, written atomically and checked on every read."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .base import (
+    SCHEMA_VERSION,
+    CorruptModel,
+    Listing,
+    ModelNotFound,
+    ModelStore,
+    Record,
+    check_model_id,
+)
+
+SUFFIX = ".json"
+TMP_PREFIX = ".tmp-"
+#: Temporary files older than this are leftovers of interrupted writes (a live write takes
+#: milliseconds); younger ones may belong to another worker writing right now.
+STALE_TMP_SECONDS = 300.0
+
+
+def checksum(body: dict[str, Any]) -> str:
+    """SHA-256 of the canonical (sorted-key) JSON of ``body``."""
+    return "sha256:" + hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def encode(record: Record) -> bytes:
+    """The file's bytes: the record, its ``schema_version`` and a checksum over both."""
+    body = {"schema_version": SCHEMA_VERSION, **record}
+    body["checksum"] = checksum(body)
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+def decode(model_id: str, data: bytes) -> Record:
+    """Parse and verify a file's bytes; ``CorruptModel`` if anything is off."""
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptModel(model_id, f"not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise CorruptModel(model_id, "not a JSON object")
+    stored = body.pop("checksum", None)
+    if stored is None:
+        raise CorruptModel(model_id, "no checksum")
+    if checksum(body) != stored:
+        raise CorruptModel(model_id, "checksum mismatch (the file was truncated or edited)")
+    version = body.pop("schema_version", None)
+    if version != SCHEMA_VERSION:
+        raise CorruptModel(model_id, f"unsupported schema_version {version!r}")
+    if body.get("id") != model_id:
+        raise CorruptModel(model_id, "the id inside the file does not match its name")
+    return body
+
+
+class JsonFileStore(ModelStore):
+    """``<root>/<id>.json`` per model.
+
+    Writes go to a temporary file in the same folder, are flushed and fsynced, then renamed over
+    the final name (atomic on POSIX), and the folder is fsynced: a reader sees the whole file or
+    none, and a model whose save returned survives a crash.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, model_id: str) -> Path:
+        return self.root / f"{check_model_id(model_id)}{SUFFIX}"
+
+    def save(self, record: Record) -> None:
+        final = self.path(record["id"])
+        data = encode(record)
+        tmp = self.root / f"{TMP_PREFIX}{final.name}.{os.getpid()}"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_bytes(self, model_id: str) -> bytes:
+        try:
+            return self.path(model_id).read_bytes()
+        except FileNotFoundError:
+            raise ModelNotFound(model_id) from None
+
+    def load(self, model_id: str) -> Record:
+        return decode(model_id, self.read_bytes(model_id))
+
+    def ids(self) -> list[str]:
+        """Every stored id, newest first."""
+        names = (e.name for e in os.scandir(self.root) if e.name.endswith(SUFFIX))
+        ids = [n[: -len(SUFFIX)] for n in names if not n.startswith(TMP_PREFIX)]
+        return sorted(ids, reverse=True)
+
+    def count(self) -> int:
+        return len(self.ids())
+
+    def list(self, *, offset: int = 0, limit: int = 50) -> Listing:
+        ids = self.ids()
+        entries: list[tuple[str, Record | CorruptModel]] = []
+        for model_id in ids[offset : offset + limit]:
+            try:
+                entries.append((model_id, self.load(model_id)))
+            except ModelNotFound:  # deleted between the scan and the read
+                continue
+            except CorruptModel as exc:
+                entries.append((model_id, exc))
+        return Listing(entries=entries, total=len(ids))
+
+    def delete(self, model_id: str) -> None:
+        try:
+            self.path(model_id).unlink()
+        except FileNotFoundError:
+            raise ModelNotFound(model_id) from None
+        self._fsync_dir()
+
+    def remove_stale_temporaries(self, *, older_than: float = STALE_TMP_SECONDS) -> int:
+        """Delete leftovers of interrupted writes; returns how many were removed."""
+        now = time.time()
+        removed = 0
+        for entry in os.scandir(self.root):
+            if entry.name.startswith(TMP_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    if now - entry.stat().st_mtime > older_than:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed

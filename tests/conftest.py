@@ -1,0 +1,48 @@
+"""Seeded data factories and an app wired to a temporary model folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.config import Settings
+from app.main import create_app
+from tests.asgi_client import ASGIClient
+
+
+def make_blobs(
+    *, n: int = 200, d: int = 3, k: int = 2, seed: int = 0, spread: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` Gaussian clusters in ``d`` dimensions with overlapping tails; labels 0..k-1."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(k, d))
+    y = rng.integers(0, k, size=n)
+    y[:k] = np.arange(k)  # every class present
+    X = centers[y] + rng.normal(scale=spread, size=(n, d))
+    return X, y
+
+
+@pytest.fixture
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    return make_blobs()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(model_store_dir=tmp_path / "models")
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[ASGIClient]:
+    c = ASGIClient(create_app(settings))
+    yield c
+    c.close()
+
+
+def train(client: ASGIClient, X: np.ndarray, y: list, **extra: object) -> dict:
+    r = client.post("/train", json={"features": np.asarray(X).tolist(), "labels": y, **extra})
+    assert r.status_code == 201, r.text
+    return r.json()
