@@ -1,56 +1,15 @@
 """The service as users run it: a real uvicorn process on a free loopback port."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.live_server import LiveServer
 
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    env = {**os.environ, "MODEL_STORE_DIR": str(tmp_path / "models")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.05)
-    yield base, tmp_path / "models"
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stderr.close()
+    with LiveServer(tmp_path / "models") as live:
+        yield live.url, live.model_dir
 
 
 def test_train_predict_list_delete_over_real_http(server):

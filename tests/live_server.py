@@ -1,0 +1,116 @@
+"""A real uvicorn process on a free loopback port, for tests that need the service as users run it.
+
+Shared by every test that starts the server (crash tests, workers, browser, clients), so
+that starting, waiting for health and stopping are written once::
+
+    with LiveServer(model_dir) as server:
+        httpx.get(f"{server.url}/health")
+        server.kill()            # SIGKILL, e.g. mid-way through writes
+        server.start()           # same port, same folder
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """``python -m uvicorn app.main:app`` serving ``model_dir`` on 127.0.0.1.
+
+    Parameters
+    ----------
+    model_dir : Path
+        Passed as ``MODEL_STORE_DIR``.
+    env : mapping, optional
+        More environment variables (settings) for the server process.
+    args : sequence of str, optional
+        More uvicorn arguments, e.g. ``["--workers", "2"]``.
+    port : int, optional
+        Defaults to a free port, kept across restarts.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.env = {**os.environ, "MODEL_STORE_DIR": str(self.model_dir), **(env or {})}
+        self.args = list(args)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = self.model_dir.parent / f"uvicorn-{self.port}.log"
+
+    def start(self) -> LiveServer:
+        cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.port), *self.args]
+        self.model_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = self._log.open("ab")
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers run, as in a crash or an OOM kill."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
