@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,3 +36,12 @@ class Settings(BaseSettings):
 
     page_size_max: int = Field(1_000, ge=1)
     """Largest ``limit`` accepted by ``GET /models``."""
+
+    max_body_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    """Largest request body in bytes (default 100 MiB); a larger one is refused with 413 before
+    it is parsed, whether it declares its ``Content-Length`` or is streamed in chunks."""
+
+    api_key: SecretStr | None = None
+    """When set, every route except health and the docs needs this key, sent in the
+    ``X-API-Key`` header or as ``Authorization: Bearer <key>``; otherwise 401. Unset: no
+    authentication."""

@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from model_store import JsonFileStore
 
-from .api import errors, health, models, prediction, training
+from .api import auth, errors, health, models, prediction, training
+from .api.limits import BodySizeLimit
 from .config import Settings
 from .service import ModelService
 
@@ -44,6 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (training, prediction, models, health):
         app.include_router(module.router)
+    # pure ASGI middlewares (cheap on the predict path); the last added runs first
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_key is not None:
+        app.add_middleware(auth.APIKeyAuth, api_key=settings.api_key.get_secret_value())
+        app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]
     return app
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +29,20 @@ class LimitExceeded(ValueError):
     """A request is larger than the service's configured limits allow (HTTP 413)."""
 
 
+T = TypeVar("T")
+#: What reading a record of the wrong shape raises (a file edited by hand whose checksum was
+#: recomputed, or written by an incompatible version): the model is corrupt, not the server.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+def from_record(model_id: str, build: Callable[[Record], T], record: Record) -> T:
+    """``build(record)``, with a record of the wrong shape reported as ``CorruptModel``."""
+    try:
+        return build(record)
+    except SHAPE_ERRORS as exc:
+        raise CorruptModel(model_id, f"unexpected content ({type(exc).__name__}: {exc})") from None
+
+
 def _floats(a: np.ndarray | None) -> list[Any] | None:
     return None if a is None else a.tolist()
 
@@ -44,19 +59,33 @@ def model_to_record(model: LogisticModel) -> dict[str, Any]:
 
 
 def model_from_record(record: Record) -> LogisticModel:
+    """The engine's model from a stored record; ``ValueError`` if its arrays do not fit together."""
     m = record["model"]
 
     def arr(v: Any) -> np.ndarray | None:
         return None if v is None else np.asarray(v, dtype=np.float64)
 
-    coef = np.asarray(m["coef"], dtype=np.float64).reshape(len(m["intercept"]), -1)
+    classes = tuple(m["classes"])
+    intercept = np.asarray(m["intercept"], dtype=np.float64)
+    coef = np.asarray(m["coef"], dtype=np.float64)
+    mean, scale = arr(m["mean"]), arr(m["scale"])
+    n_out = 1 if m["multiclass"] == "binary" else len(classes)
+    n_features = record["n_features"]
+    if (
+        len(classes) < 2
+        or intercept.shape != (n_out,)
+        or coef.shape != (n_out, n_features)
+        or any(a is not None and a.shape != (n_features,) for a in (mean, scale))
+        or not all(np.isfinite(a).all() for a in (coef, intercept, mean, scale) if a is not None)
+    ):
+        raise ValueError("the model's arrays do not have consistent shapes and finite values")
     return LogisticModel(
-        classes=tuple(m["classes"]),
+        classes=classes,
         multiclass=m["multiclass"],
         coef=coef,
-        intercept=np.asarray(m["intercept"], dtype=np.float64),
-        mean=arr(m["mean"]),
-        scale=arr(m["scale"]),
+        intercept=intercept,
+        mean=mean,
+        scale=scale,
     )
 
 
@@ -92,6 +121,9 @@ class ModelService:
         n_rows, n_features = len(request.features), len(request.features[0])
         self._check_size(n_rows, n_features)
         p = request.params
+        if "max_iter" not in p.model_fields_set and p.max_iter > s.max_iter:
+            # the default must not break a service configured with a lower MAX_ITER
+            p = p.model_copy(update={"max_iter": s.max_iter})
         if p.max_iter > s.max_iter:
             raise InvalidParams(
                 f"params.max_iter: {p.max_iter} is more than the limit of {s.max_iter}"
@@ -131,7 +163,8 @@ class ModelService:
         return summary_from_record(record)
 
     def load_model(self, model_id: str) -> LogisticModel:
-        return model_from_record(self.store.load(check_model_id(model_id)))
+        record = self.store.load(check_model_id(model_id))
+        return from_record(model_id, model_from_record, record)
 
     def predict(self, request: PredictRequest) -> PredictResponse:
         self._check_size(len(request.features), len(request.features[0]))
@@ -149,20 +182,7 @@ class ModelService:
 
     def get(self, model_id: str) -> ModelDetail:
         record = self.store.load(check_model_id(model_id))
-        summary = summary_from_record(record)
-        m = record["model"]
-        return ModelDetail(
-            **summary.model_dump(),
-            params=TrainParams(**record["params"]),
-            parameters=ModelParameters(
-                multiclass=m["multiclass"],
-                coef=m["coef"],
-                intercept=m["intercept"],
-                mean=m["mean"],
-                scale=m["scale"],
-            ),
-            loss_history=record["training"]["loss_history"],
-        )
+        return from_record(model_id, detail_from_record, record)
 
     def list(self, *, limit: int, offset: int) -> ModelList:
         listing = self.store.list(offset=offset, limit=limit)
@@ -170,8 +190,11 @@ class ModelService:
         for model_id, entry in listing.entries:
             if isinstance(entry, CorruptModel):
                 unreadable.append(model_id)
-            else:
-                items.append(summary_from_record(entry))
+                continue
+            try:
+                items.append(from_record(model_id, summary_from_record, entry))
+            except CorruptModel:
+                unreadable.append(model_id)
         return ModelList(
             items=items, total=listing.total, limit=limit, offset=offset, unreadable=unreadable
         )
@@ -181,3 +204,20 @@ class ModelService:
 
     def delete(self, model_id: str) -> None:
         self.store.delete(check_model_id(model_id))
+
+
+def detail_from_record(record: Record) -> ModelDetail:
+    summary = summary_from_record(record)
+    m = record["model"]
+    return ModelDetail(
+        **summary.model_dump(),
+        params=TrainParams(**record["params"]),
+        parameters=ModelParameters(
+            multiclass=m["multiclass"],
+            coef=m["coef"],
+            intercept=m["intercept"],
+            mean=m["mean"],
+            scale=m["scale"],
+        ),
+        loss_history=record["training"]["loss_history"],
+    )

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError
 
@@ -82,6 +83,16 @@ def validation_errors(exc: RequestValidationError) -> JSONBytes:
     return error(422, shown, items)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at this request's path."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONBytes:
@@ -113,6 +124,9 @@ def install(app: FastAPI) -> None:
         resp = error(exc.status_code, str(exc.detail))
         if exc.headers:
             resp.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; list them all
+            resp.headers["Allow"] = ", ".join(allowed_methods(request))
         return resp
 
     @app.exception_handler(Exception)

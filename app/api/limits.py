@@ -1,0 +1,95 @@
+"""Request body size limit, as a pure ASGI middleware.
+
+Pure ASGI (not Starlette's ``BaseHTTPMiddleware``) so that it costs a header scan and a counter on
+the hot predict path, and sees the body as it streams: a declared ``Content-Length`` over the
+limit is refused before anything is read, and a chunked body is refused as soon as the bytes
+received pass the limit, so a client can never make the server buffer more than the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+class BodyTooLarge(Exception):
+    """Raised inside ``receive`` to stop the application reading a body past the limit."""
+
+
+async def send_error(
+    send: Any, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer a JSON error (the service's usual ``{"detail": ...}`` body) straight over ASGI."""
+    body = orjson.dumps({"detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """Refuse request bodies larger than ``max_bytes`` with 413 and a JSON error."""
+
+    def __init__(self, app: Any, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def message(self, what: str) -> str:
+        return f"body: {what}; the limit is {self.max_bytes} bytes (setting MAX_BODY_BYTES)"
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await send_error(send, 400, "Content-Length: not a number")
+                    return
+                if declared > self.max_bytes:
+                    too_big = f"Content-Length {declared} is too large"
+                    await send_error(send, 413, self.message(too_big))
+                    return
+        received = 0
+        too_large = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message: Message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_large:
+                return  # whatever the app made of the interrupted read, the answer is 413
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large and not started:
+            await send_error(send, 413, self.message(f"{received} bytes received is too many"))
