@@ -11,7 +11,7 @@ import numpy as np
 from model_store import CorruptModel, ModelStore, Record, check_model_id, new_model_id
 
 from .config import Settings
-from .engine import FitParams, InvalidParams, LogisticModel, fit
+from .engine import FitParams, InvalidData, InvalidParams, LogisticModel, fit
 from .schemas import (
     ModelDetail,
     ModelList,
@@ -58,6 +58,11 @@ def model_to_record(model: LogisticModel) -> dict[str, Any]:
     }
 
 
+def all_finite(model: LogisticModel) -> bool:
+    arrays = (model.coef, model.intercept, model.mean, model.scale)
+    return all(bool(np.isfinite(a).all()) for a in arrays if a is not None)
+
+
 def model_from_record(record: Record) -> LogisticModel:
     """The engine's model from a stored record; ``ValueError`` if its arrays do not fit together."""
     m = record["model"]
@@ -76,10 +81,9 @@ def model_from_record(record: Record) -> LogisticModel:
         or intercept.shape != (n_out,)
         or coef.shape != (n_out, n_features)
         or any(a is not None and a.shape != (n_features,) for a in (mean, scale))
-        or not all(np.isfinite(a).all() for a in (coef, intercept, mean, scale) if a is not None)
     ):
-        raise ValueError("the model's arrays do not have consistent shapes and finite values")
-    return LogisticModel(
+        raise ValueError("the model's arrays do not have consistent shapes")
+    model = LogisticModel(
         classes=classes,
         multiclass=m["multiclass"],
         coef=coef,
@@ -87,6 +91,9 @@ def model_from_record(record: Record) -> LogisticModel:
         mean=mean,
         scale=scale,
     )
+    if not all_finite(model):
+        raise ValueError("the model holds values that are not finite numbers")
+    return model
 
 
 def summary_from_record(record: Record) -> ModelSummary:
@@ -134,10 +141,18 @@ class ModelService:
                 f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
             )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
-        result = fit(
-            np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
-        )
+        # Finite but huge values (|x| near 1e308) overflow the standardisation or the scores;
+        # that is the data's problem, answered below as a 422, not a warning in the logs.
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = fit(
+                np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
+            )
         report = result.report
+        if not all_finite(result.model) or not np.isfinite(report.loss):
+            raise InvalidData(
+                "features: values too large to train on (a column's mean, spread or the "
+                "model's scores overflow 64-bit floats); rescale the data"
+            )
         record: Record = {
             "id": new_model_id(),
             "name": request.name,
@@ -170,7 +185,15 @@ class ModelService:
         self._check_size(len(request.features), len(request.features[0]))
         model = self.load_model(request.model_id)
         X = np.asarray(request.features, dtype=np.float64)
-        proba = model.predict_proba(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            proba = model.predict_proba(X)
+        bad = ~np.isfinite(proba).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InvalidData(
+                f"features[{row}]: values too large for this model (its score overflows "
+                "64-bit floats)"
+            )
         index = model.index_from_proba(proba, threshold=request.threshold)
         classes = list(model.classes)
         return PredictResponse(
