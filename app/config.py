@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,5 +43,10 @@ class Settings(BaseSettings):
 
     api_key: SecretStr | None = None
     """When set, every route except health and the docs needs this key, sent in the
-    ``X-API-Key`` header or as ``Authorization: Bearer <key>``; otherwise 401. Unset: no
-    authentication."""
+    ``X-API-Key`` header or as ``Authorization: Bearer <key>``; otherwise 401. Unset or empty
+    (``API_KEY=``, as a compose file passes an unset variable): no authentication."""
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        return None if value == "" else value

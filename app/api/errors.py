@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import Match
 
 from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError
 
@@ -83,14 +83,18 @@ def validation_errors(exc: RequestValidationError) -> JSONBytes:
     return error(422, shown, items)
 
 
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route accepts at this request's path."""
-    path = request.scope["path"]
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
-            methods |= route.methods
-    return sorted(methods)
+    """Every method some route accepts at this request's path (asked of the routes themselves,
+    so that routers included in any way, and routes added later, are all seen)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
 
 
 def install(app: FastAPI) -> None:

@@ -276,3 +276,17 @@ def test_limits_and_ids_through_a_real_server(limited, tmp_path):
             assert c.delete(f"/models/{bad}").status_code == 404
         assert (tmp_path / "victim.json").exists()
         assert c.post("/train", json=GOOD).status_code == 201
+
+
+def test_405_lists_every_method_of_the_path(client):
+    """Regression (Schemathesis): Starlette named only the first route matching the path."""
+    r = client.request("PUT", "/models/" + "0" * 32)
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET"
+    assert client.request("GET", "/train").headers["allow"] == "POST"
+
+
+def test_all_zero_features_without_intercept_train_instead_of_a_500(client):
+    """Regression (Hypothesis on the engine): ZeroDivisionError in the step size."""
+    body = {"features": [[0.0], [0.0]], "labels": [0, 1], "params": {"fit_intercept": False}}
+    r = client.post("/train", json={**body, "params": {**body["params"], "l2": 0}})
+    assert r.status_code == 201, r.text
