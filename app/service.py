@@ -36,8 +36,14 @@ SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 
 def from_record(model_id: str, build: Callable[[Record], T], record: Record) -> T:
-    """``build(record)``, with a record of the wrong shape reported as ``CorruptModel``."""
+    """``build(record)``, with a record of the wrong shape reported as ``CorruptModel``.
+
+    The record must hold a usable model whatever is built from it, so that listing, reading
+    and predicting agree on which models are corrupt.
+    """
     try:
+        if build is not model_from_record:
+            model_from_record(record)
         return build(record)
     except SHAPE_ERRORS as exc:
         raise CorruptModel(model_id, f"unexpected content ({type(exc).__name__}: {exc})") from None

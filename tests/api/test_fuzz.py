@@ -22,14 +22,17 @@ CASES: Counter[str] = Counter()
 STATUSES: Counter[int] = Counter()
 
 
-@pytest.fixture(scope="module")
-def api_schema(tmp_path_factory):
+KEY = "fuzz-key-0123456789"
+
+
+def fuzz_app(tmp_path_factory, **extra):
     settings = Settings(
         model_store_dir=tmp_path_factory.mktemp("fuzz") / "models",
         max_rows=500,
         max_features=50,
         max_iter=500,
         train_time_budget=0.5,
+        **extra,
     )
     app = create_app(settings)
     # a model under the id the schema's examples use, so examples reach the success paths
@@ -41,7 +44,12 @@ def api_schema(tmp_path_factory):
     )
     record = service.store.load(summary.id)
     service.store.save({**record, "id": EXAMPLE_ID})
-    yield schemathesis.openapi.from_asgi("/openapi.json", app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory):
+    yield schemathesis.openapi.from_asgi("/openapi.json", fuzz_app(tmp_path_factory))
     record_figures(
         "fuzz",
         cases=sum(CASES.values()),
@@ -68,3 +76,43 @@ def test_every_operation_conforms_to_its_schema(case):
     CASES[case.operation.label] += 1
     STATUSES[response.status_code] += 1
     assert response.status_code < 500
+
+
+AUTH_STATUSES: Counter[int] = Counter()
+
+
+@pytest.fixture(scope="module")
+def locked_schema(tmp_path_factory):
+    app = fuzz_app(tmp_path_factory, api_key=KEY)
+    yield schemathesis.openapi.from_asgi("/openapi.json", app)
+    record_figures(
+        "fuzz with API_KEY set",
+        cases=sum(AUTH_STATUSES.values()),
+        statuses=dict(sorted(AUTH_STATUSES.items())),
+    )
+
+
+locked = schemathesis.pytest.from_fixture("locked_schema")
+
+
+@locked.parametrize()
+@hypothesis_settings(
+    max_examples=EXAMPLES_PER_OPERATION // 6,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+def test_with_an_api_key_every_operation_conforms_too(case):
+    """With the key the answers conform as above; without it (the ignored_auth check, and a
+    plain call) every protected operation answers its documented 401."""
+    with_key = case.call_and_validate(
+        headers={"X-API-Key": KEY}, excluded_checks=[positive_data_acceptance]
+    )
+    without = case.call(headers={"X-API-Key": "wrong"})
+    case.validate_response(without, excluded_checks=[positive_data_acceptance])
+    AUTH_STATUSES[with_key.status_code] += 1  # one case, two calls: counted once
+    assert with_key.status_code < 500
+    if case.path == "/health":
+        assert without.status_code != 401
+    else:
+        assert without.status_code == 401
