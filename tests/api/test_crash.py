@@ -75,6 +75,8 @@ def trainer(url: str, ledger: Ledger, stop: threading.Event) -> None:
             seed = next(ledger.seeds)
             try:
                 r = c.post("/train", json=body_for(seed))
+            except httpx.ConnectError:
+                return  # sent after the kill
             except httpx.TransportError:
                 ledger.in_flight_at_kill.append(seed)  # sent, never answered: the kill came first
                 return
@@ -101,6 +103,8 @@ def predictor(url: str, ledger: Ledger, stop: threading.Event, rng: random.Rando
             model_id, seed = rng.choice(known)
             try:
                 r = c.post("/predict", json={"model_id": model_id, "features": PROBE})
+            except httpx.ConnectError:
+                return
             except httpx.TransportError:
                 ledger.predictions_in_flight_at_kill.append(model_id)
                 return
