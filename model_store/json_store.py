@@ -21,6 +21,7 @@ from .base import (
     ModelNotFound,
     ModelStore,
     Record,
+    StoreWriteFailed,
     check_model_id,
 )
 
@@ -82,6 +83,12 @@ class JsonFileStore(ModelStore):
     def save(self, record: Record) -> None:
         final = self.path(record["id"])
         data = encode(record)
+        try:
+            self._write(final, data)
+        except OSError as exc:
+            raise StoreWriteFailed(record["id"], exc) from exc
+
+    def _write(self, final: Path, data: bytes) -> None:
         fd, tmp = self._create_locked_temporary(final.name)
         try:
             with open(fd, "wb", closefd=False) as fh:

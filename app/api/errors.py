@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError
+from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError, StoreWriteFailed
 
 from ..engine import EngineError
 from ..service import LimitExceeded
@@ -120,6 +121,10 @@ def install(app: FastAPI) -> None:
             return error(404, str(exc))
         if isinstance(exc, CorruptModel):
             return error(409, str(exc))
+        if isinstance(exc, StoreWriteFailed):
+            log.error("%s", exc)
+            # 507 when the disk is full: the operator's problem, and retrying later may work
+            return error(507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 503, str(exc))
         log.exception("store error")
         return error(500, "internal error in the model store")
 

@@ -9,7 +9,7 @@ from .deps import get_service, require_json
 router = APIRouter(tags=["training"])
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 413, 415, 422)
+    code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503, 507)
 }
 
 

@@ -3,6 +3,8 @@ strict types, unknown fields, huge numbers. Each answer is a 4xx that names what
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 
 import httpx
@@ -290,3 +292,19 @@ def test_all_zero_features_without_intercept_train_instead_of_a_500(client):
     body = {"features": [[0.0], [0.0]], "labels": [0, 1], "params": {"fit_intercept": False}}
     r = client.post("/train", json={**body, "params": {**body["params"], "l2": 0}})
     assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(("code", "status"), [(errno.ENOSPC, 507), (errno.EROFS, 503)])
+def test_a_full_or_read_only_disk_is_a_clear_5xx_and_stores_nothing(
+    client, settings, monkeypatch, code, status
+):
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    r = client.post("/train", json=GOOD)
+    assert r.status_code == status, r.text
+    assert "could not be stored" in r.json()["detail"] and "nothing was kept" in r.json()["detail"]
+    monkeypatch.undo()
+    assert client.get("/models").json()["total"] == 0
+    assert list(settings.model_store_dir.iterdir()) == []

@@ -1,3 +1,4 @@
+import errno
 import os
 import signal
 import stat
@@ -16,6 +17,7 @@ from model_store import (
     InvalidModelId,
     JsonFileStore,
     ModelNotFound,
+    StoreWriteFailed,
     new_model_id,
 )
 
@@ -92,7 +94,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreWriteFailed):
         store.save(rec)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ModelNotFound):
@@ -242,3 +244,18 @@ def test_an_unreadable_entry_is_corrupt_not_a_crash(tmp_path):
         store.load(bad_id)
     entries = dict(store.list().entries)
     assert entries[good["id"]] == good and isinstance(entries[bad_id], CorruptModel)
+
+
+@pytest.mark.parametrize("failing", ["open", "fsync", "replace"])
+def test_a_refused_write_is_a_store_error_and_leaves_nothing(tmp_path, monkeypatch, failing):
+    store = JsonFileStore(tmp_path)
+    rec = record()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, failing, full)
+    with pytest.raises(StoreWriteFailed, match="No space left") as info:
+        store.save(rec)
+    assert info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
