@@ -11,7 +11,7 @@ import numpy as np
 from model_store import CorruptModel, ModelStore, Record, check_model_id, new_model_id
 
 from .config import Settings
-from .engine import FitParams, InvalidData, InvalidParams, LogisticModel, fit
+from .engine import EngineError, FitParams, InvalidData, InvalidParams, LogisticModel, fit
 from .schemas import (
     ModelDetail,
     ModelList,
@@ -192,7 +192,12 @@ class ModelService:
         model = self.load_model(request.model_id)
         X = np.asarray(request.features, dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
-            proba = model.predict_proba(X)
+            try:
+                proba = model.predict_proba(X)
+            except EngineError:
+                raise
+            except SHAPE_ERRORS as exc:  # a stored model that passed the checks but cannot work
+                raise CorruptModel(request.model_id, f"cannot predict ({exc})") from None
         bad = ~np.isfinite(proba).all(axis=1)
         if bad.any():
             row = int(np.argmax(bad))
