@@ -127,3 +127,16 @@ def test_with_an_api_key_every_operation_conforms_too(tmp_path):
         cases=sum(cases.values()),
         statuses_with_key=dict(sorted(statuses.items())),
     )
+
+
+def test_undocumented_methods_are_405_listing_the_documented_ones(client):
+    """What the Schemathesis plugin's coverage phase checked: 405 with an exact ``Allow``."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, item in paths.items():
+        url = path.replace("{model_id}", EXAMPLE_ID)
+        documented = sorted(m.upper() for m in item)
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - set(documented):
+            r = client.request(method, url)
+            assert r.status_code == 405, (method, path)
+            assert r.headers["allow"] == ", ".join(documented), (method, path)
+            assert r.json()["detail"] == "Method Not Allowed"
