@@ -141,7 +141,7 @@ def test_training_time_budget_stops_the_solver(limited, tmp_path):
     assert r.status_code == 201, r.text
     training = r.json()["training"]
     assert training["converged"] is False and training["iterations"] < 100_000
-    assert training["seconds"] < 1.0 and time.monotonic() - start < 10
+    assert training["seconds"] < 2.0 and time.monotonic() - start < 20  # budget 0.05 s
 
 
 # ---- ids from URLs and bodies stay inside the model folder --------------------------------
