@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 
 from .errors import InvalidData, InvalidParams
 from .loss import Array, LogisticLoss, log_sigmoid, sigmoid
+from .polynomial import PolynomialFeatures, check_degree, prepare_design
 from .preprocessing import Standardizer, check_features
 from .solvers import SolverResult, gradient_descent
 
@@ -30,6 +31,7 @@ class FitParams:
     multiclass: str = "ovr"
     standardize: bool = True
     fit_intercept: bool = True
+    polynomial_degree: int = 1  # monomials up to this degree (see ``polynomial``); 1 = linear
     time_budget: float | None = None  # seconds; the solver stops (not converged) past it
 
     def validate(self) -> None:
@@ -51,6 +53,7 @@ class FitParams:
             raise InvalidParams("params.tol: must be a non-negative number")
         if not (np.isfinite(self.l2) and self.l2 >= 0):
             raise InvalidParams("params.l2: must be a non-negative number")
+        check_degree(self.polynomial_degree)
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,14 @@ class LogisticModel:
         Sorted class labels; probability columns follow this order.
     multiclass : {"binary", "ovr"}
         "binary" has one output (for ``classes[1]``); "ovr" has one output per class.
-    coef : ndarray of shape (n_outputs, n_features)
-        Weights in the preprocessed (standardised) feature space.
+    coef : ndarray of shape (n_outputs, n_design_features)
+        Weights in the preprocessed (expanded, standardised) feature space.
     intercept : ndarray of shape (n_outputs,)
-    mean, scale : ndarray of shape (n_features,) or None
-        Standardisation applied before ``coef``: ``(x - mean) / scale``.
+    mean, scale : ndarray of shape (n_design_features,) or None
+        Standardisation applied just before ``coef``: ``(x - mean) / scale``.
+    polynomial : PolynomialFeatures or None
+        Expansion applied to the inputs first (``None``: linear model, and
+        ``n_design_features == n_features``).
     """
 
     classes: tuple[Any, ...]
@@ -76,12 +82,19 @@ class LogisticModel:
     intercept: Array
     mean: Array | None = None
     scale: Array | None = None
+    polynomial: PolynomialFeatures | None = None
 
     @property
     def n_features(self) -> int:
+        """Number of input columns ``predict`` takes."""
+        if self.polynomial is not None:
+            return self.polynomial.n_input_features
         return int(self.coef.shape[1])
 
     def transform(self, X: Array) -> Array:
+        """Raw inputs (n_samples, n_features) -> design matrix (n_samples, n_design_features)."""
+        if self.polynomial is not None:
+            X = self.polynomial.transform(X)
         if self.mean is None or self.scale is None:
             return X
         return Standardizer(self.mean, self.scale).transform(X)
@@ -208,12 +221,9 @@ def fit(
         multiclass = params.multiclass
         Y = (yi[:, None] == np.arange(len(classes))[None, :]).astype(np.float64)
 
-    if params.standardize:
-        std = Standardizer.fit(Xc)
-        Xp = std.transform(Xc)
-        mean, scale = std.mean, std.scale
-    else:
-        Xp, mean, scale = Xc, None, None
+    Xp, polynomial, mean, scale = prepare_design(
+        Xc, degree=params.polynomial_degree, standardize=params.standardize
+    )
 
     loss = LogisticLoss(Xp, Y, l2=params.l2, fit_intercept=params.fit_intercept)
     coef0 = np.zeros(loss.n_coef)
@@ -233,6 +243,7 @@ def fit(
         intercept=np.array(b, dtype=np.float64),
         mean=mean,
         scale=scale,
+        polynomial=polynomial,
     )
     # Training accuracy from the preprocessed matrix already in memory (no second transform).
     Z = Xp @ model.coef.T + model.intercept
