@@ -266,15 +266,7 @@ def logit_statistics(
     col_scale[~(col_scale > 0)] = 1.0
     As = A / col_scale
     if start is not None:
-        z0 = np.asarray(start, dtype=np.float64)
-        positive = y > 0.5
-        if np.all(z0[positive] > 0) and np.all(z0[~positive] < 0):
-            raise StatisticsUnavailable(
-                f"{SINGULAR}: a hyperplane separates the classes perfectly, so the "
-                "unpenalised maximum-likelihood estimate does not exist (the weights grow "
-                "without bound); use l2 > 0"
-            )
-        theta0 = np.linalg.lstsq(As, z0, rcond=None)[0]
+        theta0 = np.linalg.lstsq(As, np.asarray(start, dtype=np.float64), rcond=None)[0]
     else:
         theta0 = np.zeros(As.shape[1])
     theta_s, L, steps = newton_mle(As, y, theta0)
@@ -303,17 +295,12 @@ def logit_statistics(
 
 
 def statistics_not_applicable(result: FitResult, params: FitParams) -> str | None:
-    """Why a fitted model has no coefficient statistics, or ``None`` when it can have them."""
-    model, report = result.model, result.report
+    """Why a fitted model cannot have coefficient statistics whatever its data, else ``None``."""
+    model = result.model
     if model.multiclass != "binary":
         return "multi-class model: coefficient statistics are computed for binary models only"
     if params.l2 != 0:
         return f"penalised model (l2={params.l2:g}): statistics need l2=0 and no l1"
-    if not report.converged:
-        return (
-            f"not converged: the solver stopped ({report.stopped_by}) after "
-            f"{report.iterations} iterations; raise max_iter or tol"
-        )
     n_coef = model.coef.shape[1] + int(params.fit_intercept)
     if n_coef > MAX_COEFFICIENTS:
         return (
@@ -321,6 +308,16 @@ def statistics_not_applicable(result: FitResult, params: FitParams) -> str | Non
             f"(at most {MAX_COEFFICIENTS})"
         )
     return None
+
+
+def separates(z: Array, y: Array) -> bool:
+    """Whether the linear predictor ``z`` (n_samples,) puts every row strictly on its class's side.
+
+    Then no finite maximum-likelihood estimate exists: scaling the weights up always raises the
+    likelihood (complete separation).
+    """
+    positive = y > 0.5
+    return bool(np.all(z[positive] > 0) and np.all(z[~positive] < 0))
 
 
 def coefficient_statistics(
@@ -368,6 +365,19 @@ def coefficient_statistics(
         design = expand(Xc, degree)
         names = monomial_names(names, degree)
     start = model.decision_function(Xc)[:, 0]
+    # Separation first: the solver cannot converge then, and this is the reason to tell.
+    if separates(start, yi):
+        return None, (
+            f"{SINGULAR}: a hyperplane separates the classes perfectly, so the unpenalised "
+            "maximum-likelihood estimate does not exist (the weights grow without bound); "
+            "use l2 > 0"
+        )
+    report = result.report
+    if not report.converged:
+        return None, (
+            f"not converged: the solver stopped ({report.stopped_by}) after "
+            f"{report.iterations} iterations; raise max_iter or tol"
+        )
     try:
         stats = logit_statistics(
             design,
