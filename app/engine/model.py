@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 
 from .errors import InvalidData, InvalidParams
 from .loss import Array, LogisticLoss, log_sigmoid, sigmoid
-from .polynomial import PolynomialFeatures, check_degree, prepare_design
+from .polynomial import PolynomialFeatures, check_degree, fit_polynomial
 from .preprocessing import Standardizer, check_features
 from .solvers import SolverResult, gradient_descent
 
@@ -221,9 +221,17 @@ def fit(
         multiclass = params.multiclass
         Y = (yi[:, None] == np.arange(len(classes))[None, :]).astype(np.float64)
 
-    Xp, polynomial, mean, scale = prepare_design(
-        Xc, degree=params.polynomial_degree, standardize=params.standardize
-    )
+    # Non-linear boundaries: from here on the "features" are the monomials (see polynomial.py).
+    polynomial = fit_polynomial(Xc, degree=params.polynomial_degree, standardize=params.standardize)
+    if polynomial is not None:
+        Xc = polynomial.transform(Xc)
+
+    if params.standardize:
+        std = Standardizer.fit(Xc)
+        Xp = std.transform(Xc)
+        mean, scale = std.mean, std.scale
+    else:
+        Xp, mean, scale = Xc, None, None
 
     loss = LogisticLoss(Xp, Y, l2=params.l2, fit_intercept=params.fit_intercept)
     coef0 = np.zeros(loss.n_coef)

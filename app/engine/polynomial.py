@@ -7,7 +7,7 @@ column: the intercept plays that part). Columns come in scikit-learn's
 in lexicographic order of the sorted index tuples (``combinations_with_replacement``). For two
 inputs and ``D = 2``: ``x0, x1, x0^2, x0 x1, x1^2``. There are ``C(n + D, D) - 1`` columns.
 
-How the fit uses it (``prepare_design``), so that plain gradient descent still converges:
+How the fit uses it (``fit_polynomial``), so that plain gradient descent still converges:
 
 1. standardise the raw inputs (``standardize=True``): centred inputs make ``x`` and ``x^2``
    far less correlated than raw ones, which is what keeps the problem well conditioned;
@@ -160,42 +160,25 @@ def check_degree(degree: int) -> None:
         )
 
 
-def prepare_design(
-    X: Array, *, degree: int, standardize: bool
-) -> tuple[Array, PolynomialFeatures | None, Array | None, Array | None]:
-    """The design matrix the solver sees, and what ``predict`` needs to rebuild it.
+def fit_polynomial(X: Array, *, degree: int, standardize: bool) -> PolynomialFeatures | None:
+    """The expansion ``fit`` applies to ``X`` before its usual standardisation.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Raw, checked features.
+        Raw, checked training features.
     degree : int
-        ``polynomial_degree``; 1 means no expansion.
+        ``polynomial_degree``; 1 means no expansion (``None`` is returned).
     standardize : bool
-        Standardise the inputs before expanding and the expanded columns after (see the module
-        docstring for why both).
-
-    Returns
-    -------
-    Xp : ndarray of shape (n_samples, n_design_features)
-        ``n_design_features`` is ``n_features`` for degree 1, else ``C(n + D, D) - 1``.
-    polynomial : PolynomialFeatures or None
-        ``None`` for degree 1.
-    mean, scale : ndarray of shape (n_design_features,) or None
-        Standardisation applied to the (expanded) columns just before the weights.
+        Standardise the inputs before expanding (learned from ``X``). ``fit`` standardises the
+        expanded columns afterwards, as it does any features; see the module docstring.
     """
-    if degree > 1:
-        pre = Standardizer.fit(X) if standardize else None
-        polynomial = PolynomialFeatures(
-            n_input_features=X.shape[1],
-            degree=degree,
-            mean=None if pre is None else pre.mean,
-            scale=None if pre is None else pre.scale,
-        )
-        X = polynomial.transform(X)
-    else:
-        polynomial = None
-    if not standardize:
-        return X, polynomial, None, None
-    std = Standardizer.fit(X)
-    return std.transform(X), polynomial, std.mean, std.scale
+    if degree == 1:
+        return None
+    pre = Standardizer.fit(X) if standardize else None
+    return PolynomialFeatures(
+        n_input_features=X.shape[1],
+        degree=degree,
+        mean=None if pre is None else pre.mean,
+        scale=None if pre is None else pre.scale,
+    )
