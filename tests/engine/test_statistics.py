@@ -185,3 +185,16 @@ def test_rows_are_json_ready_and_non_finite_values_become_none():
     assert [r["name"] for r in rows] == list(stats.names)
     assert rows[1]["odds_ratio"] == pytest.approx(math.exp(rows[1]["coef"]))
     assert all(type(v) is float for r in rows for k, v in r.items() if k != "name")
+
+
+def test_rescaling_a_feature_rescales_its_coefficient_and_nothing_else():
+    """Reported on the original scale: feature * c -> coef / c, std_err / c, same z and p."""
+    X, y = synthetic(seed=11)
+    c = np.array([1000.0, 1.0, 0.001, 1.0])
+    base = logit_statistics(X, y.astype(float))
+    scaled = logit_statistics(X * c, y.astype(float))
+    factor = np.r_[1.0, 1 / c]
+    np.testing.assert_allclose(scaled.coef, base.coef * factor, rtol=1e-9)
+    np.testing.assert_allclose(scaled.std_err, base.std_err * factor, rtol=1e-9)
+    np.testing.assert_allclose(scaled.z, base.z, rtol=1e-9)
+    np.testing.assert_allclose(scaled.p_value, base.p_value, rtol=1e-7)
