@@ -8,17 +8,22 @@
 # command-line option from UVICORN_<OPTION>).
 ARG PYTHON_VERSION=3.11
 
+# ---- the dependency list, read from pyproject.toml's [project] table ----
+# A stage of its own: the next stage copies only the list, so its (slow, large) install layer is
+# rebuilt when the list changes, not when other parts of pyproject.toml or the code do.
+FROM python:${PYTHON_VERSION}-slim AS requirements
+WORKDIR /src
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt
+
 # ---- build stage: dependencies, then the package; nothing of it but the results is kept ----
 FROM python:${PYTHON_VERSION}-slim AS build
-WORKDIR /src
 # The venv gets no pip or setuptools of its own (the base image's pip installs into it), so the
 # runtime image carries no build tools beyond what the base image already has.
 RUN python -m venv --without-pip /opt/venv
-# Dependencies first, read from pyproject.toml's [project] table, so this layer (the slow, large
-# one) is rebuilt when the dependency list changes, not on every code change.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && python -m pip --python /opt/venv/bin/python install --no-cache-dir -r /tmp/requirements.txt
+COPY --from=requirements /src/requirements.txt /tmp/requirements.txt
+RUN python -m pip --python /opt/venv/bin/python install --no-cache-dir -r /tmp/requirements.txt
+WORKDIR /src
 # Then the package itself, without dependencies, into its own folder: whatever pyproject.toml
 # declares as the package (and .dockerignore lets in) ends up in the image, nothing else.
 COPY . .

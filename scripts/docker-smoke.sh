@@ -34,7 +34,7 @@ PORT=$(free_port)
 PORT2=$(free_port)
 while [ "$PORT2" = "$PORT" ]; do PORT2=$(free_port); done
 export PORT IMAGE=${SMOKE_IMAGE:-logreg-service:smoke} WORKERS=2
-compose() { COMPOSE_BAKE=false docker compose --progress quiet -p "$PROJECT" -f docker-compose.yml -f docker-compose.host.yml "$@"; }
+compose() { docker compose --progress quiet -p "$PROJECT" -f docker-compose.yml -f docker-compose.host.yml "$@"; }
 URL=http://127.0.0.1:$PORT
 URL2=http://127.0.0.1:$PORT2
 REPLICA=$PROJECT-replica2
@@ -173,7 +173,7 @@ same_answers() { # url label
 
 # A second replica over the same volume (compose run: same service definition, another port).
 compose run -d --no-deps --name "$REPLICA" -e UVICORN_PORT="$PORT2" -e UVICORN_WORKERS=1 api >/dev/null
-wait_healthy "$REPLICA" 90
+client wait "$URL2" 90
 same_answers "$URL2" "second replica"
 OTHER=$(client train "$URL2" binary)
 client status "$URL" "/models/$OTHER" 200
@@ -183,7 +183,7 @@ log "second replica on port $PORT2 served the same models and its training is vi
 
 t=$SECONDS
 compose restart --timeout 10 api
-wait_healthy "$CID" 90
+client wait "$URL" 90
 same_answers "$URL" "after restart"
 log "restarted in $((SECONDS - t)) s: same predictions"
 
