@@ -150,10 +150,12 @@ log "container $CID up and healthy in $((SECONDS - t)) s"
 uid=$(docker exec "$CID" id -u)
 [ "$uid" != 0 ] || fail "the service runs as root"
 [ "$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$CID")" = true ] || fail "the root file system is writable"
+caps=$(docker exec "$CID" sh -c "awk '/^CapBnd/ {print \$2}' /proc/self/status")
+[ "$caps" = 0000000000000000 ] || fail "the container keeps capabilities $caps"
 docker exec "$CID" sh -c 'touch /data/models/.w && rm /data/models/.w' || fail "the model volume is not writable"
 workers=$(compose logs --no-color api | grep -c 'Started server process' || true)
 [ "$workers" = "$WORKERS" ] || fail "expected $WORKERS uvicorn workers, the log shows $workers"
-log "runs as uid $uid, read-only code, $workers workers"
+log "runs as uid $uid without capabilities, read-only root file system, $workers workers"
 
 client status "$URL" /health 200
 client status "$URL" /docs 200
