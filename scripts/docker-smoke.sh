@@ -137,6 +137,12 @@ elif cmd == "optional":  # a route some versions have: absent (404) or answering
     if status != 404:
         expect(status, 200, f"GET {sys.argv[3]}", raw)
     print("absent" if status == 404 else "200")
+elif cmd == "delete":
+    status, raw = call("DELETE", base + "/models/" + sys.argv[3])
+    expect(status, 204, "delete", raw)
+elif cmd == "gone":  # predicting with a deleted model answers 404
+    status, raw = call("POST", base + "/predict", {"model_id": sys.argv[3], "features": [[1.0, 2.0]]})
+    expect(status, 404, "predict with a deleted model", raw)
 elif cmd == "count":  # prints how many models GET /models reports
     status, raw = call("GET", base + "/models")
     expect(status, 200, "list", raw)
@@ -199,8 +205,14 @@ same_answers "$URL2" "second replica"
 OTHER=$(client train "$URL2" binary)
 client status "$URL" "/models/$OTHER" 200
 [ "$(client count "$URL")" = 3 ] || fail "replica 1 does not list the 3 models"
+# a model deleted through one replica is gone for the other, even one that just served it
+DOOMED=$(client train "$URL" binary)
+client predict "$URL" "$DOOMED" binary >/dev/null
+client predict "$URL2" "$DOOMED" binary >/dev/null
+client delete "$URL2" "$DOOMED"
+client gone "$URL" "$DOOMED"
 docker rm -f -v "$REPLICA" >/dev/null
-log "second replica on port $PORT2 served the same models and its training is visible to the first"
+log "second replica on port $PORT2: same predictions, its training listed by the first, a deletion seen by both"
 
 t=$SECONDS
 compose restart --timeout 10 api
