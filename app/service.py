@@ -103,7 +103,10 @@ class ModelService:
             )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
         result = fit(
-            np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
+            np.asarray(request.features, dtype=np.float64),
+            request.labels,
+            params=fit_params,
+            sample_weight=request.sample_weight,
         )
         report = result.report
         record: Record = {
@@ -124,6 +127,7 @@ class ModelService:
                 "accuracy": report.accuracy,
                 "seconds": report.seconds,
                 "n_samples": report.n_samples,
+                "passes": report.passes,
                 "loss_history": report.history,
             },
         }

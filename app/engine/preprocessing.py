@@ -49,10 +49,30 @@ class Standardizer:
     scale: Array
 
     @classmethod
-    def fit(cls, X: Array) -> Standardizer:
-        mean = X.mean(axis=0)
-        scale = X.std(axis=0)
-        scale[~(scale > 0)] = 1.0
+    def fit(cls, X: Array, *, chunk_rows: int = 4096) -> Standardizer:
+        """Mean and (population) standard deviation of each column, in one pass over ``X``.
+
+        Blocks of ``chunk_rows`` rows are merged with Chan et al.'s pairwise update, so the only
+        temporaries are block-sized (no (n_samples, n_features) copy) and no digits cancel.
+        """
+        n, d = X.shape
+        mean = np.zeros(d)
+        m2 = np.zeros(d)
+        count = 0
+        for start in range(0, n, chunk_rows):
+            block = X[start : start + chunk_rows]
+            nb = block.shape[0]
+            bmean = block.mean(axis=0)
+            dev = block - bmean
+            bm2 = np.einsum("ij,ij->j", dev, dev)
+            delta = bmean - mean
+            total = count + nb
+            mean += delta * (nb / total)
+            m2 += bm2 + delta * delta * (count * nb / total)
+            count = total
+        scale = np.sqrt(m2 / n)
+        # A constant column can keep a rounding-sized spread; treat it as constant (it becomes 0).
+        scale[~(scale > 10 * np.finfo(np.float64).eps * np.abs(mean))] = 1.0
         return cls(mean=mean, scale=scale)
 
     def transform(self, X: Array) -> Array:
