@@ -258,21 +258,26 @@ class _LinearLoss:
         sub = self.design.take(rows)
         w = np.ones(len(rows)) if self.sw is None else self.sw[rows]
         total = float(w.sum())
-        gram = sub.weighted_grams((w / total if total > 0 else w)[:, None], ones=self.fit_intercept)
-        gram = gram[0]
-        if gram.shape[0] <= 1500:
+        A = sub.block(0, len(rows), ones=self.fit_intercept)
+        A *= np.sqrt(w / total if total > 0 else w)[:, None]
+        # The top eigenvalue of A.T A is that of A A.T: use the smaller of the two.
+        gram = A.T @ A if A.shape[0] >= A.shape[1] else A @ A.T
+        exact = gram.shape[0] <= 500
+        if exact:
             top = float(np.linalg.eigvalsh(gram)[-1])
         else:  # power iteration: a few hundred mat-vecs beat an O(d^3) eigensolver
-            v = np.ones(gram.shape[0]) / np.sqrt(gram.shape[0])
+            v = np.random.default_rng(seed).normal(size=gram.shape[0])
+            v /= np.linalg.norm(v)
             top = 0.0
-            for _ in range(200):
+            for _ in range(300):
                 u = gram @ v
                 top = float(np.linalg.norm(u))
                 if top == 0.0:
                     break
                 v = u / top
-        # A sample can under-estimate the full-data eigenvalue; a 10% margin keeps 1/L safe.
-        margin = 1.1 if n > max_rows else 1.0
+        # A sample (or an unfinished power iteration) can under-estimate the eigenvalue; a 10%
+        # margin keeps 1/L safe.
+        margin = 1.1 if n > max_rows or not exact else 1.0
         return margin * self.curvature * top + self.l2
 
     curvature = 0.25
