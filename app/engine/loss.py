@@ -266,15 +266,15 @@ class _LinearLoss:
         if exact:
             top = float(np.linalg.eigvalsh(gram)[-1])
         else:  # power iteration: a few hundred mat-vecs beat an O(d^3) eigensolver
-            v = np.random.default_rng(seed).normal(size=gram.shape[0])
-            v /= np.linalg.norm(v)
+            vec: Array = np.random.default_rng(seed).normal(size=gram.shape[0])
+            vec = vec / float(np.linalg.norm(vec))
             top = 0.0
             for _ in range(300):
-                u = gram @ v
+                u = gram @ vec
                 top = float(np.linalg.norm(u))
                 if top == 0.0:
                     break
-                v = u / top
+                vec = u / top
         # A sample (or an unfinished power iteration) can under-estimate the eigenvalue; a 10%
         # margin keeps 1/L safe.
         margin = 1.1 if n > max_rows or not exact else 1.0
