@@ -266,7 +266,7 @@ class _LinearLoss:
         if exact:
             top = float(np.linalg.eigvalsh(gram)[-1])
         else:  # power iteration: a few hundred mat-vecs beat an O(d^3) eigensolver
-            vec: Array = np.random.default_rng(seed).normal(size=gram.shape[0])
+            vec: Array = np.random.default_rng(seed).normal(size=(gram.shape[0],))
             vec *= 1.0 / float(np.linalg.norm(vec))
             top = 0.0
             for _ in range(300):
