@@ -131,19 +131,50 @@ class Design:
         """``X1.T @ diag(C[:, j]) @ X1`` for every column j of ``C``, of shape (m, q, q).
 
         ``X1`` is ``Xs`` with a column of ones appended when ``ones``; ``q`` is its width.
-        Accumulated over blocks of ``CHUNK_ROWS`` rows, so no (n_samples, q) copy is made.
+        Accumulated over blocks of rows of the raw ``X`` (no (n_samples, q) copy is made), then
+        the standardisation is applied to the small result: with ``s = X.T c`` and ``t = sum c``,
+        ``Xs.T diag(c) Xs = S^-1 (X.T diag(c) X - mean s.T - s mean.T + t mean mean.T) S^-1``.
+        (Folding can cancel a few digits when ``|mean| / scale`` is large; a Hessian only steers
+        the step, the optimum is fixed by the exact gradient.) Non-negative weights use
+        ``A.T @ A`` with ``A = sqrt(c) X`` (a symmetric rank-k update, half the flops).
         """
+        n, d = self.X.shape
         m = C.shape[1]
-        q = self.n_features + int(ones)
-        out = np.zeros((q, m * q))
-        # One matrix product per block of rows for all m weightings: Xb.T @ [Xb * c_1, ...].
-        rows = max(1, min(CHUNK_ROWS, (1 << 22) // (m * q)))
-        for start in range(0, self.n_samples, rows):
-            stop = min(start + rows, self.n_samples)
-            Xb = self.block(start, stop, ones=ones)
-            scaled = C[start:stop, :, None] * Xb[:, None, :]
-            out += Xb.T @ scaled.reshape(stop - start, m * q)
-        return out.reshape(q, m, q).transpose(1, 0, 2).copy()
+        grams = np.zeros((m, d, d))
+        sums = np.zeros((d, m))
+        nonneg = bool((C >= 0).all())
+        rows = max(1, min(CHUNK_ROWS, (1 << 22) // (m * d if not nonneg else d)))
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            Xb = self.X[start:stop]
+            Cb = C[start:stop]
+            sums += Xb.T @ Cb
+            if nonneg:
+                for j in range(m):
+                    A = Xb * np.sqrt(Cb[:, j : j + 1])
+                    grams[j] += A.T @ A
+            else:  # one product for all m weightings: Xb.T @ [Xb * c_1, ..., Xb * c_m]
+                scaled = Cb[:, :, None] * Xb[:, None, :]
+                grams += (
+                    (Xb.T @ scaled.reshape(stop - start, m * d)).reshape(d, m, d).transpose(1, 0, 2)
+                )
+        totals = C.sum(axis=0)
+        if self.inv_scale is not None and self.mean is not None:
+            mu, inv = self.mean, self.inv_scale
+            for j in range(m):
+                cross = np.outer(mu, sums[:, j])
+                grams[j] -= cross + cross.T
+                grams[j] += totals[j] * np.outer(mu, mu)
+                grams[j] *= np.outer(inv, inv)
+                sums[:, j] = (sums[:, j] - totals[j] * mu) * inv
+        if not ones:
+            return grams
+        out = np.empty((m, d + 1, d + 1))
+        out[:, :d, :d] = grams
+        out[:, :d, d] = sums.T
+        out[:, d, :d] = sums.T
+        out[:, d, d] = totals
+        return out
 
 
 def _as_design(X: Array | Design) -> Design:
