@@ -86,12 +86,17 @@ class Design:
         self.mean = mean
         self.inv_scale = None if scale is None else 1.0 / scale
         self.n_samples, self.n_features = X.shape
-        self.passes = 0.0
+        self._passes = [0.0]  # shared with the designs made by ``take``
         self._weight = weight  # fraction of the full data these rows are, for ``passes``
+
+    @property
+    def passes(self) -> float:
+        """Full passes so far, over this design and the row subsets taken from it."""
+        return self._passes[0]
 
     def matmat(self, V: Array) -> Array:
         """``Xs @ V`` for ``V`` of shape (n_features, k), of shape (n_samples, k)."""
-        self.passes += 0.5 * self._weight
+        self._passes[0] += 0.5 * self._weight
         if self.inv_scale is None or self.mean is None:
             return self.X @ V
         U = V * self.inv_scale[:, None]
@@ -99,13 +104,16 @@ class Design:
         Z -= self.mean @ U
         return Z
 
-    def rmatmat(self, R: Array) -> Array:
-        """``Xs.T @ R`` for ``R`` of shape (n_samples, k), of shape (n_features, k)."""
-        self.passes += 0.5 * self._weight
+    def rmatmat(self, R: Array, *, colsum: Array | None = None) -> Array:
+        """``Xs.T @ R`` for ``R`` of shape (n_samples, k), of shape (n_features, k).
+
+        ``colsum``: ``R.sum(axis=0)`` if the caller has it already.
+        """
+        self._passes[0] += 0.5 * self._weight
         G = self.X.T @ R
         if self.inv_scale is None or self.mean is None:
             return G
-        G -= self.mean[:, None] * R.sum(axis=0)
+        G -= self.mean[:, None] * (R.sum(axis=0) if colsum is None else colsum)
         G *= self.inv_scale[:, None]
         return G
 
@@ -119,13 +127,18 @@ class Design:
         return Xb
 
     def take(self, rows: NDArray[np.intp]) -> Design:
-        """A ``Design`` over a subset of the rows (copies those rows only)."""
-        return Design(
+        """A ``Design`` over a subset of the rows (copies those rows only).
+
+        Its products count towards this design's ``passes``, pro rata.
+        """
+        sub = Design(
             self.X[rows],
             self.mean,
             None if self.inv_scale is None else 1.0 / self.inv_scale,
             weight=self._weight * len(rows) / self.n_samples,
         )
+        sub._passes = self._passes
+        return sub
 
     def weighted_grams(self, C: Array, *, ones: bool) -> Array:
         """``X1.T @ diag(C[:, j]) @ X1`` for every column j of ``C``, of shape (m, q, q).
@@ -208,6 +221,9 @@ class _LinearLoss:
         self.n_features = self.design.n_features
         self.n_coef_cols = self.n_features + int(fit_intercept)
         self._cache: tuple[Array, Array] | None = None
+        self._ones = np.ones(n)
+        # weighted targets, so that sum_i s_i y_i . z_i is one dot product
+        self._Yw = Y if self.sw is None else Y * self.sw[:, None]
 
     @property
     def X(self) -> Array:  # noqa: N802 - the design matrix is X everywhere in the maths
@@ -255,14 +271,18 @@ class _LinearLoss:
     def _penalty(self, W: Array) -> float:
         return 0.5 * self.l2 * float(np.einsum("kj,kj->", W, W))
 
-    def _pack_gradient(self, coef: Array, R: Array) -> Array:
-        """Flat gradient from the weighted residuals ``R`` of shape (n_samples, n_outputs)."""
+    def _pack_gradient(self, coef: Array, R: Array, *, scale: float = 1.0) -> Array:
+        """Flat gradient from the residuals ``scale * R``, of shape (n_samples, n_outputs)."""
         W, _ = self.unpack(coef)
         G = np.empty((self.n_outputs, self.n_coef_cols))
-        G[:, : self.n_features] = self.design.rmatmat(R).T
+        colsum = self._ones @ R  # a matrix product: far faster than R.sum(axis=0) on few columns
+        G[:, : self.n_features] = self.design.rmatmat(R, colsum=colsum).T
+        if scale != 1.0:
+            colsum *= scale
+            G[:, : self.n_features] *= scale
         G[:, : self.n_features] += self.l2 * W
         if self.fit_intercept:
-            G[:, -1] = R.sum(axis=0)
+            G[:, -1] = colsum
         return G.ravel()
 
     def loss(self, coef: Array) -> float:
@@ -360,35 +380,32 @@ class LogisticLoss(_LinearLoss):
         W, _ = self.unpack(coef)
         pointwise = log1pexp(Z)
         pointwise -= self.Y * Z
-        data = self._weighted_sum(pointwise)
-        return data + 0.5 * self.l2 * np.einsum("kj,kj->k", W, W)
-
-    def _weighted_sum(self, A: Array) -> Array:
-        if self.sw is None:
-            return A.sum(axis=0) / self.sw_sum
-        return self.sw @ A / self.sw_sum
+        weights = self._ones if self.sw is None else self.sw
+        return weights @ pointwise / self.sw_sum + 0.5 * self.l2 * np.einsum("kj,kj->k", W, W)
 
     def loss_gradient(self, coef: Array, *, gradient: bool = True) -> tuple[float, Array]:
         """Objective and its gradient (flat, same shape as ``coef``) in one pass over ``X``.
 
-        One ``exp`` serves both: with ``e = exp(-|z|)``, ``log(1 + exp(z)) = max(z, 0) +
-        log1p(e)`` and ``sigmoid(z) = (1 if z >= 0 else e) / (1 + e)``.
+        Few passes over the (n_samples, n_outputs) arrays: ``logaddexp(0, z)`` for the loss
+        (sums as matrix products), ``1 / (1 + exp(-z))`` for the sigmoid (``exp`` may overflow
+        to ``inf`` for ``z < -709``, which gives the correct limit 0), and the ``1 / S`` of the
+        unweighted mean applied to the small gradient rather than to every row.
         """
         Z = self.raw_prediction(coef)
         W, _ = self.unpack(coef)
-        e = np.abs(Z)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        pointwise = np.log1p(e)
-        pointwise += np.maximum(Z, 0.0)
-        pointwise -= self.Y * Z
-        loss = float(self._weighted_sum(pointwise).sum()) + self._penalty(W)
+        weights = self._ones if self.sw is None else self.sw
+        data = float((weights @ np.logaddexp(0.0, Z)).sum()) - float(np.vdot(self._Yw, Z))
+        loss = data / self.sw_sum + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)
-        R = np.where(Z >= 0, 1.0, e)
-        e += 1.0
-        R /= e
+        R = np.negative(Z)
+        with np.errstate(over="ignore"):
+            np.exp(R, out=R)
+        R += 1.0
+        np.reciprocal(R, out=R)
         R -= self.Y
+        if self.sw is None:
+            return loss, self._pack_gradient(coef, R, scale=1.0 / self.sw_sum)
         R *= self._row_weights()
         return loss, self._pack_gradient(coef, R)
 
@@ -460,18 +477,15 @@ class MultinomialLoss(_LinearLoss):
         top = Z.max(axis=1, keepdims=True)
         P = Z - top
         np.exp(P, out=P)
-        total = P.sum(axis=1, keepdims=True)
+        total = P @ np.ones(self.n_outputs)  # row sums, as a matrix product
         lse = np.log(total)
-        lse += top
-        pointwise = lse[:, 0] - np.einsum("ik,ik->i", self.Y, Z)
-        if self.sw is None:
-            data = float(pointwise.sum()) / self.sw_sum
-        else:
-            data = float(self.sw @ pointwise) / self.sw_sum
+        lse += top[:, 0]
+        weights = self._ones if self.sw is None else self.sw
+        data = (float(weights @ lse) - float(np.vdot(self._Yw, Z))) / self.sw_sum
         loss = data + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)
-        P /= total
+        P /= total[:, None]
         P -= self.Y
         P *= self._row_weights()
         return loss, self._pack_gradient(coef, P)

@@ -373,6 +373,16 @@ def wolfe_line_search(
     Returns ``(t, phi(t), grad)``, or ``None`` if none is found within ``max_evals``.
     """
     slack = ROUNDING * abs(f0)
+    # Fallback near the optimum, where cost differences drown in rounding: the evaluated step
+    # with the smallest |phi'| among those that do not raise the cost beyond rounding.
+    fallback: list[tuple[float, float, float, Array]] = []
+
+    def evaluate(t: float) -> tuple[float, float, Array]:
+        ft, dt, gt = phi(t)
+        better = not fallback or abs(dt) < fallback[0][0]
+        if np.isfinite(ft) and ft <= f0 + slack and abs(dt) < abs(d0) and better:
+            fallback[:] = [(abs(dt), t, ft, gt)]
+        return ft, dt, gt
 
     def armijo_ok(t: float, ft: float) -> bool:
         return bool(np.isfinite(ft) and ft <= f0 + ARMIJO * t * d0 + slack)
@@ -386,7 +396,7 @@ def wolfe_line_search(
             margin = 0.1 * (right - left)
             if t is None or not (left + margin <= t <= right - margin):
                 t = 0.5 * (lo + hi)
-            ft, dt, gt = phi(t)
+            ft, dt, gt = evaluate(t)
             evals += 1
             if not armijo_ok(t, ft) or ft >= flo:
                 hi, fhi, dhi = t, ft, dt
@@ -398,16 +408,18 @@ def wolfe_line_search(
                 lo, flo, dlo = t, ft, dt
             if abs(hi - lo) <= 1e-16 * max(1.0, abs(lo)):
                 break
-        # Fall back on the best point that at least lowers the cost.
-        if lo > 0:
-            ft, _, gt = phi(lo)
-            return lo, ft, gt
+        return give_up()
+
+    def give_up() -> tuple[float, float, Array] | None:
+        if fallback:
+            _, t, ft, gt = fallback[0]
+            return t, ft, gt
         return None
 
     prev_t, prev_f, prev_d = 0.0, f0, d0
     t = t0
     for i in range(max_evals):
-        ft, dt, gt = phi(t)
+        ft, dt, gt = evaluate(t)
         if not armijo_ok(t, ft) or (i > 0 and ft >= prev_f):
             return zoom(prev_t, prev_f, prev_d, t, ft, dt, i + 1)
         if abs(dt) <= -WOLFE * d0:
@@ -416,7 +428,17 @@ def wolfe_line_search(
             return zoom(t, ft, dt, prev_t, prev_f, prev_d, i + 1)
         prev_t, prev_f, prev_d = t, ft, dt
         t *= 2.0
-    return None
+    return give_up()
+
+
+def _along(loss: SmoothLoss, w: Array, d: Array) -> Callable[[float], tuple[float, float, Array]]:
+    """``phi(t) = (f(w + t d), f'(w + t d; d), grad f(w + t d))`` for the line search."""
+
+    def phi(t: float) -> tuple[float, float, Array]:
+        ft, gt = loss.loss_gradient(w + t * d)
+        return ft, float(gt @ d), gt
+
+    return phi
 
 
 def lbfgs(
@@ -489,11 +511,13 @@ def lbfgs(
             d = -g * min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))
             d0 = float(g @ d)
 
-        def phi(t: float, d: Array = d, w: Array = coef) -> tuple[float, float, Array]:
-            ft, gt = loss.loss_gradient(w + t * d)
-            return ft, float(gt @ d), gt
+        phi = _along(loss, coef, d)
 
         found = wolfe_line_search(phi, f, d0)
+        if found is None and S:  # forget the curvature pairs and try steepest descent once
+            S, Yc, rho = [], [], []
+            d = -g * min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))
+            found = wolfe_line_search(_along(loss, coef, d), f, float(g @ d))
         if found is None:
             stop = "line_search"
             break
