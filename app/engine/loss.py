@@ -132,7 +132,7 @@ class Design:
         Its products count towards this design's ``passes``, pro rata.
         """
         sub = Design(
-            self.X[rows],
+            np.take(self.X, rows, axis=0),
             self.mean,
             None if self.inv_scale is None else 1.0 / self.inv_scale,
             weight=self._weight * len(rows) / self.n_samples,
@@ -386,23 +386,25 @@ class LogisticLoss(_LinearLoss):
     def loss_gradient(self, coef: Array, *, gradient: bool = True) -> tuple[float, Array]:
         """Objective and its gradient (flat, same shape as ``coef``) in one pass over ``X``.
 
-        Few passes over the (n_samples, n_outputs) arrays: ``logaddexp(0, z)`` for the loss
-        (sums as matrix products), ``1 / (1 + exp(-z))`` for the sigmoid (``exp`` may overflow
-        to ``inf`` for ``z < -709``, which gives the correct limit 0), and the ``1 / S`` of the
-        unweighted mean applied to the small gradient rather than to every row.
+        One ``exp`` serves both: with ``e = exp(-|z|)``, ``log(1 + exp(z)) = max(z, 0) +
+        log1p(e)`` and ``sigmoid(z) = (1 if z >= 0 else e) / (1 + e)``. Sums over rows are
+        matrix products, and the ``1 / S`` of the unweighted mean is applied to the small
+        gradient rather than to every row.
         """
         Z = self.raw_prediction(coef)
         W, _ = self.unpack(coef)
         weights = self._ones if self.sw is None else self.sw
-        data = float((weights @ np.logaddexp(0.0, Z)).sum()) - float(np.vdot(self._Yw, Z))
+        e = np.abs(Z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        data = float((weights @ np.log1p(e)).sum())
+        data += float((weights @ np.maximum(Z, 0.0)).sum()) - float(np.vdot(self._Yw, Z))
         loss = data / self.sw_sum + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)
-        R = np.negative(Z)
-        with np.errstate(over="ignore"):
-            np.exp(R, out=R)
-        R += 1.0
-        np.reciprocal(R, out=R)
+        R = np.where(Z >= 0, 1.0, e)
+        e += 1.0
+        R /= e
         R -= self.Y
         if self.sw is None:
             return loss, self._pack_gradient(coef, R, scale=1.0 / self.sw_sum)
