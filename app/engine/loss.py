@@ -97,11 +97,12 @@ class Design:
     def matmat(self, V: Array) -> Array:
         """``Xs @ V`` for ``V`` of shape (n_features, k), of shape (n_samples, k)."""
         self._passes[0] += 0.5 * self._weight
-        if self.inv_scale is None or self.mean is None:
-            return self.X @ V
-        U = V * self.inv_scale[:, None]
-        Z = self.X @ U
-        Z -= self.mean @ U
+        U = V if self.inv_scale is None else V * self.inv_scale[:, None]
+        # Computed as (U.T @ X.T).T: the result is (n_samples, k) in column-major order, so that
+        # each output's scores are contiguous and reductions over the k outputs stay fast.
+        Z = (U.T @ self.X.T).T
+        if self.mean is not None:
+            Z -= self.mean @ U
         return Z
 
     def rmatmat(self, R: Array, *, colsum: Array | None = None) -> Array:
@@ -462,6 +463,8 @@ class MultinomialLoss(_LinearLoss):
     """
 
     curvature = 0.5
+    _Yt: Array | None = None
+    _Ywt: Array | None = None
 
     def take(self, rows: NDArray[np.intp]) -> MultinomialLoss:
         return MultinomialLoss(
@@ -473,24 +476,33 @@ class MultinomialLoss(_LinearLoss):
         )
 
     def loss_gradient(self, coef: Array, *, gradient: bool = True) -> tuple[float, Array]:
-        """Objective and its gradient in one pass over ``X``."""
-        Z = self.raw_prediction(coef)
+        """Objective and its gradient in one pass over ``X``.
+
+        Works on the transposed scores (n_classes, n_samples), where every reduction over the
+        classes runs along contiguous rows of samples.
+        """
+        Zt = self.raw_prediction(coef).T
         W, _ = self.unpack(coef)
-        top = Z.max(axis=1, keepdims=True)
-        P = Z - top
+        if self._Yt is None:
+            self._Yt = np.ascontiguousarray(self.Y.T)
+            self._Ywt = np.ascontiguousarray(self._Yw.T)
+        top = Zt.max(axis=0)
+        P = Zt - top
         np.exp(P, out=P)
-        total = P @ np.ones(self.n_outputs)  # row sums, as a matrix product
+        total = P.sum(axis=0)
         lse = np.log(total)
-        lse += top[:, 0]
+        lse += top
         weights = self._ones if self.sw is None else self.sw
-        data = (float(weights @ lse) - float(np.vdot(self._Yw, Z))) / self.sw_sum
-        loss = data + self._penalty(W)
+        data = float(weights @ lse) - float(np.vdot(self._Ywt, Zt))
+        loss = data / self.sw_sum + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)
-        P /= total[:, None]
-        P -= self.Y
-        P *= self._row_weights()
-        return loss, self._pack_gradient(coef, P)
+        P /= total
+        P -= self._Yt
+        if self.sw is None:
+            return loss, self._pack_gradient(coef, P.T, scale=1.0 / self.sw_sum)
+        P *= self.sw / self.sw_sum
+        return loss, self._pack_gradient(coef, P.T)
 
     def hessian(self, coef: Array) -> Array:
         """Full Hessian, of shape (1, p, p) with ``p = n_classes * q`` (one block).
