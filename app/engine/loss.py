@@ -483,9 +483,10 @@ class MultinomialLoss(_LinearLoss):
         """
         Zt = self.raw_prediction(coef).T
         W, _ = self.unpack(coef)
-        if self._Yt is None:
+        if self._Yt is None or self._Ywt is None:
             self._Yt = np.ascontiguousarray(self.Y.T)
             self._Ywt = np.ascontiguousarray(self._Yw.T)
+        Yt, Ywt = self._Yt, self._Ywt
         top = Zt.max(axis=0)
         P = Zt - top
         np.exp(P, out=P)
@@ -493,12 +494,12 @@ class MultinomialLoss(_LinearLoss):
         lse = np.log(total)
         lse += top
         weights = self._ones if self.sw is None else self.sw
-        data = float(weights @ lse) - float(np.vdot(self._Ywt, Zt))
+        data = float(weights @ lse) - float(np.vdot(Ywt, Zt))
         loss = data / self.sw_sum + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)
         P /= total
-        P -= self._Yt
+        P -= Yt
         if self.sw is None:
             return loss, self._pack_gradient(coef, P.T, scale=1.0 / self.sw_sum)
         P *= self.sw / self.sw_sum
