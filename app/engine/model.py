@@ -35,6 +35,11 @@ NEWTON_HARD_MAX_BLOCK = 4000
 #: From this many rows on, ``auto`` takes its Hessians from a row subsample (see ``solve``).
 SUBSAMPLE_MIN_ROWS = 50_000
 
+#: The warm start of "subsampled-newton" uses ``n / SUBSAMPLE_FRACTION`` rows (at most 200,000),
+#: its preconditioner the Hessian of ``HESSIAN_ROWS`` of them.
+SUBSAMPLE_FRACTION = 10
+HESSIAN_ROWS = 20_000
+
 #: Below that many rows, ``auto`` uses Newton when one Hessian costs at most this many passes over
 #: the data (``hessian_cost``); Newton needs ~10 iterations where L-BFGS needs ~100-200.
 NEWTON_MAX_HESSIAN_PASSES = 4.0
@@ -444,21 +449,21 @@ def _subsampled_newton(
 ) -> SolverResult:
     """Exact optimum in few passes over a large ``X``: subsample warm start, then polish.
 
-    1. L-BFGS on a seeded row subsample of ``m = min(n, max(n / 5 capped at 200_000, 50 p))``
-       rows to a loose tolerance (cheap: each pass is ``m / n`` of a full one);
-    2. the Hessian at that point from the first ``min(m, max(10_000, 20 p))`` of those rows, one
-       Cholesky factorisation;
+    1. L-BFGS on a seeded row subsample of ``m = min(n, max(n / SUBSAMPLE_FRACTION capped at
+       200_000, 50 p))`` rows to a loose tolerance (cheap: each pass is ``m / n`` of a full one);
+    2. the Hessian at that point from the first ``min(m, max(HESSIAN_ROWS, 20 p))`` of those
+       rows, one Cholesky factorisation;
     3. L-BFGS on all rows from the warm start, with that Hessian as its initial inverse-Hessian
        (preconditioner); gradients and line searches see every row, so the result is the exact
        optimum, stopped by the same full-data gradient test as every other solver.
     """
     n = loss.design.n_samples
     block = loss.n_coef if isinstance(loss, MultinomialLoss) else loss.n_coef_cols
-    m = int(min(n, max(50 * block, min(n // 5, 200_000))))
+    m = int(min(n, max(50 * block, min(n // SUBSAMPLE_FRACTION, 200_000))))
     rows = np.sort(np.random.default_rng(0).choice(n, size=m, replace=False))
     sub = loss.take(rows)
     warm = lbfgs(sub, coef0, max_iter=max_iter, tol=max(tol, 1e-5), deadline=deadline)
-    mh = int(min(m, max(10_000, 20 * block)))
+    mh = int(min(m, max(HESSIAN_ROWS, 20 * block)))
     hsub = sub if mh == m else sub.take(np.arange(mh))
     H = hsub.hessian(warm.coef)
     null = loss.null_space()
