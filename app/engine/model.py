@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike
 
 from .errors import InvalidData, InvalidParams
 from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid, sigmoid, softmax
-from .preprocessing import Standardizer, check_features
+from .preprocessing import Standardizer, check_features, ensure_finite
 from .solvers import (
     SolverResult,
     cholesky_solve,
@@ -267,7 +267,7 @@ def fit(
     params.validate()
     started = time.perf_counter()
     deadline = None if params.time_budget is None else time.monotonic() + params.time_budget
-    Xc = check_features(X)
+    Xc = check_features(X, check_finite=not params.standardize)
     classes, yi = encode_labels(y)
     if len(yi) != Xc.shape[0]:
         raise InvalidData(
@@ -287,6 +287,8 @@ def fit(
     if params.standardize:
         std = Standardizer.fit(Xc)
         mean, scale = std.mean, std.scale
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+            ensure_finite(Xc)  # NaN / inf in X made them so: name the cell
         if np.max(np.abs(mean) / scale) <= FOLD_MAX_RATIO:
             design = Design(Xc, mean, scale)
         else:  # folding would cancel digits: materialise the standardised copy instead
