@@ -35,10 +35,12 @@ NEWTON_HARD_MAX_BLOCK = 4000
 #: From this many rows on, ``auto`` takes its Hessians from a row subsample (see ``solve``).
 SUBSAMPLE_MIN_ROWS = 50_000
 
-#: The warm start of "subsampled-newton" uses ``n / SUBSAMPLE_FRACTION`` rows (at most 200,000),
-#: its preconditioner the Hessian of ``HESSIAN_ROWS`` of them.
+#: The warm start of "subsampled-newton" uses ``n / SUBSAMPLE_FRACTION`` rows (at most 200,000)
+#: and stops at gradient ``WARM_TOL`` (its optimum differs from the full one by more than that
+#: anyway); its preconditioner is the Hessian of ``HESSIAN_ROWS`` of them.
 SUBSAMPLE_FRACTION = 10
 HESSIAN_ROWS = 20_000
+WARM_TOL = 1e-3
 
 #: Below that many rows, ``auto`` uses Newton when one Hessian costs at most this many passes over
 #: the data (``hessian_cost``); Newton needs ~10 iterations where L-BFGS needs ~100-200.
@@ -464,7 +466,7 @@ def _subsampled_newton(
     m = int(min(n, max(50 * block, min(n // SUBSAMPLE_FRACTION, 200_000))))
     rows = np.sort(np.random.default_rng(0).choice(n, size=m, replace=False))
     sub = loss.take(rows)
-    warm = lbfgs(sub, coef0, max_iter=max_iter, tol=max(tol, 1e-5), deadline=deadline)
+    warm = lbfgs(sub, coef0, max_iter=max_iter, tol=max(tol, WARM_TOL), deadline=deadline)
     mh = int(min(m, max(HESSIAN_ROWS, 20 * block)))
     hsub = sub if mh == m else sub.take(np.arange(mh))
     H = hsub.hessian(warm.coef)
