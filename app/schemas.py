@@ -116,23 +116,48 @@ def check_rows(features: list[list[float]]) -> int:
 class TrainParams(Strict):
     """Training settings; every one is optional."""
 
-    solver: Literal["gd"] = Field("gd", description="`gd`: batch gradient descent.")
+    solver: Literal["auto", "gd", "newton", "lbfgs"] = Field(
+        "auto",
+        description="`auto` (default): picks by problem size (Newton for up to ~1000 coefficients "
+        "per Hessian block, with subsample-preconditioning from 50,000 rows; L-BFGS beyond). "
+        "`gd`: batch gradient descent (proximal with `l1`). `newton`: Newton/IRLS with a "
+        "Cholesky solve and a line search (proximal Newton with `l1`). `lbfgs`: L-BFGS with a "
+        "strong-Wolfe line search (no `l1`).",
+    )
     learning_rate: Annotated[StrictFloat | StrictInt, Field(gt=0)] | None = Field(
         None,
-        description="Gradient-descent step. Unset: 1/L, with L the gradient's Lipschitz constant "
-        "estimated from the data (the largest step that is guaranteed to lower the cost).",
+        description="Gradient-descent step (solver `gd` only). Unset: 1/L, with L the gradient's "
+        "Lipschitz constant estimated from the data (the largest step that is guaranteed to "
+        "lower the cost).",
     )
     max_iter: StrictInt = Field(1000, ge=1, description="Cap on solver iterations.")
     tol: Annotated[StrictFloat | StrictInt, Field(ge=0)] = Field(
-        1e-4, description="Converged when every component of the cost's gradient is at most this."
+        1e-4,
+        description="Converged when every component of the cost's (sub)gradient is at most this.",
     )
     l2: Annotated[StrictFloat | StrictInt, Field(ge=0)] = Field(
         1e-4,
-        description="L2 strength lambda in J = mean cross-entropy + lambda/2 * ||w||^2 (the "
-        "intercept is not penalised). scikit-learn's C maps to lambda = 1 / (C * n_samples).",
+        description="L2 strength lambda in J = mean cross-entropy + lambda/2 * ||w||^2 + "
+        "l1 * ||w||_1 (the intercept is not penalised). scikit-learn's C maps to "
+        "lambda = 1 / (C * n_samples) (with weights: the sum of the row weights).",
     )
-    multiclass: Literal["ovr"] = Field(
-        "ovr", description="`ovr`: one-vs-all, one binary model per class."
+    l1: Annotated[StrictFloat | StrictInt, Field(ge=0)] = Field(
+        0.0,
+        description="L1 strength (sparse models, exact zeros). Both l1 and l2 > 0 is the elastic "
+        "net: scikit-learn's penalty='elasticnet', l1_ratio, C is l1 = l1_ratio / (C * n) and "
+        "l2 = (1 - l1_ratio) / (C * n).",
+    )
+    multiclass: Literal["ovr", "multinomial"] = Field(
+        "ovr",
+        description="More than two labels: `ovr`, one-vs-all, one binary model per class; "
+        "`multinomial`, one softmax model (cross-entropy over all classes).",
+    )
+    class_weight: (
+        Literal["balanced"] | dict[str, Annotated[StrictFloat | StrictInt, Field(ge=0)]] | None
+    ) = Field(
+        None,
+        description="Weight of each class in the cost: `balanced` (n / (n_classes * count)) or "
+        "a mapping from label (integers written as strings) to weight; unlisted labels weigh 1.",
     )
     standardize: StrictBool = Field(
         True, description="Scale each feature to mean 0, variance 1 (kept in the model)."
@@ -148,6 +173,17 @@ class TrainParams(Strict):
         "for n features, must stay within MAX_FEATURES.",
     )
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"solver": "auto", "l2": 0.001},
+                {"solver": "newton", "multiclass": "multinomial", "class_weight": "balanced"},
+                {"l1": 0.01, "l2": 0.001},
+            ]
+        },
+    )
+
 
 class TrainRequest(Strict):
     """Labelled rows to learn from."""
@@ -157,6 +193,13 @@ class TrainRequest(Strict):
     feature_names: list[Annotated[StrictStr, Field(min_length=1, max_length=200)]] | None = None
     name: Annotated[StrictStr, Field(max_length=200)] | None = None
     params: TrainParams = Field(default_factory=TrainParams)
+    sample_weight: list[Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]] | None = (
+        Field(
+            None,
+            description="One weight per row (finite, >= 0, not all zero); the cost is the "
+            "weighted mean. Multiplied by `params.class_weight` when both are given.",
+        )
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -203,6 +246,14 @@ class TrainRequest(Strict):
                 )
             if len(set(self.feature_names)) != width:
                 raise ValueError("feature_names: names must be distinct")
+        if self.sample_weight is not None:
+            if len(self.sample_weight) != len(self.features):
+                raise ValueError(
+                    f"sample_weight: has {len(self.sample_weight)} entries for "
+                    f"{len(self.features)} rows of features"
+                )
+            if not any(w > 0 for w in self.sample_weight):
+                raise ValueError("sample_weight: all weights are zero")
         return self
 
 
@@ -268,10 +319,10 @@ class ModelParameters(BaseModel):
     """What was learned. Weights apply to standardised features ``(x - mean) / scale``; for a
     polynomial model, ``x`` is the expanded feature vector (see ``polynomial``)."""
 
-    multiclass: Literal["binary", "ovr"]
+    multiclass: Literal["binary", "ovr", "multinomial"]
     coef: list[list[float]] = Field(
         description="One row of weights per output: 1 output for a binary model "
-        "(for classes[1]), one per class for one-vs-all."
+        "(for classes[1]), one per class for one-vs-all and multinomial (softmax)."
     )
     intercept: list[float]
     mean: list[float] | None

@@ -147,9 +147,14 @@ class ModelService:
                 )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
         X = np.asarray(request.features, dtype=np.float64)
-        result = fit(X, request.labels, params=fit_params)
+        result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
         stats, stats_note = coefficient_statistics(
-            X, request.labels, result, params=fit_params, feature_names=request.feature_names
+            X,
+            request.labels,
+            result,
+            params=fit_params,
+            feature_names=request.feature_names,
+            sample_weight=request.sample_weight,
         )
         report = result.report
         record: Record = {
@@ -170,6 +175,7 @@ class ModelService:
                 "accuracy": report.accuracy,
                 "seconds": report.seconds,
                 "n_samples": report.n_samples,
+                "passes": report.passes,
                 "loss_history": report.history,
             },
             "statistics": statistics_to_record(stats),

@@ -308,13 +308,21 @@ def logit_statistics(
     )
 
 
-def statistics_not_applicable(result: FitResult, params: FitParams) -> str | None:
+def statistics_not_applicable(
+    result: FitResult, params: FitParams, *, weighted: bool = False
+) -> str | None:
     """Why a fitted model cannot have coefficient statistics whatever its data, else ``None``."""
     model = result.model
     if model.multiclass != "binary":
         return "multi-class model: coefficient statistics are computed for binary models only"
-    if params.l2 != 0:
-        return f"penalised model (l2={params.l2:g}): statistics need l2=0 and no l1"
+    if params.l2 != 0 or params.l1 != 0:
+        strengths = f"l2={params.l2:g}" + (f", l1={params.l1:g}" if params.l1 else "")
+        return f"penalised model ({strengths}): statistics need l2=0 and no l1"
+    if weighted or params.class_weight is not None:
+        return (
+            "weighted model (class_weight or sample_weight): the usual standard errors assume "
+            "unweighted rows; train without weights for statistics"
+        )
     n_coef = model.coef.shape[1] + int(params.fit_intercept)
     if n_coef > MAX_COEFFICIENTS:
         return (
@@ -341,6 +349,7 @@ def coefficient_statistics(
     *,
     params: FitParams,
     feature_names: Sequence[str] | None = None,
+    sample_weight: ArrayLike | None = None,
 ) -> tuple[CoefficientStatistics | None, str | None]:
     """Statistics of a fitted model on its training data, or ``None`` and the reason.
 
@@ -356,6 +365,8 @@ def coefficient_statistics(
     feature_names : sequence of str, length n_features, optional
         Names of the raw inputs (default ``x0, x1, ...``); a polynomial model's rows are named
         by monomials of them (``x0^2 x1``).
+    sample_weight : array-like of shape (n_samples,), optional
+        Row weights given to ``fit``; a weighted model gets no statistics (and a note).
 
     Returns
     -------
@@ -364,7 +375,7 @@ def coefficient_statistics(
         Why there are no statistics (penalised, multi-class, not converged, singular Hessian),
         ``None`` when there are.
     """
-    reason = statistics_not_applicable(result, params)
+    reason = statistics_not_applicable(result, params, weighted=sample_weight is not None)
     if reason is not None:
         return None, reason
     model = result.model

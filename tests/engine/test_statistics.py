@@ -198,3 +198,17 @@ def test_rescaling_a_feature_rescales_its_coefficient_and_nothing_else():
     np.testing.assert_allclose(scaled.std_err, base.std_err * factor, rtol=1e-9)
     np.testing.assert_allclose(scaled.z, base.z, rtol=1e-9)
     np.testing.assert_allclose(scaled.p_value, base.p_value, rtol=1e-7)
+
+
+def test_weighted_and_l1_models_get_a_note_not_statistics():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 2))
+    y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    params = FitParams(l2=0.0, solver="newton")
+    w = np.full(200, 2.0)
+    result = fit(X, y, params=params, sample_weight=w)
+    stats, note = coefficient_statistics(X, y, result, params=params, sample_weight=w)
+    assert stats is None and note is not None and note.startswith("weighted model")
+    params = FitParams(l2=0.0, l1=0.01)
+    stats, note = coefficient_statistics(X, y, fit(X, y, params=params), params=params)
+    assert stats is None and note is not None and note.startswith("penalised model (l2=0, l1=0.01)")
