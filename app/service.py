@@ -12,11 +12,15 @@ from model_store import CorruptModel, ModelStore, Record, check_model_id, new_mo
 
 from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, LogisticModel, fit
+from .engine.polynomial import PolynomialFeatures, monomial_names, n_output_features
+from .engine.statistics import CoefficientStatistics, coefficient_statistics
 from .schemas import (
+    CoefficientTable,
     ModelDetail,
     ModelList,
     ModelParameters,
     ModelSummary,
+    PolynomialParameters,
     PredictRequest,
     PredictResponse,
     TrainingSummary,
@@ -61,12 +65,38 @@ def model_to_record(model: LogisticModel) -> dict[str, Any]:
         "intercept": model.intercept.tolist(),
         "mean": _floats(model.mean),
         "scale": _floats(model.scale),
+        "polynomial": None
+        if model.polynomial is None
+        else {
+            "degree": model.polynomial.degree,
+            "n_input_features": model.polynomial.n_input_features,
+            "mean": _floats(model.polynomial.mean),
+            "scale": _floats(model.polynomial.scale),
+        },
     }
 
 
 def all_finite(model: LogisticModel) -> bool:
-    arrays = (model.coef, model.intercept, model.mean, model.scale)
+    poly = model.polynomial
+    arrays: list[np.ndarray | None] = [model.coef, model.intercept, model.mean, model.scale]
+    if poly is not None:
+        arrays += [poly.mean, poly.scale]
     return all(bool(np.isfinite(a).all()) for a in arrays if a is not None)
+
+
+def statistics_to_record(stats: CoefficientStatistics | None) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {
+        "coefficients": stats.rows(),
+        "log_likelihood": stats.log_likelihood,
+        "n_samples": stats.n_samples,
+        "newton_steps": stats.newton_steps,
+    }
+
+
+#: Shown for models stored before coefficient statistics existed (no key in the record).
+STATISTICS_NOT_STORED = "not computed: the model was stored before coefficient statistics existed"
 
 
 def model_from_record(record: Record) -> LogisticModel:
@@ -80,13 +110,35 @@ def model_from_record(record: Record) -> LogisticModel:
     intercept = np.asarray(m["intercept"], dtype=np.float64)
     coef = np.asarray(m["coef"], dtype=np.float64)
     mean, scale = arr(m["mean"]), arr(m["scale"])
+    poly = m.get("polynomial")  # absent in records stored before polynomial models: degree 1
+    polynomial = (
+        None
+        if poly is None
+        else PolynomialFeatures(
+            n_input_features=poly["n_input_features"],
+            degree=poly["degree"],
+            mean=arr(poly["mean"]),
+            scale=arr(poly["scale"]),
+        )
+    )
     n_out = 1 if m["multiclass"] == "binary" else len(classes)
-    n_features = record["n_features"]
+    n_inputs = record["n_features"]
+    width = n_inputs if polynomial is None else polynomial.n_output_features
     if (
         len(classes) < 2
         or intercept.shape != (n_out,)
-        or coef.shape != (n_out, n_features)
-        or any(a is not None and a.shape != (n_features,) for a in (mean, scale))
+        or coef.shape != (n_out, width)
+        or any(a is not None and a.shape != (width,) for a in (mean, scale))
+        or (
+            polynomial is not None
+            and (
+                polynomial.n_input_features != n_inputs
+                or any(
+                    a is not None and a.shape != (n_inputs,)
+                    for a in (polynomial.mean, polynomial.scale)
+                )
+            )
+        )
     ):
         raise ValueError("the model's arrays do not have consistent shapes")
     model = LogisticModel(
@@ -96,6 +148,7 @@ def model_from_record(record: Record) -> LogisticModel:
         intercept=intercept,
         mean=mean,
         scale=scale,
+        polynomial=polynomial,
     )
     if not all_finite(model):
         raise ValueError("the model holds values that are not finite numbers")
@@ -146,18 +199,34 @@ class ModelService:
             raise LimitExceeded(
                 f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
             )
+        if p.polynomial_degree > 1:
+            expanded = n_output_features(n_features, p.polynomial_degree)
+            if expanded > s.max_features:
+                raise LimitExceeded(
+                    f"params.polynomial_degree: degree {p.polynomial_degree} on {n_features} "
+                    f"features makes {expanded} columns, more than the limit of "
+                    f"{s.max_features} (MAX_FEATURES)"
+                )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
+        X = np.asarray(request.features, dtype=np.float64)
         # Finite but huge values (|x| near 1e308) overflow the standardisation or the scores;
         # that is the data's problem, answered below as a 422, not a warning in the logs.
         with np.errstate(over="ignore", invalid="ignore"):
-            result = fit(
-                np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
-            )
+            result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
         report = result.report
         if not all_finite(result.model) or not np.isfinite(report.loss):
             raise InvalidData(
                 "features: values too large to train on (a column's mean, spread or the "
                 "model's scores overflow 64-bit floats); rescale the data"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            stats, stats_note = coefficient_statistics(
+                X,
+                request.labels,
+                result,
+                params=fit_params,
+                feature_names=request.feature_names,
+                sample_weight=request.sample_weight,
             )
         record: Record = {
             "id": new_model_id(),
@@ -177,8 +246,11 @@ class ModelService:
                 "accuracy": report.accuracy,
                 "seconds": report.seconds,
                 "n_samples": report.n_samples,
+                "passes": report.passes,
                 "loss_history": report.history,
             },
+            "statistics": statistics_to_record(stats),
+            "statistics_note": stats_note,
         }
         self.store.save(record)
         return summary_from_record(record)
@@ -243,6 +315,8 @@ class ModelService:
 def detail_from_record(record: Record) -> ModelDetail:
     summary = summary_from_record(record)
     m = record["model"]
+    poly = m.get("polynomial")
+    stats = record.get("statistics")
     return ModelDetail(
         **summary.model_dump(),
         params=TrainParams(**record["params"]),
@@ -252,6 +326,21 @@ def detail_from_record(record: Record) -> ModelDetail:
             intercept=m["intercept"],
             mean=m["mean"],
             scale=m["scale"],
+            polynomial=None
+            if poly is None
+            else PolynomialParameters(
+                degree=poly["degree"],
+                mean=poly["mean"],
+                scale=poly["scale"],
+                features=monomial_names(
+                    record["feature_names"] or [f"x{i}" for i in range(poly["n_input_features"])],
+                    poly["degree"],
+                ),
+            ),
         ),
         loss_history=record["training"]["loss_history"],
+        statistics=None if stats is None else CoefficientTable(**stats),
+        statistics_note=record.get("statistics_note", STATISTICS_NOT_STORED)
+        if stats is None
+        else None,
     )
