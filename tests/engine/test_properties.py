@@ -23,6 +23,9 @@ def training_sets(draw):
     y = draw(arrays(np.int64, n, elements=st.integers(0, n_classes - 1)))
     y[:n_classes] = np.arange(n_classes)  # every class present
     params = FitParams(
+        solver=draw(st.sampled_from(["auto", "gd", "newton", "lbfgs"])),
+        multiclass=draw(st.sampled_from(["ovr", "multinomial"])),
+        polynomial_degree=draw(st.integers(1, 2)),
         max_iter=draw(st.integers(1, 50)),
         l2=draw(st.sampled_from([0.0, 1e-4, 1.0])),
         standardize=draw(st.booleans()),
