@@ -9,9 +9,11 @@ from fastapi import FastAPI
 
 from model_store import JsonFileStore
 
-from .api import errors, health, models, prediction, training
+from .api import docs, errors, health, models, prediction, training
 from .config import Settings
+from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
+from .train_runner import TrainRunner
 
 DESCRIPTION = """
 Train logistic-regression classifiers from labelled rows, keep them, and serve predictions.
@@ -32,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.remove_stale_temporaries()
         yield
+        app.state.trainer.shutdown()
 
     app = FastAPI(
         title="Logistic regression service",
@@ -41,9 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
+    app.state.trainer = TrainRunner(settings)
     errors.install(app)
     for module in (training, prediction, models, health):
         app.include_router(module.router)
+    docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from model_store import CorruptModel, ModelStore, Record, check_model_id, new_mo
 
 from .config import Settings
 from .engine import FitParams, InvalidParams, LogisticModel, fit
+from .model_cache import ModelCache
 from .schemas import (
     ModelDetail,
     ModelList,
@@ -73,10 +75,37 @@ def summary_from_record(record: Record) -> ModelSummary:
     )
 
 
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model as the predict path wants it: the engine's model and its labels as an array."""
+
+    model: LogisticModel
+    classes: list[Any]
+    labels: np.ndarray  # shape (n_classes,): int64 for integer labels, object for strings
+
+    @classmethod
+    def from_record(cls, record: Record) -> PreparedModel:
+        model = model_from_record(record)
+        classes = list(model.classes)
+        is_int = all(type(c) is int for c in classes)
+        labels = np.array(classes, dtype=np.int64 if is_int else object)
+        return cls(model=model, classes=classes, labels=labels)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    classes: list[Any]
+    predictions: np.ndarray  # shape (n_samples,), labels
+    probabilities: np.ndarray  # shape (n_samples, n_classes)
+
+
 class ModelService:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.cache: ModelCache[PreparedModel] = ModelCache(
+            store, PreparedModel.from_record, size=settings.model_cache_size
+        )
 
     def _check_size(self, n_rows: int, n_features: int) -> None:
         s = self.settings
@@ -87,9 +116,13 @@ class ModelService:
                 f"features: {n_features} columns is more than the limit of {s.max_features}"
             )
 
-    def train(self, request: TrainRequest) -> ModelSummary:
+    def train(self, request: TrainRequest, X: np.ndarray | None = None) -> ModelSummary:
+        """Fit and store a model. ``X`` (n_samples, n_features): the rows if decoded apart,
+        in which case ``request.features`` is a placeholder."""
         s = self.settings
-        n_rows, n_features = len(request.features), len(request.features[0])
+        if X is None:
+            X = np.asarray(request.features, dtype=np.float64)
+        n_rows, n_features = X.shape
         self._check_size(n_rows, n_features)
         p = request.params
         if p.max_iter > s.max_iter:
@@ -102,9 +135,7 @@ class ModelService:
                 f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
             )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
-        result = fit(
-            np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
-        )
+        result = fit(X, request.labels, params=fit_params)
         report = result.report
         record: Record = {
             "id": new_model_id(),
@@ -131,20 +162,32 @@ class ModelService:
         return summary_from_record(record)
 
     def load_model(self, model_id: str) -> LogisticModel:
-        return model_from_record(self.store.load(check_model_id(model_id)))
+        """The model, from this process's cache (checked against the stored file) or the store."""
+        return self.cache.get(check_model_id(model_id)).model
+
+    def predict_array(
+        self, model_id: str, X: np.ndarray, *, threshold: float | None = None
+    ) -> Prediction:
+        """Labels and probabilities for ``X`` of shape (n_samples, n_features)."""
+        self._check_size(X.shape[0], X.shape[1])
+        prepared = self.cache.get(check_model_id(model_id))
+        proba = prepared.model.predict_proba(X)
+        index = prepared.model.index_from_proba(proba, threshold=threshold)
+        return Prediction(
+            classes=prepared.classes, predictions=prepared.labels[index], probabilities=proba
+        )
 
     def predict(self, request: PredictRequest) -> PredictResponse:
-        self._check_size(len(request.features), len(request.features[0]))
-        model = self.load_model(request.model_id)
-        X = np.asarray(request.features, dtype=np.float64)
-        proba = model.predict_proba(X)
-        index = model.index_from_proba(proba, threshold=request.threshold)
-        classes = list(model.classes)
+        p = self.predict_array(
+            request.model_id,
+            np.asarray(request.features, dtype=np.float64),
+            threshold=request.threshold,
+        )
         return PredictResponse(
             model_id=request.model_id,
-            classes=classes,
-            predictions=[classes[i] for i in index],
-            probabilities=proba.tolist(),
+            classes=p.classes,
+            predictions=p.predictions.tolist(),
+            probabilities=p.probabilities.tolist(),
         )
 
     def get(self, model_id: str) -> ModelDetail:
@@ -181,3 +224,4 @@ class ModelService:
 
     def delete(self, model_id: str) -> None:
         self.store.delete(check_model_id(model_id))
+        self.cache.discard(model_id)

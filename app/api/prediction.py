@@ -1,24 +1,51 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
 
-from ..schemas import ErrorResponse, PredictRequest, PredictResponse
+from ..fast_body import parse_predict
+from ..schemas import PredictRequest, PredictResponse
 from ..service import ModelService
-from .deps import get_service, require_json
+from .body import is_plain_json, validate_body
+from .docs import ERROR_RESPONSES, json_body
 
 router = APIRouter(tags=["prediction"])
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 422)
-}
+_STUB_ROWS = [[0.0]]
+_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    responses=ERRORS,
-    dependencies=[Depends(require_json)],
+    responses=ERROR_RESPONSES(400, 404, 409, 413, 415, 422),
+    openapi_extra=json_body(PredictRequest),
 )
-def predict(body: PredictRequest, service: ModelService = Depends(get_service)) -> PredictResponse:
+async def predict(request: Request) -> Response:
     """Classify rows with a trained model: labels, and probabilities in the order of `classes`."""
-    return service.predict(body)
+    # The body is read here rather than declared: the rows go from JSON to one float64 array
+    # without pydantic's per-number validation (app.fast_body); anything the fast path declines
+    # takes FastAPI's own steps (validate_body), so bad input gets the documented errors.
+    body = await request.body()
+    parsed = parse_predict(body) if is_plain_json(request) else None
+    fields: PredictRequest | None = None
+    if parsed is not None:
+        try:
+            fields = PredictRequest.model_validate({**parsed[0], "features": _STUB_ROWS})
+            X = parsed[1]
+        except ValidationError:
+            fields = None
+    if fields is None:
+        fields = validate_body(request.headers.get("content-type"), body, PredictRequest)
+        X = np.asarray(fields.features, dtype=np.float64)
+    service: ModelService = request.app.state.service
+    p = service.predict_array(fields.model_id, X, threshold=fields.threshold)
+    out = {
+        "model_id": fields.model_id,
+        "classes": p.classes,
+        "predictions": p.predictions if p.predictions.dtype != object else p.predictions.tolist(),
+        "probabilities": p.probabilities,
+    }
+    return Response(orjson.dumps(out, option=_OPTS), media_type="application/json")
