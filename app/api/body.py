@@ -1,7 +1,7 @@
 """Request bodies for routes that read their own bytes (``/predict``, ``/train``).
 
 ``validate_body`` reproduces what FastAPI does for a ``body: Model`` parameter, step for step
-(``json.loads`` when the content type is JSON or absent, a 400 on malformed JSON, the 415
+(``json.loads`` when the content type is JSON, a 400 on malformed JSON, the 415
 dependency, then the model's validation with locations under ``body``), so these routes give
 the same answers for bad input as the declared-body routes did. The fast paths in
 ``app.fast_body`` only ever accept what this accepts.
@@ -30,7 +30,7 @@ def is_plain_json(request: Request) -> bool:
 
 def fastapi_reads_json(content_type: str | None) -> bool:
     if not content_type:
-        return True
+        return False  # FastAPI's strict_content_type (the default): no header, no JSON
     message = email.message.Message()
     message["content-type"] = content_type
     if message.get_content_maintype() != "application":

@@ -25,7 +25,7 @@ async def train(request: Request) -> Response:
     # The body is read here, not declared: decoding, validation and fitting all run off the
     # event loop (app.train_runner), with FastAPI's own answers to bad input (app.api.body).
     ctype = request.headers.get("content-type")
-    if ctype and not fastapi_reads_json(ctype):
+    if not fastapi_reads_json(ctype):
         check_content_type(ctype)  # 415 before reading a body that would not be parsed
     runner: TrainRunner = request.app.state.trainer
     runner.acquire()
