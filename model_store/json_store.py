@@ -72,6 +72,7 @@ class JsonFileStore(ModelStore):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._prefix = os.path.join(self.root, "")  # str paths: fingerprint is on the hot path
 
     def path(self, model_id: str) -> Path:
         return self.root / f"{check_model_id(model_id)}{SUFFIX}"
@@ -115,7 +116,7 @@ class JsonFileStore(ModelStore):
         deleted one raises ``ModelNotFound``.
         """
         try:
-            st = os.stat(self.path(model_id))
+            st = os.stat(f"{self._prefix}{check_model_id(model_id)}{SUFFIX}")
         except FileNotFoundError:
             raise ModelNotFound(model_id) from None
         return (st.st_ino, st.st_mtime_ns, st.st_size)

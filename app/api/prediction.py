@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
 
 from ..fast_body import parse_predict
 from ..schemas import PredictRequest, PredictResponse
@@ -15,6 +16,19 @@ router = APIRouter(tags=["prediction"])
 
 _STUB_ROWS = [[0.0]]
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _plain_fields(obj: dict[str, Any]) -> PredictRequest | None:
+    """The common, valid case without pydantic's overhead; ``None`` if in any doubt (then the
+    ordinary path decides). Implies exactly what ``PredictRequest`` would accept."""
+    model_id, threshold = obj.get("model_id"), obj.get("threshold")
+    if type(model_id) is not str or len(obj) > 2 or (len(obj) == 2 and "threshold" not in obj):
+        return None
+    if threshold is not None and not (type(threshold) in (int, float) and 0 <= threshold <= 1):
+        return None
+    return PredictRequest.model_construct(
+        model_id=model_id, features=_STUB_ROWS, threshold=threshold
+    )
 
 
 @router.post(
@@ -32,11 +46,8 @@ async def predict(request: Request) -> Response:
     parsed = parse_predict(body) if is_plain_json(request) else None
     fields: PredictRequest | None = None
     if parsed is not None:
-        try:
-            fields = PredictRequest.model_validate({**parsed[0], "features": _STUB_ROWS})
-            X = parsed[1]
-        except ValidationError:
-            fields = None
+        fields = _plain_fields(parsed[0])
+        X = parsed[1]
     if fields is None:
         fields = validate_body(request.headers.get("content-type"), body, PredictRequest)
         X = np.asarray(fields.features, dtype=np.float64)

@@ -279,3 +279,22 @@ def test_docs_keep_the_request_schemas(client):
         assert "example" in content
         assert "features" in spec["components"]["schemas"][model]["properties"]
     assert "TrainParams" in spec["components"]["schemas"]
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=2),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_prepared_binary_probabilities_equal_the_engine_bit_for_bit(rows):
+    from app.engine import fit
+    from app.service import PreparedModel, model_to_record
+
+    X0 = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.5]])
+    model = fit(X0, [0, 0, 1, 1]).model
+    prepared = PreparedModel.from_record({"model": model_to_record(model)})
+    X = np.array(rows)
+    assert prepared.predict_proba(X).tobytes() == model.predict_proba(X).tobytes()
