@@ -15,7 +15,7 @@ import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, BinaryIO
 
 from .config import Settings
 from .train_job import init_child, train_from_body
@@ -70,7 +70,7 @@ class TrainRunner:
             self.shutdown()  # a child died (e.g. killed for memory): start afresh next time
             raise
 
-    def spill_file(self) -> tuple[Any, str]:
+    def spill_file(self) -> tuple[BinaryIO, str]:
         fd, path = tempfile.mkstemp(prefix="train-body-")
         return os.fdopen(fd, "wb"), path
 
@@ -82,5 +82,8 @@ class TrainRunner:
 
     def shutdown(self) -> None:
         if self._pool is not None:
+            # stop running fits too: a server shutting down should not wait for them
+            for proc in list(getattr(self._pool, "_processes", {}).values()):
+                proc.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import BinaryIO
+
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
@@ -33,19 +35,21 @@ async def train(request: Request) -> Response:
     try:
         chunks: list[bytes] = []
         size, limit = 0, runner.settings.train_inline_max_bytes
-        fh = None
-        async for chunk in request.stream():
-            size += len(chunk)
-            if fh is None and size > limit:
-                fh, spill = runner.spill_file()
-                fh.writelines(chunks)
-                chunks = []
+        fh: BinaryIO | None = None
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if fh is None and size > limit:  # large: spill to a file for the child
+                    fh, spill = runner.spill_file()
+                    fh.writelines(chunks)
+                    chunks = []
+                if fh is not None:
+                    fh.write(chunk)
+                else:
+                    chunks.append(chunk)
+        finally:
             if fh is not None:
-                fh.write(chunk)
-            else:
-                chunks.append(chunk)
-        if fh is not None:
-            fh.close()
+                fh.close()
         outcome = await runner.run(ctype, chunks, spill)
     finally:
         runner.release()
