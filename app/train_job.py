@@ -18,10 +18,16 @@ if TYPE_CHECKING:
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+#: Scheduling priority of training children: the predictions of their worker come first.
+CHILD_NICENESS = 10
+
+
 def init_child() -> None:
-    """Training children use one BLAS thread: the server's cores belong to the predictions."""
+    """Training children use one BLAS thread and a lower CPU priority: the server's cores
+    belong to the predictions first."""
     for var in BLAS_THREAD_VARS:
         os.environ[var] = "1"
+    os.nice(CHILD_NICENESS)
 
 
 def decode_train(content_type: str | None, body: bytes) -> tuple[TrainRequest, np.ndarray | None]:

@@ -298,3 +298,12 @@ def test_prepared_binary_probabilities_equal_the_engine_bit_for_bit(rows):
     prepared = PreparedModel.from_record({"model": model_to_record(model)})
     X = np.array(rows)
     assert prepared.predict_proba(X).tobytes() == model.predict_proba(X).tobytes()
+
+
+def test_no_base_http_middleware_on_the_hot_path(settings):
+    """BaseHTTPMiddleware costs every request a task and a queue; only pure ASGI middleware."""
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    app = create_app(settings)
+    classes = [m.cls for m in app.user_middleware]
+    assert not any(isinstance(c, type) and issubclass(c, BaseHTTPMiddleware) for c in classes)
