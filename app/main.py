@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.routing import Route
 
 from model_store import JsonFileStore
 
@@ -50,11 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (training, prediction, models, health):
         app.include_router(module.router)
     docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
-    # The hot route as a plain Starlette route, matched first: the same endpoint (it takes the
-    # Request and returns a Response) minus FastAPI's per-request dependency machinery, about
-    # a third of a 1-row prediction's cost. The APIRoute stays for the OpenAPI schema. Any
-    # per-request policy (auth, limits) must therefore be pure ASGI middleware, not a Depends.
-    app.router.routes.insert(0, Route("/predict", prediction.predict, methods=["POST"]))
+    # Innermost middleware: answers plain POST /predict bodies before FastAPI's routing (see
+    # PredictFastPath). Per-request policy (auth, limits) must be pure ASGI middleware added
+    # after it, not a route dependency, or valid predictions would bypass it.
+    app.add_middleware(prediction.PredictFastPath, service=app.state.service)
     return app
 
 

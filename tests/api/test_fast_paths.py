@@ -307,3 +307,33 @@ def test_no_base_http_middleware_on_the_hot_path(settings):
     app = create_app(settings)
     classes = [m.cls for m in app.user_middleware]
     assert not any(isinstance(c, type) and issubclass(c, BaseHTTPMiddleware) for c in classes)
+
+
+def test_plain_bodies_are_answered_by_the_middleware_and_others_by_the_route(client, monkeypatch):
+    import app.api.prediction as prediction
+
+    mid = train(client, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
+    calls = []
+    real = prediction.validate_body
+    monkeypatch.setattr(
+        prediction, "validate_body", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    body = {"model_id": mid, "features": [[1.0, 2.0]]}
+    assert client.post("/predict", json=body).status_code == 200
+    assert calls == []  # the route never ran
+    r = client.post("/predict", json={**body, "features": [[1.0, "2"]]})
+    assert r.status_code == 422 and calls == [1]
+    r = client.post("/predict", json={**body, "model_id": "f" * 32})
+    assert r.status_code == 404 and "no model" in r.json()["detail"]
+
+
+def test_a_body_in_several_chunks_is_read_whole(client):
+    mid = train(client, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
+    raw = orjson.dumps({"model_id": mid, "features": [[1.0, 2.0]] * 50})
+
+    async def parts():
+        for i in range(0, len(raw), 7):
+            yield raw[i : i + 7]
+
+    r = client.post("/predict", content=parts(), headers={"content-type": "application/json"})
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 50
