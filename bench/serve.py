@@ -1,15 +1,16 @@
 """Serving benchmark: the service against a bare reference endpoint, side by side, on loopback.
 
-    python bench/serve.py                      # throughput/latency table (about 2 minutes)
+    python bench/serve.py                      # throughput/latency table (about 6 minutes)
     python bench/serve.py --mode training      # predict p50/p99 idle vs during a 200,000 x 50 fit
     python bench/serve.py --mode startup       # startup-to-first-answer and idle RSS
 
 Both servers run under uvicorn with 1 worker and the same flags; the load generator is ``wrk``
-(``apt-get install -y wrk``) with one thread, the same for both. Each cell runs the reference,
-then the service, for ``--seconds``. Prints req/s, rows/s, p50 and p99 latency and the ratio
-service / reference. The model is a logistic regression of scikit-learn's ``load_breast_cancer``
-(569 x 30) trained by the service; the reference uses the same weights with the standardisation
-folded in. Figures are only comparable within one run (the machine's load changes them).
+(``apt-get install -y wrk``) with one thread, the same for both. Each cell runs the reference and
+the service alternately, ``--rounds`` times ``--seconds`` each, and prints the medians of req/s,
+rows/s, p50 and p99 latency and the ratio service / reference. The model is a logistic regression
+of scikit-learn's ``load_breast_cancer`` (569 x 30) trained by the service; the reference uses the
+same weights with the standardisation folded in. Figures are only comparable within one run (the
+machine's load changes them).
 """
 
 from __future__ import annotations
@@ -192,7 +193,10 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
             rtol=1e-9,
             atol=1e-12,
         )
-        print(f"load average before: {loadavg()}; {args.seconds:g} s per cell, wrk -t1")
+        print(
+            f"load average before: {loadavg()}; medians of {args.rounds} alternating runs of "
+            f"{args.seconds:g} s per server and cell (x4 for 10,000 rows at 32), wrk -t1"
+        )
         print(
             "| rows | conc | reference req/s | service req/s | ratio | ref p50 ms | svc p50 ms "
             "| ref p99 ms | svc p99 ms | p99 ratio | svc rows/s |"
@@ -204,8 +208,15 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
                 secs = args.seconds * (4 if n >= 10_000 and conc > 1 else 1)
                 for s in (ref, svc):  # warm-up
                     wrk(s.url, path, connections=conc, seconds=1, tmp=tmp)
-                r = wrk(ref.url, path, connections=conc, seconds=secs, tmp=tmp)
-                v = wrk(svc.url, path, connections=conc, seconds=secs, tmp=tmp)
+                # alternate the servers over several rounds; medians damp drifts in machine load
+                runs: dict[str, list[dict]] = {"ref": [], "svc": []}
+                for _ in range(args.rounds):
+                    for name, s in (("ref", ref), ("svc", svc)):
+                        runs[name].append(wrk(s.url, path, connections=conc, seconds=secs, tmp=tmp))
+                r, v = (
+                    {k: statistics.median(x[k] for x in runs[name]) for k in ("rps", "p50", "p99")}
+                    for name in ("ref", "svc")
+                )
                 ratio = v["rps"] / r["rps"] if r["rps"] else float("nan")
                 p99_ratio = v["p99"] / r["p99"] if r["p99"] else float("nan")
                 print(
@@ -329,7 +340,8 @@ def mode_startup(args: argparse.Namespace, tmp: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mode", choices=["table", "training", "startup", "all"], default="table")
-    ap.add_argument("--seconds", type=float, default=5.0, help="wrk duration per cell")
+    ap.add_argument("--seconds", type=float, default=3.0, help="wrk duration per run")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per server and cell (medians)")
     ap.add_argument("--conc", type=int, default=8, help="connections in --mode training")
     ap.add_argument("--train-rows", type=int, default=200_000)
     ap.add_argument("--train-features", type=int, default=50)
