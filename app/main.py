@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.remove_stale_temporaries()
+        # Everything built so far (FastAPI, pydantic schemas, the app) lives as long as the
+        # process: keep it out of the cyclic collector's full passes.
+        gc.freeze()
         yield
         app.state.trainer.shutdown()
 
