@@ -51,3 +51,8 @@ class Settings(BaseSettings):
     train_inline_max_bytes: int = Field(262_144, ge=0)
     """Training bodies up to this size train in a thread of the worker (milliseconds of work);
     larger ones in a child process, off the worker's GIL. 0: always in a child process."""
+
+    opentelemetry: bool = False
+    """FastAPI's built-in OpenTelemetry spans, metrics and logs for each request (used when an
+    OpenTelemetry provider is configured). Off by default: looking for providers costs every
+    request, and this service exposes its own metrics."""
