@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
@@ -53,7 +54,8 @@ async def train(request: Request) -> Response:
         outcome = await runner.run(ctype, chunks, spill)
     finally:
         runner.release()
-        runner.remove(spill)
+        if spill is not None:  # unlinking a file of hundreds of MiB can take tens of ms
+            await asyncio.to_thread(runner.remove, spill)
     kind, payload = outcome
     if kind == "invalid":
         raise RequestValidationError(payload)
