@@ -175,6 +175,7 @@ def loadavg() -> str:
 
 def mode_table(args: argparse.Namespace, tmp: Path) -> None:
     svc = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / "models")})
+    ref: Server | None = None
     try:
         mid, ref_model = prepare(tmp, svc.url)
         ref = Server("bench.reference_server:app", {"REFERENCE_MODEL": str(ref_model)})
@@ -226,9 +227,10 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
                     flush=True,
                 )
         print(f"load average after: {loadavg()}")
-        ref.stop()
     finally:
         svc.stop()
+        if ref is not None:
+            ref.stop()
 
 
 def mode_training(args: argparse.Namespace, tmp: Path) -> None:
