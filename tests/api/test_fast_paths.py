@@ -185,13 +185,18 @@ def test_train_answers_match_fastapi_for_every_body(pair):
     assert fast.get("/models").json()["total"] == 0
 
 
-def test_good_requests_give_identical_numbers(pair):
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"params": {"polynomial_degree": 2}}, {"sample_weight": [1.0, 2.0] * 30}],
+    ids=["plain", "polynomial", "weighted"],
+)
+def test_good_requests_give_identical_numbers(pair, extra):
     fast, slow = pair
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 4)) * 10.0 ** rng.integers(-3, 4, size=(60, 4))
     y = (X[:, 0] > 0).astype(int).tolist()
-    a = fast.post("/train", json={"features": X.tolist(), "labels": y}).json()
-    b = slow.post("/train", json={"features": X.tolist(), "labels": y}).json()
+    a = fast.post("/train", json={"features": X.tolist(), "labels": y, **extra}).json()
+    b = slow.post("/train", json={"features": X.tolist(), "labels": y, **extra}).json()
     assert a["training"]["loss"] == b["training"]["loss"]  # same X, same fit, bit for bit
     for mid in (a["id"], b["id"]):
         body = {"model_id": mid, "features": X.tolist(), "threshold": 0.3}
