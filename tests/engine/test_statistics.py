@@ -66,11 +66,14 @@ def fit_with_statistics(X, y, names=None, **params):
     return (*coefficient_statistics(X, y, result, params=p, feature_names=names), result)
 
 
-def test_breast_cancer_statistics_match_statsmodels_on_the_original_scale():
+@pytest.mark.parametrize(
+    "solver, standardize", [("gd", True), ("newton", True), ("newton", False), ("lbfgs", True)]
+)
+def test_breast_cancer_statistics_match_statsmodels_on_the_original_scale(solver, standardize):
     X, y, names = cancer()
-    stats, note, result = fit_with_statistics(X, y, names)
+    stats, note, result = fit_with_statistics(X, y, names, solver=solver, standardize=standardize)
     assert note is None and stats is not None
-    assert result.model.mean is not None  # fitted on standardised features...
+    assert (result.model.mean is not None) is standardize  # fitted on these features...
     assert_matches_statsmodels(stats, y, sm.add_constant(X))  # ...reported on the raw ones
     assert stats.names == ("intercept", *names)
     assert stats.n_samples == len(y)
@@ -144,7 +147,7 @@ def test_multi_class_model_has_no_statistics():
 
 def test_unconverged_model_has_no_statistics():
     X, y = synthetic(seed=6)
-    params = FitParams(l2=0.0, max_iter=3)
+    params = FitParams(l2=0.0, max_iter=3, solver="gd")
     result = fit(X, y, params=params)
     assert not result.report.converged
     stats, note = coefficient_statistics(X, y, result, params=params)
