@@ -326,6 +326,10 @@ def coefficient_statistics(
     feature_names : sequence of str, length n_features, optional
         Names of the raw inputs (default ``x0, x1, ...``); a polynomial model's rows are named
         by monomials of them (``x0^2 x1``).
+
+        With ``fit_intercept=False`` and ``standardize=True`` the fitted model is
+        ``z = (x - mean) . beta`` (standardising centres), so the table is that of
+        ``Logit(y, x - mean)``: the columns centred on their training means.
     sample_weight : array-like of shape (n_samples,), optional
         Row weights given to ``fit``; a weighted model gets no statistics (and a note).
 
@@ -350,6 +354,10 @@ def coefficient_statistics(
         degree = model.polynomial.degree
         design = expand(Xc, degree)
         names = monomial_names(names, degree)
+    if not params.fit_intercept and params.standardize:
+        # Standardising centres the columns, so a model "without intercept" on standardised
+        # features is z = (x - mean) . beta: its design is the centred raw columns.
+        design = design - design.mean(axis=0)
     start = model.decision_function(Xc)[:, 0]
     # Separation first: the solver cannot converge then, and this is the reason to tell.
     if separates(start, yi):

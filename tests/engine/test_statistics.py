@@ -95,14 +95,30 @@ def test_synthetic_statistics_match_statsmodels_with_and_without_standardisation
     assert (result.model.mean is None) is (not standardize)
     assert_matches_statsmodels(stats, y, sm.add_constant(X))
     assert stats.names == ("intercept", "x0", "x1", "x2", "x3")
+    # the table is the fitted model, undone from the standardised scale
+    model = result.model
+    w, b = model.coef[0], model.intercept[0]
+    if standardize:
+        w, b = w / model.scale, b - w @ (model.mean / model.scale)
+    np.testing.assert_allclose(stats.coef, np.r_[b, w], rtol=1e-4)
 
 
-def test_without_intercept_matches_statsmodels_without_a_constant():
+@pytest.mark.parametrize("standardize", [True, False])
+def test_without_intercept_matches_statsmodels_without_a_constant(standardize):
     X, y = synthetic(seed=2)
-    stats, note, _ = fit_with_statistics(X, y, fit_intercept=False)
+    X = X + np.array([3.0, -1.0, 0.5, 2.0])  # off-centre, so that centring matters
+    stats, note, result = fit_with_statistics(
+        X, y, fit_intercept=False, standardize=standardize, solver="newton"
+    )
     assert note is None and stats is not None
     assert "intercept" not in stats.names
-    assert_matches_statsmodels(stats, y, X)
+    # standardising centres: the fitted model is z = (x - mean) . beta, a centred design
+    design = X - X.mean(axis=0) if standardize else X
+    assert_matches_statsmodels(stats, y, design)
+    # ...and the table describes the fitted model: beta = w / scale
+    model = result.model
+    raw_weights = model.coef[0] / model.scale if standardize else model.coef[0]
+    np.testing.assert_allclose(stats.coef, raw_weights, rtol=1e-4)
 
 
 def test_polynomial_statistics_are_for_the_raw_monomials():
