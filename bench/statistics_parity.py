@@ -71,6 +71,8 @@ def main() -> None:
             design = expansion.fit_transform(X)
         if params.fit_intercept:
             design = sm.add_constant(design)
+        elif params.standardize:  # standardising centres: the model is (x - mean) . beta
+            design = design - design.mean(axis=0)
         res = sm.Logit(y.astype(float), design).fit(disp=0)
         ci = np.asarray(res.conf_int())
         ref = {
