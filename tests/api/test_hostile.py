@@ -329,3 +329,10 @@ def test_a_full_or_read_only_disk_is_a_clear_5xx_and_stores_nothing(
     monkeypatch.undo()
     assert client.get("/models").json()["total"] == 0
     assert list(settings.model_store_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["/train", "/predict"])
+def test_a_body_that_is_not_utf8_is_a_400_not_a_500(client, path):
+    """Regression (Schemathesis, after the fast body paths were merged): UnicodeDecodeError."""
+    r = client.post(path, content=b"\x80\xff{", headers={"content-type": "application/json"})
+    refused(r, 400, "malformed JSON", "UTF-8")

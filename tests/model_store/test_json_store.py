@@ -259,3 +259,24 @@ def test_a_refused_write_is_a_store_error_and_leaves_nothing(tmp_path, monkeypat
         store.save(rec)
     assert info.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fingerprint_changes_when_a_model_is_replaced_and_fails_when_deleted(tmp_path):
+    import pytest
+
+    from model_store import JsonFileStore, ModelNotFound
+
+    store = JsonFileStore(tmp_path)
+    mid = "c" * 32
+    store.save({"id": mid, "v": 1})
+    first = store.fingerprint(mid)
+    assert store.fingerprint(mid) == first  # stable while unchanged
+    record, fp = store.load_with_fingerprint(mid)
+    assert record["v"] == 1 and fp == first
+    store.save({"id": mid, "v": 2})
+    assert store.fingerprint(mid) != first
+    store.delete(mid)
+    with pytest.raises(ModelNotFound):
+        store.fingerprint(mid)
+    with pytest.raises(ModelNotFound):
+        store.load_with_fingerprint(mid)
