@@ -124,7 +124,9 @@ def model_from_record(record: Record) -> LogisticModel:
         )
     )
     n_out = 1 if m["multiclass"] == "binary" else len(classes)
-    n_inputs = record["n_features"]
+    # records always carry n_features; a bare {"model": ...} (tests, tools) is checked by itself
+    default = polynomial.n_input_features if polynomial else (coef.shape[-1] if coef.ndim else 0)
+    n_inputs = record.get("n_features", default)
     width = n_inputs if polynomial is None else polynomial.n_output_features
     if (
         len(classes) < 2
@@ -180,7 +182,7 @@ class PreparedModel:
 
     @classmethod
     def from_record(cls, record: Record) -> PreparedModel:
-        model = from_record(record["id"], model_from_record, record)
+        model = from_record(str(record.get("id", "?")), model_from_record, record)
         classes = list(model.classes)
         is_int = all(type(c) is int for c in classes)
         labels = np.array(classes, dtype=np.int64 if is_int else object)

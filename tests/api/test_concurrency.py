@@ -90,7 +90,10 @@ class Client(threading.Thread):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_many_clients_at_once(tmp_path, workers):
     """With 2 worker processes, the processes share the folder as replicas share a volume."""
-    with LiveServer(tmp_path / "models", args=["--workers", str(workers)]) as server:
+    # TRAIN_CONCURRENCY above the number of clients: this test is about correctness under
+    # load, not the 429 back-pressure (tests of the serving work cover that)
+    env = {"TRAIN_CONCURRENCY": str(CLIENTS)}
+    with LiveServer(tmp_path / "models", env=env, args=["--workers", str(workers)]) as server:
         stop = threading.Event()
         clients = [Client(server.url, i, stop) for i in range(CLIENTS)]
         for t in clients:
