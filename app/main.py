@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from model_store import JsonFileStore
 
-from .api import errors, health, models, prediction, training
+from .api import errors, health, models, prediction, training, v2
 from .config import Settings
 from .service import ModelService
 
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
     errors.install(app)
-    for module in (training, prediction, models, health):
+    for module in (training, prediction, models, health, v2):
         app.include_router(module.router)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,30 @@ from .schemas import (
 
 class LimitExceeded(ValueError):
     """A request is larger than the service's configured limits allow (HTTP 413)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model says about some rows; every front end (JSON, CSV, V2) formats this one result.
+
+    Attributes
+    ----------
+    classes : tuple of int or str, length n_classes
+        The model's labels; ``probabilities`` columns follow this order.
+    index : ndarray of shape (n_samples,)
+        Index into ``classes`` of each row's predicted label.
+    probabilities : ndarray of shape (n_samples, n_classes)
+    """
+
+    model_id: str
+    classes: tuple[Any, ...]
+    index: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def labels(self) -> list[Any]:
+        """Predicted labels, of the kind (int or str) the model was trained with."""
+        return [self.classes[i] for i in self.index]
 
 
 def _floats(a: np.ndarray | None) -> list[Any] | None:
@@ -88,30 +113,49 @@ class ModelService:
             )
 
     def train(self, request: TrainRequest) -> ModelSummary:
+        return self.train_arrays(
+            np.asarray(request.features, dtype=np.float64),
+            request.labels,
+            feature_names=request.feature_names,
+            name=request.name,
+            params=request.params,
+        )
+
+    def train_arrays(
+        self,
+        X: np.ndarray,
+        labels: list[Any],
+        *,
+        feature_names: list[str] | None,
+        name: str | None,
+        params: TrainParams,
+    ) -> ModelSummary:
+        """Train on ``X`` of shape (n_samples, n_features) and one label per row; keep the model.
+
+        The JSON and CSV front ends both end here, after checking their own input.
+        """
         s = self.settings
-        n_rows, n_features = len(request.features), len(request.features[0])
+        n_rows, n_features = X.shape
         self._check_size(n_rows, n_features)
-        p = request.params
+        p = params
         if p.max_iter > s.max_iter:
             raise InvalidParams(
                 f"params.max_iter: {p.max_iter} is more than the limit of {s.max_iter}"
             )
-        n_classes = len(set(request.labels))
+        n_classes = len(set(labels))
         if n_classes > s.max_classes:
             raise LimitExceeded(
                 f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
             )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
-        result = fit(
-            np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
-        )
+        result = fit(X, labels, params=fit_params)
         report = result.report
         record: Record = {
             "id": new_model_id(),
-            "name": request.name,
+            "name": name,
             "created_at": datetime.now(UTC).isoformat(),
             "n_features": n_features,
-            "feature_names": request.feature_names,
+            "feature_names": feature_names,
             "params": p.model_dump(),
             "model": model_to_record(result.model),
             "training": {
@@ -133,18 +177,33 @@ class ModelService:
     def load_model(self, model_id: str) -> LogisticModel:
         return model_from_record(self.store.load(check_model_id(model_id)))
 
-    def predict(self, request: PredictRequest) -> PredictResponse:
-        self._check_size(len(request.features), len(request.features[0]))
-        model = self.load_model(request.model_id)
-        X = np.asarray(request.features, dtype=np.float64)
+    def describe(self, model_id: str) -> ModelSummary:
+        """The summary of a stored model (classes, number and names of features...)."""
+        return summary_from_record(self.store.load(check_model_id(model_id)))
+
+    def predict_array(
+        self, model_id: str, X: np.ndarray, *, threshold: float | None = None
+    ) -> Prediction:
+        """Classify ``X`` of shape (n_samples, n_features) with a stored model.
+
+        The one prediction path: the JSON, CSV and Open Inference Protocol front ends all call it.
+        """
+        self._check_size(*X.shape)
+        model = self.load_model(model_id)
         proba = model.predict_proba(X)
-        index = model.index_from_proba(proba, threshold=request.threshold)
-        classes = list(model.classes)
+        index = model.index_from_proba(proba, threshold=threshold)
+        return Prediction(
+            model_id=model_id, classes=model.classes, index=index, probabilities=proba
+        )
+
+    def predict(self, request: PredictRequest) -> PredictResponse:
+        X = np.asarray(request.features, dtype=np.float64)
+        result = self.predict_array(request.model_id, X, threshold=request.threshold)
         return PredictResponse(
             model_id=request.model_id,
-            classes=classes,
-            predictions=[classes[i] for i in index],
-            probabilities=proba.tolist(),
+            classes=list(result.classes),
+            predictions=result.labels,
+            probabilities=result.probabilities.tolist(),
         )
 
     def get(self, model_id: str) -> ModelDetail:
