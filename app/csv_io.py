@@ -62,6 +62,10 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
         raise CsvError(f"line {reader.line_num}: malformed CSV ({exc})") from None
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def read_table(body: bytes) -> Table:
     """Header and rows of a CSV body, after checking that every row has as many fields as the
     header. A UTF-8 byte-order mark is allowed."""
@@ -95,8 +99,8 @@ def read_table(body: bytes) -> Table:
     for line, row in records:
         if len(row) != len(header):
             raise CsvError(
-                f"line {line}: has {len(row)} fields but the header (line {header_line}) "
-                f"has {len(header)}"
+                f"line {line}: has {_count(len(row), 'field')} but the header "
+                f"(line {header_line}) has {len(header)}"
             )
         rows.append(row)
         lines.append(line)
@@ -149,8 +153,8 @@ def read_training(body: bytes, *, label: str | None = None) -> TrainingTable:
         j_label = table.header.index(label)
     else:
         raise CsvError(
-            f"label: there is no column {label!r} in the header; columns are "
-            f"{', '.join(table.header)}"
+            f"query.label: there is no column {label!r} in the header; the columns "
+            f"are {', '.join(table.header)}"
         )
     if len(table.header) < 2:
         raise CsvError("header: needs at least two columns, one or more features and the label")

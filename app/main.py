@@ -9,8 +9,9 @@ from fastapi import FastAPI
 
 from model_store import JsonFileStore
 
-from .api import errors, health, models, prediction, training, v2
+from .api import bodies, errors, health, models, prediction, training, v2
 from .config import Settings
+from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
 
 DESCRIPTION = """
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (training, prediction, models, health, v2):
         app.include_router(module.router)
+    app.openapi = bodies.openapi_with_request_schemas(app, TrainRequest, PredictRequest)  # type: ignore[method-assign]
     return app
 
 

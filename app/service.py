@@ -98,6 +98,15 @@ def summary_from_record(record: Record) -> ModelSummary:
     )
 
 
+def prediction_response(prediction: Prediction) -> PredictResponse:
+    return PredictResponse(
+        model_id=prediction.model_id,
+        classes=list(prediction.classes),
+        predictions=prediction.labels,
+        probabilities=prediction.probabilities.tolist(),
+    )
+
+
 class ModelService:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.store = store
@@ -198,12 +207,8 @@ class ModelService:
 
     def predict(self, request: PredictRequest) -> PredictResponse:
         X = np.asarray(request.features, dtype=np.float64)
-        result = self.predict_array(request.model_id, X, threshold=request.threshold)
-        return PredictResponse(
-            model_id=request.model_id,
-            classes=list(result.classes),
-            predictions=result.labels,
-            probabilities=result.probabilities.tolist(),
+        return prediction_response(
+            self.predict_array(request.model_id, X, threshold=request.threshold)
         )
 
     def get(self, model_id: str) -> ModelDetail:
