@@ -143,12 +143,13 @@ def _flat_json_data(data: Any, datatype: str, where: str) -> np.ndarray:
         values = np.array(data, dtype=object).ravel()
     except ValueError:
         raise ProtocolError(f"{where}: data is ragged; nested lists must be rectangular") from None
-    integer = datatype != "FP64" and DTYPES[datatype].kind in "iu"
-    allowed = (int,) if integer else (int, float)
-    for k, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, allowed):
-            kind = "an integer" if integer else "a number"
-            raise ProtocolError(f"{where}: data element {k} is {v!r}, not {kind} ({datatype})")
+    integer = DTYPES[datatype].kind in "iu"
+    allowed = {int} if integer else {int, float}
+    if not set(map(type, values)) <= allowed:  # fast check first; then find the culprit
+        for k, v in enumerate(values):
+            if type(v) not in allowed:
+                kind = "an integer" if integer else "a number"
+                raise ProtocolError(f"{where}: data element {k} is {v!r}, not {kind} ({datatype})")
     try:
         return values.astype(DTYPES[datatype])
     except OverflowError:
@@ -240,8 +241,14 @@ def _outputs(value: Any, default_binary: bool) -> list[RequestedOutput]:
     return out
 
 
-def decode_request(body: bytes, header_length: str | None) -> InferRequest:
+def decode_request(
+    body: bytes, header_length: str | None, content_encoding: str | None = None
+) -> InferRequest:
     """An infer request from the HTTP body and its ``Inference-Header-Content-Length`` header."""
+    if content_encoding not in (None, "", "identity"):
+        raise ProtocolError(
+            f"Content-Encoding {content_encoding!r}: not supported; send the request uncompressed"
+        )
     if header_length is None:
         header, binary = body, memoryview(b"")
     else:
@@ -349,10 +356,15 @@ def encode_response(
 
 
 def infer(
-    service: ModelService, model_id: str, body: bytes, header_length: str | None
+    service: ModelService,
+    model_id: str,
+    body: bytes,
+    *,
+    header_length: str | None,
+    content_encoding: str | None = None,
 ) -> tuple[bytes, int | None]:
     """Decode, check against the model, predict, encode. See ``encode_response``."""
-    request = decode_request(body, header_length)
+    request = decode_request(body, header_length, content_encoding)
     n_features = service.describe(model_id).n_features
     if request.X.shape[1] != n_features:
         raise ProtocolError(

@@ -5,6 +5,7 @@ protocol's ``{"error": "..."}`` shape."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
@@ -87,7 +88,14 @@ async def infer(
     """Classify a [n_rows, n_features] tensor: outputs `predict` (labels) and `predict_proba`."""
     body = await request.body()
     content, header_length = await run_in_threadpool(
-        oip.infer, service, model_id, body, request.headers.get(oip.HEADER_LENGTH)
+        partial(
+            oip.infer,
+            service,
+            model_id,
+            body,
+            header_length=request.headers.get(oip.HEADER_LENGTH),
+            content_encoding=request.headers.get("content-encoding"),
+        )
     )
     if header_length is None:
         return Response(content, media_type="application/json")

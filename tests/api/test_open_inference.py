@@ -305,6 +305,16 @@ def test_not_found_and_malformed_bodies(client, str_model):
     assert r.status_code == 400 and "body" in r.json()["error"]
 
 
+def test_compressed_requests_are_refused_clearly(client, str_model):
+    r = infer(
+        client,
+        str_model,
+        {"inputs": [tensor([[0.0, 1.0]])]},
+        headers={"content-encoding": "gzip"},
+    )
+    assert r.status_code == 400 and "Content-Encoding 'gzip'" in r.json()["error"]
+
+
 def test_versioned_infer(client, str_model):
     r = client.post(
         f"/v2/models/{str_model}/versions/1/infer",
@@ -322,3 +332,13 @@ def test_row_limit_applies(client, settings, str_model):
 def test_other_routes_keep_their_error_shape(client):
     r = client.get("/models/" + "f" * 32)
     assert r.status_code == 404 and "detail" in r.json() and "error" not in r.json()
+
+
+def test_corrupt_model_is_not_ready(client, settings, str_model):
+    (settings.model_store_dir / f"{str_model}.json").write_text("{}")
+    for r in (
+        client.get(f"/v2/models/{str_model}/ready"),
+        infer(client, str_model, {"inputs": [tensor([[0.0, 1.0]])]}),
+    ):
+        assert r.status_code == 409, r.text
+        assert set(r.json()) == {"error"}
