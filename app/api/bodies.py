@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -19,29 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from .. import csv_io
-from .errors import UnsupportedMediaType
 
-BodyKind = Literal["json", "csv"]
 M = TypeVar("M", bound=BaseModel)
-
-
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def json_or_csv(request: Request) -> BodyKind:
-    """Dependency: which parser the body needs; 415 unless it is JSON or CSV."""
-    ctype = media_type(request)
-    if ctype == csv_io.MEDIA_TYPE:
-        return "csv"
-    if ctype == "application/json" or ctype.endswith("+json"):
-        return "json"
-    raise UnsupportedMediaType(ctype, ("application/json", csv_io.MEDIA_TYPE))
-
-
-async def read_body(request: Request) -> bytes:
-    """Dependency: the raw body (so that the route itself can stay a plain, threaded function)."""
-    return await request.body()
 
 
 def _prefixed(exc: ValidationError, *loc: str | int) -> RequestValidationError:

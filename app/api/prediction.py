@@ -8,17 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from .. import csv_io
 from ..schemas import CsvPredictOptions, ErrorResponse, PredictRequest, PredictResponse
 from ..service import ModelService, prediction_response
-from .bodies import (
-    BodyKind,
-    json_or_csv,
-    parse_json,
-    query_doc,
-    query_options,
-    read_body,
-    wants_csv,
-)
-from .bodies import request_body_doc as body_doc
-from .deps import get_service
+from .bodies import parse_json, query_doc, query_options, request_body_doc, wants_csv
+from .deps import BodyKind, get_service, json_or_csv, read_body
 
 router = APIRouter(tags=["prediction"])
 
@@ -34,7 +25,7 @@ CSV_RESPONSE: dict[str, Any] = {
         }
     },
 }
-BODY_DOC = body_doc(
+BODY_DOC = request_body_doc(
     PredictRequest,
     csv_example="hours_studied,hours_slept\n1.0,7.0\n4.5,6.5\n",
     csv_description="A header row, then the rows to classify. If the model has feature names, "

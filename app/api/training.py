@@ -7,9 +7,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from .. import csv_io
 from ..schemas import CsvTrainOptions, ErrorResponse, ModelSummary, TrainParams, TrainRequest
 from ..service import ModelService
-from .bodies import BodyKind, json_or_csv, parse_json, query_doc, query_options, read_body
-from .bodies import request_body_doc as body_doc
-from .deps import get_service
+from .bodies import parse_json, query_doc, query_options, request_body_doc
+from .deps import BodyKind, get_service, json_or_csv, read_body
 
 router = APIRouter(tags=["training"])
 
@@ -34,7 +33,7 @@ CSV_QUERY: list[dict[str, Any]] = [
     query_doc(name, spec, spec.get("description", ""))
     for name, spec in TrainParams.model_json_schema()["properties"].items()
 ]
-BODY_DOC = body_doc(
+BODY_DOC = request_body_doc(
     TrainRequest,
     csv_example=CSV_EXAMPLE,
     csv_description="A header row naming the columns, then one row per example. The label "
