@@ -52,26 +52,35 @@ class JSONBytes(Response):
 
 
 def error(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONBytes:
+    return JSONBytes(status_code=status, content=error_content("", status, detail, errors)[1])
+
+
+def is_open_inference(path: str) -> bool:
+    """Paths of the Open Inference Protocol, whose errors have their own shape."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_content(
+    path: str, status: int, detail: str, errors: list[dict[str, str]] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Status and body of an error answer at ``path``: ours (``{"detail", "errors"}``), or under
+    ``/v2`` the Open Inference Protocol's ``{"error": "..."}``, where bad input is a 400 (as
+    Triton and KServe answer). Also for pure ASGI middleware that answers errors itself."""
+    if is_open_inference(path):
+        return (400 if status == 422 else status), {"error": detail}
     body: dict[str, Any] = {"detail": detail}
     if errors:
         body["errors"] = errors
-    return JSONBytes(status_code=status, content=body)
-
-
-def is_open_inference(request: Request) -> bool:
-    """Paths of the Open Inference Protocol, whose errors have their own shape."""
-    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-    return path == "/v2" or path.startswith("/v2/")
+    return status, body
 
 
 def error_for(
     request: Request, status: int, detail: str, errors: list[dict[str, str]] | None = None
 ) -> JSONBytes:
-    """The error response for ``request``: ours, or the Open Inference Protocol's
-    ``{"error": "..."}`` under ``/v2``, where bad input is a 400 (as Triton and KServe answer)."""
-    if is_open_inference(request):
-        return JSONBytes(status_code=400 if status == 422 else status, content={"error": detail})
-    return error(status, detail, errors)
+    """The error response to ``request`` (see ``error_content``)."""
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    status, body = error_content(path, status, detail, errors)
+    return JSONBytes(status_code=status, content=body)
 
 
 def validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[str, str]]]:
