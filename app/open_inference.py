@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,9 +78,9 @@ def label_datatype(classes: Sequence[Any]) -> str:
 
 
 def model_metadata(service: ModelService, model_id: str) -> dict[str, Any]:
-    m = service.describe(model_id)
+    m = service.prepared(model_id)
     return {
-        "name": m.id,
+        "name": model_id,
         "versions": [MODEL_VERSION],
         "platform": PLATFORM,
         "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, m.n_features]}],
@@ -303,7 +303,7 @@ def decode_request(
 # --- encoding ------------------------------------------------------------------------------------
 
 
-def _bytes_tensor(values: Sequence[Any]) -> bytes:
+def _bytes_tensor(values: Iterable[Any]) -> bytes:
     """BYTES elements in binary: each a 4-byte little-endian length, then its UTF-8 bytes."""
     parts = []
     for v in values:
@@ -316,7 +316,7 @@ def _bytes_tensor(values: Sequence[Any]) -> bytes:
 def _output_tensor(
     name: str, prediction: Prediction, binary: bool
 ) -> tuple[dict[str, Any], bytes | None]:
-    n = len(prediction.index)
+    n = len(prediction.predictions)
     if name == "predict_proba":
         proba = prediction.probabilities
         tensor: dict[str, Any] = {"name": name, "datatype": "FP64", "shape": list(proba.shape)}
@@ -325,9 +325,9 @@ def _output_tensor(
         return {**tensor, "data": proba.ravel().tolist()}, None
     datatype = label_datatype(prediction.classes)
     tensor = {"name": name, "datatype": datatype, "shape": [n]}
-    labels = prediction.labels
+    labels = prediction.predictions
     if not binary:
-        data = labels if datatype == "INT64" else [str(v) for v in labels]
+        data = labels.tolist() if datatype == "INT64" else [str(v) for v in labels]
         return {**tensor, "data": data}, None
     if datatype == "INT64":
         return tensor, np.asarray(labels, dtype="<i8").tobytes()
@@ -365,7 +365,7 @@ def infer(
 ) -> tuple[bytes, int | None]:
     """Decode, check against the model, predict, encode. See ``encode_response``."""
     request = decode_request(body, header_length, content_encoding)
-    n_features = service.describe(model_id).n_features
+    n_features = service.prepared(model_id).n_features
     if request.X.shape[1] != n_features:
         raise ProtocolError(
             f"input {request.input_name!r}: shape {list(request.X.shape)}, but the model "

@@ -14,6 +14,7 @@ from .config import Settings
 from .engine import FitParams, InvalidParams, LogisticModel, fit
 from .engine.polynomial import PolynomialFeatures, monomial_names, n_output_features
 from .engine.statistics import CoefficientStatistics, coefficient_statistics
+from .model_cache import ModelCache
 from .schemas import (
     CoefficientTable,
     ModelDetail,
@@ -31,30 +32,6 @@ from .schemas import (
 
 class LimitExceeded(ValueError):
     """A request is larger than the service's configured limits allow (HTTP 413)."""
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What a model says about some rows; every front end (JSON, CSV, V2) formats this one result.
-
-    Attributes
-    ----------
-    classes : tuple of int or str, length n_classes
-        The model's labels; ``probabilities`` columns follow this order.
-    index : ndarray of shape (n_samples,)
-        Index into ``classes`` of each row's predicted label.
-    probabilities : ndarray of shape (n_samples, n_classes)
-    """
-
-    model_id: str
-    classes: tuple[Any, ...]
-    index: np.ndarray
-    probabilities: np.ndarray
-
-    @property
-    def labels(self) -> list[Any]:
-        """Predicted labels, of the kind (int or str) the model was trained with."""
-        return [self.classes[i] for i in self.index]
 
 
 def _floats(a: np.ndarray | None) -> list[Any] | None:
@@ -129,24 +106,75 @@ def summary_from_record(record: Record) -> ModelSummary:
         created_at=datetime.fromisoformat(record["created_at"]),
         classes=record["model"]["classes"],
         n_features=record["n_features"],
-        feature_names=record["feature_names"],
+        feature_names=record.get("feature_names"),
         training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields}),
     )
 
 
-def prediction_response(prediction: Prediction) -> PredictResponse:
-    return PredictResponse(
-        model_id=prediction.model_id,
-        classes=list(prediction.classes),
-        predictions=prediction.labels,
-        probabilities=prediction.probabilities.tolist(),
-    )
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model as the predict path wants it: the engine's model and its labels as an array."""
+
+    model: LogisticModel
+    classes: list[Any]
+    labels: np.ndarray  # shape (n_classes,): int64 for integer labels, object for strings
+    feature_names: list[str] | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_record(cls, record: Record) -> PreparedModel:
+        model = model_from_record(record)
+        classes = list(model.classes)
+        is_int = all(type(c) is int for c in classes)
+        labels = np.array(classes, dtype=np.int64 if is_int else object)
+        return cls(
+            model=model,
+            classes=classes,
+            labels=labels,
+            feature_names=record.get("feature_names"),
+            name=record.get("name"),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return self.model.n_features
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``model.predict_proba(X)`` bit for bit, for ``X`` already float64, 2-D and finite.
+
+        The binary case is the engine's arithmetic, operation for operation, without its input
+        checks and temporaries (a 1-row prediction is mostly call overhead); everything else
+        goes to the engine itself.
+        """
+        m = self.model
+        if m.multiclass != "binary" or m.polynomial is not None or X.shape[1] != m.n_features:
+            return m.predict_proba(X)  # also raises the engine's message for a width mismatch
+        if m.mean is not None and m.scale is not None:
+            X = X - m.mean
+            X /= m.scale
+        z = (X @ m.coef.T + m.intercept)[:, 0]
+        e = np.exp(-np.abs(z))  # sigmoid(z) and sigmoid(-z) share e = exp(-|z|)
+        denom = 1.0 + e
+        P = np.empty((z.shape[0], 2))
+        np.divide(np.where(z <= 0, 1.0, e), denom, out=P[:, 0])
+        np.divide(np.where(z >= 0, 1.0, e), denom, out=P[:, 1])
+        return P
+
+
+@dataclass(frozen=True)
+class Prediction:
+    classes: list[Any]
+    predictions: np.ndarray  # shape (n_samples,), labels
+    probabilities: np.ndarray  # shape (n_samples, n_classes)
 
 
 class ModelService:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.cache: ModelCache[PreparedModel] = ModelCache(
+            store, PreparedModel.from_record, size=settings.model_cache_size
+        )
 
     def _check_size(self, n_rows: int, n_features: int) -> None:
         s = self.settings
@@ -157,40 +185,20 @@ class ModelService:
                 f"features: {n_features} columns is more than the limit of {s.max_features}"
             )
 
-    def train(self, request: TrainRequest) -> ModelSummary:
-        return self.train_arrays(
-            np.asarray(request.features, dtype=np.float64),
-            request.labels,
-            feature_names=request.feature_names,
-            name=request.name,
-            params=request.params,
-            sample_weight=request.sample_weight,
-        )
-
-    def train_arrays(
-        self,
-        X: np.ndarray,
-        labels: list[Any],
-        *,
-        feature_names: list[str] | None,
-        name: str | None,
-        params: TrainParams,
-        sample_weight: list[float] | None = None,
-    ) -> ModelSummary:
-        """Train on ``X`` of shape (n_samples, n_features) and one label per row (weighted by
-        ``sample_weight``, one per row, if given); keep the model.
-
-        The JSON and CSV front ends both end here, after checking their own input.
-        """
+    def train(self, request: TrainRequest, X: np.ndarray | None = None) -> ModelSummary:
+        """Fit and store a model. ``X`` (n_samples, n_features): the rows if decoded apart,
+        in which case ``request.features`` is a placeholder."""
         s = self.settings
+        if X is None:
+            X = np.asarray(request.features, dtype=np.float64)
         n_rows, n_features = X.shape
         self._check_size(n_rows, n_features)
-        p = params
+        p = request.params
         if p.max_iter > s.max_iter:
             raise InvalidParams(
                 f"params.max_iter: {p.max_iter} is more than the limit of {s.max_iter}"
             )
-        n_classes = len(set(labels))
+        n_classes = len(set(request.labels))
         if n_classes > s.max_classes:
             raise LimitExceeded(
                 f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
@@ -204,22 +212,22 @@ class ModelService:
                     f"{s.max_features} (MAX_FEATURES)"
                 )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
-        result = fit(X, labels, params=fit_params, sample_weight=sample_weight)
+        result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
         stats, stats_note = coefficient_statistics(
             X,
-            labels,
+            request.labels,
             result,
             params=fit_params,
-            feature_names=feature_names,
-            sample_weight=sample_weight,
+            feature_names=request.feature_names,
+            sample_weight=request.sample_weight,
         )
         report = result.report
         record: Record = {
             "id": new_model_id(),
-            "name": name,
+            "name": request.name,
             "created_at": datetime.now(UTC).isoformat(),
             "n_features": n_features,
-            "feature_names": feature_names,
+            "feature_names": request.feature_names,
             "params": p.model_dump(),
             "model": model_to_record(result.model),
             "training": {
@@ -242,31 +250,40 @@ class ModelService:
         return summary_from_record(record)
 
     def load_model(self, model_id: str) -> LogisticModel:
-        return model_from_record(self.store.load(check_model_id(model_id)))
+        """The model, from this process's cache (checked against the stored file) or the store."""
+        return self.cache.get(check_model_id(model_id)).model
 
-    def describe(self, model_id: str) -> ModelSummary:
-        """The summary of a stored model (classes, number and names of features...)."""
-        return summary_from_record(self.store.load(check_model_id(model_id)))
+    def prepared(self, model_id: str) -> PreparedModel:
+        """A stored model with what the front ends check inputs against (number and names of
+        features, classes), from the cache."""
+        return self.cache.get(check_model_id(model_id))
 
     def predict_array(
         self, model_id: str, X: np.ndarray, *, threshold: float | None = None
     ) -> Prediction:
-        """Classify ``X`` of shape (n_samples, n_features) with a stored model.
+        """Labels and probabilities for ``X`` of shape (n_samples, n_features).
 
         The one prediction path: the JSON, CSV and Open Inference Protocol front ends all call it.
         """
-        self._check_size(*X.shape)
-        model = self.load_model(model_id)
-        proba = model.predict_proba(X)
-        index = model.index_from_proba(proba, threshold=threshold)
+        self._check_size(X.shape[0], X.shape[1])
+        prepared = self.cache.get(check_model_id(model_id))
+        proba = prepared.predict_proba(X)
+        index = prepared.model.index_from_proba(proba, threshold=threshold)
         return Prediction(
-            model_id=model_id, classes=model.classes, index=index, probabilities=proba
+            classes=prepared.classes, predictions=prepared.labels[index], probabilities=proba
         )
 
     def predict(self, request: PredictRequest) -> PredictResponse:
-        X = np.asarray(request.features, dtype=np.float64)
-        return prediction_response(
-            self.predict_array(request.model_id, X, threshold=request.threshold)
+        p = self.predict_array(
+            request.model_id,
+            np.asarray(request.features, dtype=np.float64),
+            threshold=request.threshold,
+        )
+        return PredictResponse(
+            model_id=request.model_id,
+            classes=p.classes,
+            predictions=p.predictions.tolist(),
+            probabilities=p.probabilities.tolist(),
         )
 
     def get(self, model_id: str) -> ModelDetail:
@@ -321,3 +338,4 @@ class ModelService:
 
     def delete(self, model_id: str) -> None:
         self.store.delete(check_model_id(model_id))
+        self.cache.discard(model_id)

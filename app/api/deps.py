@@ -19,20 +19,21 @@ def get_service(request: Request) -> ModelService:
     return service
 
 
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
 def require_json(request: Request) -> None:
     """415 unless the body is declared as JSON (``application/json`` or ``+json``)."""
-    ctype = media_type(request)
+    check_content_type(request.headers.get("content-type"))
+
+
+def check_content_type(content_type: str | None) -> None:
+    ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise UnsupportedMediaType(ctype, JSON_TYPES)
 
 
-def json_or_csv(request: Request) -> BodyKind:
-    """415 unless the body is JSON or CSV; which one it is. For ``/train`` and ``/predict`` only."""
-    ctype = media_type(request)
+def body_kind(content_type: str | None) -> BodyKind:
+    """``/train`` and ``/predict`` only: "csv" for ``text/csv``, "json" for JSON; else 415
+    naming both."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype == csv_io.MEDIA_TYPE:
         return "csv"
     if ctype == "application/json" or ctype.endswith("+json"):
@@ -40,6 +41,6 @@ def json_or_csv(request: Request) -> BodyKind:
     raise UnsupportedMediaType(ctype, (*JSON_TYPES, csv_io.MEDIA_TYPE))
 
 
-async def read_body(request: Request) -> bytes:
-    """The raw body, for routes that parse it themselves (and can then stay plain functions)."""
-    return await request.body()
+def require_json_or_csv(request: Request) -> BodyKind:
+    """``body_kind`` as a route dependency."""
+    return body_kind(request.headers.get("content-type"))

@@ -18,6 +18,7 @@ from ..csv_io import CsvEncodingError, CsvError
 from ..engine import EngineError
 from ..open_inference import ProtocolError, UnknownVersion
 from ..service import LimitExceeded
+from ..train_runner import TrainingBusy
 
 log = logging.getLogger("app.errors")
 
@@ -134,6 +135,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, exc: LimitExceeded) -> JSONBytes:
         return error_for(request, 413, str(exc))
+
+    @app.exception_handler(TrainingBusy)
+    async def _busy(request: Request, exc: TrainingBusy) -> JSONBytes:
+        resp = error(429, str(exc))
+        resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:

@@ -1,20 +1,21 @@
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, BinaryIO
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from .. import csv_io
-from ..schemas import CsvTrainOptions, ErrorResponse, ModelSummary, TrainParams, TrainRequest
-from ..service import ModelService
-from .bodies import parse_json, query_doc, query_options, request_body_doc
-from .deps import BodyKind, get_service, json_or_csv, read_body
+from ..schemas import CsvTrainOptions, ModelSummary, TrainParams, TrainRequest
+from ..train_runner import TrainRunner
+from .body import fastapi_reads_json
+from .csv_body import json_or_csv_body, query_doc
+from .deps import JSON_TYPES, body_kind
+from .docs import ERROR_RESPONSES
+from .errors import JSONBytes, UnsupportedMediaType
 
 router = APIRouter(tags=["training"])
-
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 413, 415, 422)
-}
 
 CSV_EXAMPLE = """hours_studied,hours_slept,result
 0.5,8.0,fail
@@ -33,7 +34,7 @@ CSV_QUERY: list[dict[str, Any]] = [
     query_doc(name, spec, spec.get("description", ""))
     for name, spec in TrainParams.model_json_schema()["properties"].items()
 ]
-BODY_DOC = request_body_doc(
+BODY_DOC = json_or_csv_body(
     TrainRequest,
     csv_example=CSV_EXAMPLE,
     csv_description="A header row naming the columns, then one row per example. The label "
@@ -44,31 +45,53 @@ BODY_DOC = request_body_doc(
 
 
 @router.post(
-    "/train", status_code=201, response_model=ModelSummary, responses=ERRORS, openapi_extra=BODY_DOC
+    "/train",
+    status_code=201,
+    response_model=ModelSummary,
+    responses=ERROR_RESPONSES(400, 413, 415, 422, 429),
+    openapi_extra=BODY_DOC,
 )
-def train(
-    request: Request,
-    response: Response,
-    kind: BodyKind = Depends(json_or_csv),
-    raw: bytes = Depends(read_body),
-    service: ModelService = Depends(get_service),
-) -> ModelSummary:
+async def train(request: Request) -> Response:
     """Train a logistic-regression model on labelled rows (JSON, or CSV with a header row) and
     keep it; answers its summary."""
-    if kind == "json":
-        summary = service.train(parse_json(raw, TrainRequest))
-    else:
-        query = dict(request.query_params)
-        own = {key: query.pop(key) for key in CsvTrainOptions.model_fields if key in query}
-        options = query_options(own, CsvTrainOptions, text=own)
-        params = query_options(query, TrainParams)
-        table = csv_io.read_training(raw, label=options.label)
-        summary = service.train_arrays(
-            table.X,
-            table.labels,
-            feature_names=table.feature_names,
-            name=options.name,
-            params=params,
-        )
-    response.headers["Location"] = f"/models/{summary.id}"
-    return summary
+    # The body is read here, not declared: decoding, validation and fitting all run off the
+    # event loop (app.train_runner), with FastAPI's own answers to bad input (app.api.body).
+    ctype = request.headers.get("content-type")
+    if not fastapi_reads_json(ctype):
+        body_kind(ctype)  # 415 before reading a body that would not be parsed
+    runner: TrainRunner = request.app.state.trainer
+    runner.acquire()
+    spill: str | None = None
+    try:
+        chunks: list[bytes] = []
+        size, limit = 0, runner.settings.train_inline_max_bytes
+        fh: BinaryIO | None = None
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if fh is None and size > limit:  # large: spill to a file for the child
+                    fh, spill = runner.spill_file()
+                    fh.writelines(chunks)
+                    chunks = []
+                if fh is not None:
+                    fh.write(chunk)
+                else:
+                    chunks.append(chunk)
+        finally:
+            if fh is not None:
+                fh.close()
+        outcome = await runner.run(ctype, chunks, spill, query=dict(request.query_params))
+    finally:
+        runner.release()
+        if spill is not None:  # unlinking a file of hundreds of MiB can take tens of ms
+            await asyncio.to_thread(runner.remove, spill)
+    kind, payload = outcome
+    if kind == "invalid":
+        raise RequestValidationError(payload)
+    if kind == "media":
+        raise UnsupportedMediaType(payload or "", (*JSON_TYPES, csv_io.MEDIA_TYPE))
+    if kind == "raise":
+        raise payload
+    return JSONBytes(
+        status_code=201, content=payload, headers={"Location": f"/models/{payload['id']}"}
+    )
