@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from model_store import JsonFileStore
 
-from .api import docs, errors, health, models, prediction, training
+from .api import docs, errors, health, models, prediction, training, v2
 from .config import Settings
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
     errors.install(app)
-    for module in (training, prediction, models, health):
+    for module in (training, prediction, models, health, v2):
         app.include_router(module.router)
     docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
     # Innermost middleware: answers plain POST /predict bodies before FastAPI's routing (see

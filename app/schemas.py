@@ -471,6 +471,26 @@ class PredictResponse(BaseModel):
     )
 
 
+class CsvTrainOptions(Strict):
+    """Query parameters of ``POST /train`` with a ``text/csv`` body (besides ``params`` fields)."""
+
+    label: StrictStr | None = Field(
+        None, description="Name of the label column; the last column when not given."
+    )
+    name: Annotated[StrictStr, Field(max_length=200)] | None = Field(
+        None, description="A name for the model."
+    )
+
+
+class CsvPredictOptions(Strict):
+    """Query parameters of ``POST /predict`` with a ``text/csv`` body."""
+
+    model_id: StrictStr = Field(description="The id that `POST /train` answered.")
+    threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
+        None, description="Binary models only: as in the JSON body."
+    )
+
+
 class ErrorItem(BaseModel):
     field: str
     message: str
@@ -489,6 +509,8 @@ class Health(BaseModel):
 __all__ = [
     "CoefficientRow",
     "CoefficientTable",
+    "CsvPredictOptions",
+    "CsvTrainOptions",
     "ErrorResponse",
     "Health",
     "ModelDetail",

@@ -106,7 +106,7 @@ def summary_from_record(record: Record) -> ModelSummary:
         created_at=datetime.fromisoformat(record["created_at"]),
         classes=record["model"]["classes"],
         n_features=record["n_features"],
-        feature_names=record["feature_names"],
+        feature_names=record.get("feature_names"),
         training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields}),
     )
 
@@ -118,6 +118,8 @@ class PreparedModel:
     model: LogisticModel
     classes: list[Any]
     labels: np.ndarray  # shape (n_classes,): int64 for integer labels, object for strings
+    feature_names: list[str] | None = None
+    name: str | None = None
 
     @classmethod
     def from_record(cls, record: Record) -> PreparedModel:
@@ -125,7 +127,17 @@ class PreparedModel:
         classes = list(model.classes)
         is_int = all(type(c) is int for c in classes)
         labels = np.array(classes, dtype=np.int64 if is_int else object)
-        return cls(model=model, classes=classes, labels=labels)
+        return cls(
+            model=model,
+            classes=classes,
+            labels=labels,
+            feature_names=record.get("feature_names"),
+            name=record.get("name"),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return self.model.n_features
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``model.predict_proba(X)`` bit for bit, for ``X`` already float64, 2-D and finite.
@@ -241,10 +253,18 @@ class ModelService:
         """The model, from this process's cache (checked against the stored file) or the store."""
         return self.cache.get(check_model_id(model_id)).model
 
+    def prepared(self, model_id: str) -> PreparedModel:
+        """A stored model with what the front ends check inputs against (number and names of
+        features, classes), from the cache."""
+        return self.cache.get(check_model_id(model_id))
+
     def predict_array(
         self, model_id: str, X: np.ndarray, *, threshold: float | None = None
     ) -> Prediction:
-        """Labels and probabilities for ``X`` of shape (n_samples, n_features)."""
+        """Labels and probabilities for ``X`` of shape (n_samples, n_features).
+
+        The one prediction path: the JSON, CSV and Open Inference Protocol front ends all call it.
+        """
         self._check_size(X.shape[0], X.shape[1])
         prepared = self.cache.get(check_model_id(model_id))
         proba = prepared.predict_proba(X)
