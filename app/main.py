@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from model_store import JsonFileStore
 
-from .api import errors, health, models, prediction, training
+from . import metrics as prometheus
+from .api import docs, errors, health, metrics, models, prediction, training
 from .config import Settings
 from .service import ModelService
 
@@ -38,12 +39,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by api/docs.py from app/static, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
     errors.install(app)
-    for module in (training, prediction, models, health):
+    for module in (training, prediction, models, health, metrics):
         app.include_router(module.router)
+    docs.install(app)
+    app.add_middleware(prometheus.PrometheusMiddleware)
     return app
 
 

@@ -7,8 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from model_store import CorruptModel, ModelStore, Record, check_model_id, new_model_id
+from model_store import (
+    CorruptModel,
+    ModelNotFound,
+    ModelStore,
+    Record,
+    check_model_id,
+    new_model_id,
+)
 
+from . import metrics
 from .config import Settings
 from .engine import FitParams, InvalidParams, LogisticModel, fit
 from .schemas import (
@@ -22,6 +30,9 @@ from .schemas import (
     TrainParams,
     TrainRequest,
 )
+
+#: ``model_id`` alias for the newest model, so the docs page's examples work as shipped.
+LATEST = "latest"
 
 
 class LimitExceeded(ValueError):
@@ -102,9 +113,10 @@ class ModelService:
                 f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
             )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
-        result = fit(
-            np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
-        )
+        with metrics.timed_training():
+            result = fit(
+                np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
+            )
         report = result.report
         record: Record = {
             "id": new_model_id(),
@@ -133,15 +145,28 @@ class ModelService:
     def load_model(self, model_id: str) -> LogisticModel:
         return model_from_record(self.store.load(check_model_id(model_id)))
 
+    def resolve(self, model_id: str) -> str:
+        """``model_id``, or for ``latest`` the id of the newest model."""
+        if model_id != LATEST:
+            return model_id
+        newest = self.store.list(limit=1).entries
+        if not newest:
+            raise ModelNotFound(LATEST)
+        return newest[0][0]
+
     def predict(self, request: PredictRequest) -> PredictResponse:
         self._check_size(len(request.features), len(request.features[0]))
-        model = self.load_model(request.model_id)
+        model_id = self.resolve(request.model_id)
+        model = self.load_model(model_id)
         X = np.asarray(request.features, dtype=np.float64)
         proba = model.predict_proba(X)
         index = model.index_from_proba(proba, threshold=request.threshold)
         classes = list(model.classes)
+        metrics.record_predictions(
+            model_id, len(index), max_model_ids=self.settings.metrics_max_model_ids
+        )
         return PredictResponse(
-            model_id=request.model_id,
+            model_id=model_id,
             classes=classes,
             predictions=[classes[i] for i in index],
             probabilities=proba.tolist(),

@@ -20,5 +20,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
     dependencies=[Depends(require_json)],
 )
 def predict(body: PredictRequest, service: ModelService = Depends(get_service)) -> PredictResponse:
-    """Classify rows with a trained model: labels, and probabilities in the order of `classes`."""
+    """Classify rows with a trained model: labels, and probabilities in the order of `classes`.
+
+    `model_id` is the id `POST /train` answered; the example's `latest` picks the newest model,
+    so "Try it out" here works right after "Try it out" on `POST /train`. The answer's `model_id`
+    is always the real id.
+    """
     return service.predict(body)
