@@ -6,7 +6,7 @@ uvicorn worker, whichever worker the scrape reaches. The folder:
 
 * ``PROMETHEUS_MULTIPROC_DIR`` set: used as it is, the standard ``prometheus_client`` contract
   (works under any process manager); empty it before starting the server.
-* unset: ``<system temp>/logreg-service-metrics/<server pid>-<server start time>``, where the
+* unset: ``<system temp>/logreg-service-metrics-<uid>/<server pid>-<server start time>``, where the
   server is uvicorn's supervisor process when it runs workers, else this process. A fresh server
   therefore always starts from zero, all its workers share one folder, a restarted worker keeps
   adding to the same totals, and the folders of servers that are no longer running are deleted.
@@ -38,7 +38,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
-AUTO_ROOT = Path(tempfile.gettempdir()) / "logreg-service-metrics"
+# one root per user, so that users sharing /tmp cannot block or delete each other's folders
+AUTO_ROOT = Path(tempfile.gettempdir()) / f"logreg-service-metrics-{getattr(os, 'getuid', int)()}"
 
 
 def _start_time(pid: int) -> str | None:

@@ -200,6 +200,17 @@ def test_a_fresh_server_starts_from_zero_and_cleans_up(tmp_path):
         assert value(after, "logreg_models") == 1  # the store, unlike the counters, persists
 
 
+def test_a_folder_set_by_the_user_is_used_as_is(tmp_path):
+    folder = tmp_path / "prometheus"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    with LiveServer(tmp_path / "models", env=env) as server, httpx.Client(base_url=server.url) as c:
+        c.post("/train", json=TRAIN)
+        assert value(scrape(c), "logreg_trainings_total", outcome="ok") == 1
+        assert server.proc is not None
+        assert (folder / f"counter_{server.proc.pid}.db").is_file()
+        assert not list(metrics.AUTO_ROOT.glob(f"{server.proc.pid}-*"))
+
+
 def per_worker_predicts(folder: Path) -> dict[str, float]:
     """/predict requests counted by each worker's own file."""
     out = {}
