@@ -21,6 +21,7 @@ This module does not import FastAPI: the service layer records predictions and t
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -36,6 +37,8 @@ from prometheus_client import values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
+
+log = logging.getLogger("app.metrics")
 
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # one root per user, so that users sharing /tmp cannot block or delete each other's folders
@@ -204,7 +207,13 @@ class StoreCollector(Collector):
         self.count = count
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("logreg_models", "Models in the store.", value=self.count())
+        try:
+            count = self.count()
+        except OSError:
+            # an unreadable model folder must not take the other metrics down with it
+            log.warning("logreg_models: cannot count the models in the store", exc_info=True)
+            return
+        yield GaugeMetricFamily("logreg_models", "Models in the store.", value=count)
 
 
 def render(*, accept: str | None, count_models: Callable[[], int]) -> tuple[bytes, str]:

@@ -151,6 +151,15 @@ def test_openmetrics_when_the_scraper_asks_for_it(client):
     assert r.text.rstrip().endswith("# EOF")
 
 
+def test_an_unreadable_store_leaves_out_only_the_models_gauge():
+    def unreadable() -> int:
+        raise PermissionError("models/")
+
+    body, _ = metrics.render(accept=None, count_models=unreadable)
+    names = {family.name for family in text_string_to_metric_families(body.decode())}
+    assert "logreg_models" not in names and "logreg_http_requests" in names
+
+
 # --- the multiprocess folder -----------------------------------------------------------------
 
 
