@@ -243,9 +243,10 @@ def _template(route: Any) -> str | None:
     return path if isinstance(path, str) else None
 
 
-def route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str | None:
     """The matched route's path template (``/models/{model_id}``, ``/static/{path}``), never the
-    raw path, so the number of label values stays bounded whatever paths clients send."""
+    raw path, so the number of label values stays bounded whatever paths clients send; ``None``
+    when the router did not match the request."""
     path = _template(scope.get("route"))
     if path is not None:
         return path
@@ -258,8 +259,8 @@ def route_template(scope: Scope) -> str:
                 getattr(route, "endpoint", None) is endpoint
                 or getattr(route, "app", None) is endpoint
             ):
-                return _template(route) or UNMATCHED
-    return UNMATCHED
+                return _template(route)
+    return None
 
 
 class PrometheusMiddleware:
@@ -272,6 +273,23 @@ class PrometheusMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._fixed_paths: dict[str, str] | None = None
+
+    def _route(self, scope: Scope) -> str:
+        template = route_template(scope)
+        if template is not None:
+            return template
+        # Answered before routing (e.g. a fast path in front of the router), or not found: a
+        # route without parameters is known by its path; anything else is one bounded label.
+        if self._fixed_paths is None:
+            app = scope.get("app")
+            paths = [_template(route) for route in getattr(app, "routes", ())]
+            # routers included in FastAPI apps are not flattened into app.routes; the OpenAPI
+            # document lists their full paths
+            openapi = getattr(app, "openapi", None)
+            paths += list(openapi().get("paths", {})) if callable(openapi) else []
+            self._fixed_paths = {p: p for p in paths if p is not None and "{" not in p}
+        return self._fixed_paths.get(scope["path"], UNMATCHED)
 
     def _metrics(self, key: tuple[str, str, str]) -> tuple[Any, Any]:
         children = self._children.get(key)
@@ -297,6 +315,6 @@ class PrometheusMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            requests, duration = self._metrics((method, route_template(scope), str(status)))
+            requests, duration = self._metrics((method, self._route(scope), str(status)))
             requests.inc()
             duration.observe(time.perf_counter() - start)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.middleware import Middleware
 
 from app import metrics
 from app.main import create_app
@@ -143,6 +144,37 @@ def test_an_unhandled_error_is_counted_as_500(settings):
         return status, int(count)
 
     assert asyncio.run(run()) == (500, 1)
+
+
+def test_requests_answered_before_routing_keep_their_route(settings):
+    """A pure ASGI fast path in front of the router (no scope["route"]) is still labelled by
+    its route; unknown paths stay one label."""
+    app = create_app(settings)
+
+    class Early:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http" and scope["path"] == "/health":
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"early"})
+                return
+            await self.app(scope, receive, send)
+
+    app.user_middleware.insert(1, Middleware(Early))  # inside the metrics middleware
+    client = ASGIClient(app)
+    try:
+        before = scrape(client)
+        assert client.get("/health").text == "early"
+        client.get("/health/nope")
+        after = scrape(client)
+    finally:
+        client.close()
+    for route, status in (("/health", "200"), ("<unmatched>", "404")):
+        labels = {"method": "GET", "route": route, "status": status}
+        name = "logreg_http_requests_total"
+        assert value(after, name, **labels) - value(before, name, **labels) == 1, route
 
 
 def test_openmetrics_when_the_scraper_asks_for_it(client):
