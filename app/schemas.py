@@ -34,6 +34,67 @@ EXAMPLE_FEATURES: list[Any] = [
 EXAMPLE_LABELS: list[Any] = ["fail", "fail", "fail", "pass", "fail", "pass", "pass", "pass"]
 EXAMPLE_ID = "187a9d3c5e2f41b08c6d1e2f3a4b5c6d"
 
+# Classes that overlap (no line splits them), so the unpenalised fit has a finite optimum and
+# coefficient statistics: train with "params": {"l2": 0}.
+EXAMPLE_STATS_FEATURES: list[Any] = [
+    *EXAMPLE_FEATURES,
+    [1.0, 8.0],
+    [2.5, 6.0],
+    [3.0, 5.5],
+    [4.5, 7.5],
+    [2.0, 8.5],
+    [5.5, 5.0],
+    [1.5, 5.5],
+    [4.0, 6.0],
+]
+EXAMPLE_STATS_LABELS: list[Any] = [
+    *EXAMPLE_LABELS,
+    *["fail", "pass", "fail", "pass", "pass", "pass", "fail", "fail"],
+]
+# An inner and an outer ring: no line separates them, a degree-2 boundary (a circle) does.
+EXAMPLE_RING_FEATURES: list[Any] = [
+    *[[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]],
+    *[[0.0, 3.0], [3.0, 0.0], [0.0, -3.0], [-3.0, 0.0]],
+]
+EXAMPLE_RING_LABELS: list[Any] = ["inner"] * 4 + ["outer"] * 4
+EXAMPLE_STATISTICS: dict[str, Any] = {
+    "coefficients": [
+        {
+            "name": "intercept",
+            "coef": -3.768894,
+            "std_err": 4.186192,
+            "z": -0.900316,
+            "p_value": 0.367952,
+            "ci_lower": -11.973681,
+            "ci_upper": 4.435892,
+            "odds_ratio": 0.023078,
+        },
+        {
+            "name": "hours_studied",
+            "coef": 1.026044,
+            "std_err": 0.510319,
+            "z": 2.010592,
+            "p_value": 0.044369,
+            "ci_lower": 0.025836,
+            "ci_upper": 2.026251,
+            "odds_ratio": 2.790006,
+        },
+        {
+            "name": "hours_slept",
+            "coef": 0.144465,
+            "std_err": 0.555956,
+            "z": 0.25985,
+            "p_value": 0.79498,
+            "ci_lower": -0.945189,
+            "ci_upper": 1.234119,
+            "odds_ratio": 1.155421,
+        },
+    ],
+    "log_likelihood": -8.104875,
+    "n_samples": 16,
+    "newton_steps": 2,
+}
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -55,28 +116,73 @@ def check_rows(features: list[list[float]]) -> int:
 class TrainParams(Strict):
     """Training settings; every one is optional."""
 
-    solver: Literal["gd"] = Field("gd", description="`gd`: batch gradient descent.")
+    solver: Literal["auto", "gd", "newton", "lbfgs"] = Field(
+        "auto",
+        description="`auto` (default): picks by problem size (Newton for up to ~1000 coefficients "
+        "per Hessian block, with subsample-preconditioning from 50,000 rows; L-BFGS beyond). "
+        "`gd`: batch gradient descent (proximal with `l1`). `newton`: Newton/IRLS with a "
+        "Cholesky solve and a line search (proximal Newton with `l1`). `lbfgs`: L-BFGS with a "
+        "strong-Wolfe line search (no `l1`).",
+    )
     learning_rate: Annotated[StrictFloat | StrictInt, Field(gt=0)] | None = Field(
         None,
-        description="Gradient-descent step. Unset: 1/L, with L the gradient's Lipschitz constant "
-        "estimated from the data (the largest step that is guaranteed to lower the cost).",
+        description="Gradient-descent step (solver `gd` only). Unset: 1/L, with L the gradient's "
+        "Lipschitz constant estimated from the data (the largest step that is guaranteed to "
+        "lower the cost).",
     )
     max_iter: StrictInt = Field(1000, ge=1, description="Cap on solver iterations.")
     tol: Annotated[StrictFloat | StrictInt, Field(ge=0)] = Field(
-        1e-4, description="Converged when every component of the cost's gradient is at most this."
+        1e-4,
+        description="Converged when every component of the cost's (sub)gradient is at most this.",
     )
     l2: Annotated[StrictFloat | StrictInt, Field(ge=0)] = Field(
         1e-4,
-        description="L2 strength lambda in J = mean cross-entropy + lambda/2 * ||w||^2 (the "
-        "intercept is not penalised). scikit-learn's C maps to lambda = 1 / (C * n_samples).",
+        description="L2 strength lambda in J = mean cross-entropy + lambda/2 * ||w||^2 + "
+        "l1 * ||w||_1 (the intercept is not penalised). scikit-learn's C maps to "
+        "lambda = 1 / (C * n_samples) (with weights: the sum of the row weights).",
     )
-    multiclass: Literal["ovr"] = Field(
-        "ovr", description="`ovr`: one-vs-all, one binary model per class."
+    l1: Annotated[StrictFloat | StrictInt, Field(ge=0)] = Field(
+        0.0,
+        description="L1 strength (sparse models, exact zeros). Both l1 and l2 > 0 is the elastic "
+        "net: scikit-learn's penalty='elasticnet', l1_ratio, C is l1 = l1_ratio / (C * n) and "
+        "l2 = (1 - l1_ratio) / (C * n).",
+    )
+    multiclass: Literal["ovr", "multinomial"] = Field(
+        "ovr",
+        description="More than two labels: `ovr`, one-vs-all, one binary model per class; "
+        "`multinomial`, one softmax model (cross-entropy over all classes).",
+    )
+    class_weight: (
+        Literal["balanced"] | dict[str, Annotated[StrictFloat | StrictInt, Field(ge=0)]] | None
+    ) = Field(
+        None,
+        description="Weight of each class in the cost: `balanced` (n / (n_classes * count)) or "
+        "a mapping from label (integers written as strings) to weight; unlisted labels weigh 1.",
     )
     standardize: StrictBool = Field(
         True, description="Scale each feature to mean 0, variance 1 (kept in the model)."
     )
     fit_intercept: StrictBool = Field(True, description="Fit the bias term b.")
+    polynomial_degree: StrictInt = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Expand the features into every monomial up to this degree before the fit "
+        "(scikit-learn's PolynomialFeatures order, no constant column), for curved decision "
+        "boundaries; 1 is the linear model. The expanded column count, C(n + degree, degree) - 1 "
+        "for n features, must stay within MAX_FEATURES.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"solver": "auto", "l2": 0.001},
+                {"solver": "newton", "multiclass": "multinomial", "class_weight": "balanced"},
+                {"l1": 0.01, "l2": 0.001},
+            ]
+        },
+    )
 
 
 class TrainRequest(Strict):
@@ -87,6 +193,13 @@ class TrainRequest(Strict):
     feature_names: list[Annotated[StrictStr, Field(min_length=1, max_length=200)]] | None = None
     name: Annotated[StrictStr, Field(max_length=200)] | None = None
     params: TrainParams = Field(default_factory=TrainParams)
+    sample_weight: list[Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]] | None = (
+        Field(
+            None,
+            description="One weight per row (finite, >= 0, not all zero); the cost is the "
+            "weighted mean. Multiplied by `params.class_weight` when both are given.",
+        )
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -98,7 +211,20 @@ class TrainRequest(Strict):
                     "feature_names": ["hours_studied", "hours_slept"],
                     "name": "exam-pass",
                     "params": {"max_iter": 2000, "l2": 0.001},
-                }
+                },
+                {
+                    "features": EXAMPLE_STATS_FEATURES,
+                    "labels": EXAMPLE_STATS_LABELS,
+                    "feature_names": ["hours_studied", "hours_slept"],
+                    "name": "exam-pass-with-statistics",
+                    "params": {"l2": 0},
+                },
+                {
+                    "features": EXAMPLE_RING_FEATURES,
+                    "labels": EXAMPLE_RING_LABELS,
+                    "name": "rings",
+                    "params": {"polynomial_degree": 2},
+                },
             ]
         },
     )
@@ -120,6 +246,14 @@ class TrainRequest(Strict):
                 )
             if len(set(self.feature_names)) != width:
                 raise ValueError("feature_names: names must be distinct")
+        if self.sample_weight is not None:
+            if len(self.sample_weight) != len(self.features):
+                raise ValueError(
+                    f"sample_weight: has {len(self.sample_weight)} entries for "
+                    f"{len(self.features)} rows of features"
+                )
+            if not any(w > 0 for w in self.sample_weight):
+                raise ValueError("sample_weight: all weights are zero")
         return self
 
 
@@ -167,23 +301,112 @@ class ModelSummary(BaseModel):
     )
 
 
-class ModelParameters(BaseModel):
-    """What was learned. Weights apply to standardised features ``(x - mean) / scale``."""
+class PolynomialParameters(BaseModel):
+    """The polynomial expansion a model applies to its inputs before ``mean`` and ``scale``."""
 
-    multiclass: Literal["binary", "ovr"]
+    degree: int
+    mean: list[float] | None = Field(
+        description="Standardisation of the raw inputs applied before expanding (null when "
+        "`standardize` was false)."
+    )
+    scale: list[float] | None
+    features: list[str] = Field(
+        description="Names of the expanded columns, in the order of `coef` (e.g. `x0^2 x1`)."
+    )
+
+
+class ModelParameters(BaseModel):
+    """What was learned. Weights apply to standardised features ``(x - mean) / scale``; for a
+    polynomial model, ``x`` is the expanded feature vector (see ``polynomial``)."""
+
+    multiclass: Literal["binary", "ovr", "multinomial"]
     coef: list[list[float]] = Field(
         description="One row of weights per output: 1 output for a binary model "
-        "(for classes[1]), one per class for one-vs-all."
+        "(for classes[1]), one per class for one-vs-all and multinomial (softmax)."
     )
     intercept: list[float]
     mean: list[float] | None
     scale: list[float] | None
+    polynomial: PolynomialParameters | None = Field(
+        None, description="Polynomial expansion (null for a linear model)."
+    )
+
+
+class CoefficientRow(BaseModel):
+    """One coefficient on the original feature scale; null where a value is not finite."""
+
+    name: str = Field(description="`intercept`, a feature name, or a monomial like `x0^2 x1`.")
+    coef: float | None = Field(description="Maximum-likelihood estimate.")
+    std_err: float | None = Field(description="Standard error, from the inverse Hessian.")
+    z: float | None = Field(description="coef / std_err.")
+    p_value: float | None = Field(description="Two-sided, from the normal distribution.")
+    ci_lower: float | None = Field(description="Lower end of the 95% confidence interval.")
+    ci_upper: float | None = Field(description="Upper end of the 95% confidence interval.")
+    odds_ratio: float | None = Field(description="exp(coef).")
+
+
+class CoefficientTable(BaseModel):
+    """Coefficient statistics of an unpenalised binary model, as statsmodels' Logit gives them."""
+
+    coefficients: list[CoefficientRow]
+    log_likelihood: float = Field(description="Maximised log-likelihood of the training rows.")
+    n_samples: int
+    newton_steps: int = Field(
+        description="Newton steps that refined the solver's answer to the exact optimum."
+    )
 
 
 class ModelDetail(ModelSummary):
     params: TrainParams
     parameters: ModelParameters
     loss_history: list[float] = Field(description="Training objective, at most ~100 points.")
+    statistics: CoefficientTable | None = Field(
+        None,
+        description="Standard errors, z-values, p-values, 95% intervals and odds ratios, for "
+        'binary models trained with `"params": {"l2": 0}` that converged; null otherwise, '
+        "with the reason in `statistics_note`.",
+    )
+    statistics_note: str | None = Field(
+        None,
+        description="Why `statistics` is null: penalised model (l2 > 0), multi-class model, "
+        "singular Hessian (perfect separation or collinear features), or not converged.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_ID,
+                    "name": "exam-pass-with-statistics",
+                    "created_at": "2026-11-23T10:00:00Z",
+                    "classes": ["fail", "pass"],
+                    "n_features": 2,
+                    "feature_names": ["hours_studied", "hours_slept"],
+                    "training": {
+                        "solver": "gd",
+                        "iterations": 18,
+                        "converged": True,
+                        "loss": 0.506555,
+                        "accuracy": 0.625,
+                        "seconds": 0.003,
+                        "n_samples": 16,
+                    },
+                    "params": {"l2": 0},
+                    "parameters": {
+                        "multiclass": "binary",
+                        "coef": [[1.516252, 0.160926]],
+                        "intercept": [0.050676],
+                        "mean": [2.78125, 6.6875],
+                        "scale": [1.47869, 1.116286],
+                        "polynomial": None,
+                    },
+                    "loss_history": [0.693147, 0.538726, 0.506555],
+                    "statistics": EXAMPLE_STATISTICS,
+                    "statistics_note": None,
+                }
+            ]
+        }
+    )
 
 
 class ModelList(BaseModel):
@@ -262,6 +485,8 @@ class Health(BaseModel):
 
 
 __all__ = [
+    "CoefficientRow",
+    "CoefficientTable",
     "ErrorResponse",
     "Health",
     "ModelDetail",
@@ -269,6 +494,7 @@ __all__ = [
     "ModelParameters",
     "ModelSummary",
     "PredictRequest",
+    "PolynomialParameters",
     "PredictResponse",
     "TrainParams",
     "TrainRequest",

@@ -19,11 +19,15 @@ from model_store import (
 from . import metrics
 from .config import Settings
 from .engine import FitParams, InvalidParams, LogisticModel, fit
+from .engine.polynomial import PolynomialFeatures, monomial_names, n_output_features
+from .engine.statistics import CoefficientStatistics, coefficient_statistics
 from .schemas import (
+    CoefficientTable,
     ModelDetail,
     ModelList,
     ModelParameters,
     ModelSummary,
+    PolynomialParameters,
     PredictRequest,
     PredictResponse,
     TrainingSummary,
@@ -51,7 +55,30 @@ def model_to_record(model: LogisticModel) -> dict[str, Any]:
         "intercept": model.intercept.tolist(),
         "mean": _floats(model.mean),
         "scale": _floats(model.scale),
+        "polynomial": None
+        if model.polynomial is None
+        else {
+            "degree": model.polynomial.degree,
+            "n_input_features": model.polynomial.n_input_features,
+            "mean": _floats(model.polynomial.mean),
+            "scale": _floats(model.polynomial.scale),
+        },
     }
+
+
+def statistics_to_record(stats: CoefficientStatistics | None) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {
+        "coefficients": stats.rows(),
+        "log_likelihood": stats.log_likelihood,
+        "n_samples": stats.n_samples,
+        "newton_steps": stats.newton_steps,
+    }
+
+
+#: Shown for models stored before coefficient statistics existed (no key in the record).
+STATISTICS_NOT_STORED = "not computed: the model was stored before coefficient statistics existed"
 
 
 def model_from_record(record: Record) -> LogisticModel:
@@ -61,6 +88,7 @@ def model_from_record(record: Record) -> LogisticModel:
         return None if v is None else np.asarray(v, dtype=np.float64)
 
     coef = np.asarray(m["coef"], dtype=np.float64).reshape(len(m["intercept"]), -1)
+    poly = m.get("polynomial")  # absent in records stored before polynomial models: degree 1
     return LogisticModel(
         classes=tuple(m["classes"]),
         multiclass=m["multiclass"],
@@ -68,6 +96,14 @@ def model_from_record(record: Record) -> LogisticModel:
         intercept=np.asarray(m["intercept"], dtype=np.float64),
         mean=arr(m["mean"]),
         scale=arr(m["scale"]),
+        polynomial=None
+        if poly is None
+        else PolynomialFeatures(
+            n_input_features=poly["n_input_features"],
+            degree=poly["degree"],
+            mean=arr(poly["mean"]),
+            scale=arr(poly["scale"]),
+        ),
     )
 
 
@@ -112,10 +148,25 @@ class ModelService:
             raise LimitExceeded(
                 f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
             )
+        if p.polynomial_degree > 1:
+            expanded = n_output_features(n_features, p.polynomial_degree)
+            if expanded > s.max_features:
+                raise LimitExceeded(
+                    f"params.polynomial_degree: degree {p.polynomial_degree} on {n_features} "
+                    f"features makes {expanded} columns, more than the limit of "
+                    f"{s.max_features} (MAX_FEATURES)"
+                )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
+        X = np.asarray(request.features, dtype=np.float64)
         with metrics.timed_training():
-            result = fit(
-                np.asarray(request.features, dtype=np.float64), request.labels, params=fit_params
+            result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
+            stats, stats_note = coefficient_statistics(
+                X,
+                request.labels,
+                result,
+                params=fit_params,
+                feature_names=request.feature_names,
+                sample_weight=request.sample_weight,
             )
         report = result.report
         record: Record = {
@@ -136,8 +187,11 @@ class ModelService:
                 "accuracy": report.accuracy,
                 "seconds": report.seconds,
                 "n_samples": report.n_samples,
+                "passes": report.passes,
                 "loss_history": report.history,
             },
+            "statistics": statistics_to_record(stats),
+            "statistics_note": stats_note,
         }
         self.store.save(record)
         return summary_from_record(record)
@@ -176,6 +230,8 @@ class ModelService:
         record = self.store.load(check_model_id(model_id))
         summary = summary_from_record(record)
         m = record["model"]
+        poly = m.get("polynomial")
+        stats = record.get("statistics")
         return ModelDetail(
             **summary.model_dump(),
             params=TrainParams(**record["params"]),
@@ -185,8 +241,24 @@ class ModelService:
                 intercept=m["intercept"],
                 mean=m["mean"],
                 scale=m["scale"],
+                polynomial=None
+                if poly is None
+                else PolynomialParameters(
+                    degree=poly["degree"],
+                    mean=poly["mean"],
+                    scale=poly["scale"],
+                    features=monomial_names(
+                        record["feature_names"]
+                        or [f"x{i}" for i in range(poly["n_input_features"])],
+                        poly["degree"],
+                    ),
+                ),
             ),
             loss_history=record["training"]["loss_history"],
+            statistics=None if stats is None else CoefficientTable(**stats),
+            statistics_note=record.get("statistics_note", STATISTICS_NOT_STORED)
+            if stats is None
+            else None,
         )
 
     def list(self, *, limit: int, offset: int) -> ModelList:

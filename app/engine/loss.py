@@ -1,25 +1,38 @@
 """Loss objects for logistic regression.
 
-A loss object owns the (preprocessed) design matrix and the targets and exposes ``loss``,
-``gradient`` and ``loss_gradient`` of the flattened coefficient vector, so that solvers only
-see callables (the shape of scikit-learn's ``LinearModelLoss``).
+A loss object owns the design matrix and the targets and exposes ``loss``, ``gradient``,
+``loss_gradient``, ``hessian`` and ``hessp`` of the flattened coefficient vector, so that solvers
+only see callables (the shape of scikit-learn's ``LinearModelLoss``).
 
-Objective (per output column k, summed over the K outputs)::
+Objective (the one place it is written out). With per-row weights ``s_i`` (all ones unless
+``sample_weight`` / ``class_weight`` are given) and ``S = sum_i s_i``::
 
-    J(w, b) = 1/S * sum_i s_i * [log(1 + exp(z_i)) - y_i * z_i] + lambda/2 * ||w||^2
-    z_i     = x_i . w + b,   S = sum_i s_i
+    J(W, b) = 1/S * sum_i s_i * l(y_i, z_i) + lambda/2 * ||W||^2 + lambda_1 * ||W||_1
+    z_i     = W x_i + b
 
-which, with unit sample weights ``s_i``, is the mean binary cross-entropy of
-``h(x) = sigmoid(w.x + b)`` plus an L2 penalty that leaves the intercept ``b`` alone.
-scikit-learn's ``C`` maps to ``lambda = 1 / (C * n_samples)``.
+- binary and one-vs-all (``LogisticLoss``): ``K`` independent outputs, ``z_ik = w_k . x_i + b_k``,
+  ``l = sum_k [log(1 + exp(z_ik)) - y_ik * z_ik]`` (cross-entropy of ``sigmoid(z)``);
+- multinomial (``MultinomialLoss``): ``K`` rows of ``W`` (one per class, the over-parameterised
+  softmax that scikit-learn uses), ``l = logsumexp_k(z_ik) - z_i,y_i``.
+
+The intercepts ``b`` are never penalised. ``lambda`` is ``l2``; the L1 term ``lambda_1`` is not
+part of these smooth objects: the proximal solvers add it (see ``solvers.py``).
+scikit-learn's ``C`` maps to ``lambda = 1 / (C * S)``: its objective is
+``C * sum_i s_i l_i + 1/2 ||W||^2``, which is ours times ``C * S``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
 Array = NDArray[np.float64]
+HessianProduct = Callable[[Array], Array]
+
+#: Rows per block when a Hessian or column statistics are accumulated, so temporaries stay small.
+CHUNK_ROWS = 16384
 
 
 def sigmoid(z: Array) -> Array:
@@ -44,7 +57,289 @@ def log1pexp(z: Array) -> Array:
     return np.logaddexp(0.0, z)
 
 
-class LogisticLoss:
+def softmax(Z: Array) -> Array:
+    """Row-wise softmax of ``Z`` of shape (n_samples, n_classes), without overflow."""
+    P = Z - Z.max(axis=1, keepdims=True)
+    np.exp(P, out=P)
+    P /= P.sum(axis=1, keepdims=True)
+    return P
+
+
+class Design:
+    """The design matrix ``Xs = (X - mean) / scale`` used through products only.
+
+    Standardisation is folded into the products (``Xs @ V = X @ (V / scale) - mean @ (V / scale)``
+    and ``Xs.T @ R = (X.T @ R - mean * sum(R)) / scale``), so a large ``X`` is never copied.
+    ``passes`` counts full-data products (one ``X @ V`` plus one ``X.T @ R`` make one pass).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    mean, scale : ndarray of shape (n_features,), optional
+        Both or neither.
+    """
+
+    def __init__(
+        self, X: Array, mean: Array | None = None, scale: Array | None = None, *, weight: float = 1
+    ) -> None:
+        self.X = X
+        self.mean = mean
+        self.inv_scale = None if scale is None else 1.0 / scale
+        self.n_samples, self.n_features = X.shape
+        self._passes = [0.0]  # shared with the designs made by ``take``
+        self._weight = weight  # fraction of the full data these rows are, for ``passes``
+
+    @property
+    def passes(self) -> float:
+        """Full passes so far, over this design and the row subsets taken from it."""
+        return self._passes[0]
+
+    def matmat(self, V: Array) -> Array:
+        """``Xs @ V`` for ``V`` of shape (n_features, k), of shape (n_samples, k)."""
+        self._passes[0] += 0.5 * self._weight
+        U = V if self.inv_scale is None else V * self.inv_scale[:, None]
+        # Computed as (U.T @ X.T).T: the result is (n_samples, k) in column-major order, so that
+        # each output's scores are contiguous and reductions over the k outputs stay fast.
+        Z = (U.T @ self.X.T).T
+        if self.mean is not None:
+            Z -= self.mean @ U
+        return Z
+
+    def rmatmat(self, R: Array, *, colsum: Array | None = None) -> Array:
+        """``Xs.T @ R`` for ``R`` of shape (n_samples, k), of shape (n_features, k).
+
+        ``colsum``: ``R.sum(axis=0)`` if the caller has it already.
+        """
+        self._passes[0] += 0.5 * self._weight
+        G = self.X.T @ R
+        if self.inv_scale is None or self.mean is None:
+            return G
+        G -= self.mean[:, None] * (R.sum(axis=0) if colsum is None else colsum)
+        G *= self.inv_scale[:, None]
+        return G
+
+    def block(self, start: int, stop: int, *, ones: bool) -> Array:
+        """Rows ``start:stop`` of ``Xs`` materialised (with a column of ones appended if asked)."""
+        Xb = self.X[start:stop]
+        if self.inv_scale is not None and self.mean is not None:
+            Xb = (Xb - self.mean) * self.inv_scale
+        if ones:
+            Xb = np.hstack([Xb, np.ones((Xb.shape[0], 1))])
+        return Xb
+
+    def take(self, rows: NDArray[np.intp]) -> Design:
+        """A ``Design`` over a subset of the rows (copies those rows only).
+
+        Its products count towards this design's ``passes``, pro rata.
+        """
+        sub = Design(
+            np.take(self.X, rows, axis=0),
+            self.mean,
+            None if self.inv_scale is None else 1.0 / self.inv_scale,
+            weight=self._weight * len(rows) / self.n_samples,
+        )
+        sub._passes = self._passes
+        return sub
+
+    def weighted_grams(self, C: Array, *, ones: bool) -> Array:
+        """``X1.T @ diag(C[:, j]) @ X1`` for every column j of ``C``, of shape (m, q, q).
+
+        ``X1`` is ``Xs`` with a column of ones appended when ``ones``; ``q`` is its width.
+        Accumulated over blocks of rows of the raw ``X`` (no (n_samples, q) copy is made), then
+        the standardisation is applied to the small result: with ``s = X.T c`` and ``t = sum c``,
+        ``Xs.T diag(c) Xs = S^-1 (X.T diag(c) X - mean s.T - s mean.T + t mean mean.T) S^-1``.
+        (Folding can cancel a few digits when ``|mean| / scale`` is large; a Hessian only steers
+        the step, the optimum is fixed by the exact gradient.) Non-negative weights use
+        ``A.T @ A`` with ``A = sqrt(c) X`` (a symmetric rank-k update, half the flops).
+        """
+        n, d = self.X.shape
+        m = C.shape[1]
+        grams = np.zeros((m, d, d))
+        sums = np.zeros((d, m))
+        nonneg = bool((C >= 0).all())
+        rows = max(1, min(CHUNK_ROWS, (1 << 22) // (m * d if not nonneg else d)))
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            Xb = self.X[start:stop]
+            Cb = C[start:stop]
+            sums += Xb.T @ Cb
+            if nonneg:
+                for j in range(m):
+                    A = Xb * np.sqrt(Cb[:, j : j + 1])
+                    grams[j] += A.T @ A
+            else:  # one product for all m weightings: Xb.T @ [Xb * c_1, ..., Xb * c_m]
+                scaled = Cb[:, :, None] * Xb[:, None, :]
+                grams += (
+                    (Xb.T @ scaled.reshape(stop - start, m * d)).reshape(d, m, d).transpose(1, 0, 2)
+                )
+        totals = C.sum(axis=0)
+        if self.inv_scale is not None and self.mean is not None:
+            mu, inv = self.mean, self.inv_scale
+            for j in range(m):
+                cross = np.outer(mu, sums[:, j])
+                grams[j] -= cross + cross.T
+                grams[j] += totals[j] * np.outer(mu, mu)
+                grams[j] *= np.outer(inv, inv)
+                sums[:, j] = (sums[:, j] - totals[j] * mu) * inv
+        if not ones:
+            return grams
+        out = np.empty((m, d + 1, d + 1))
+        out[:, :d, :d] = grams
+        out[:, :d, d] = sums.T
+        out[:, d, :d] = sums.T
+        out[:, d, d] = totals
+        return out
+
+
+def _as_design(X: Array | Design) -> Design:
+    return X if isinstance(X, Design) else Design(np.asarray(X, dtype=np.float64))
+
+
+class _LinearLoss:
+    """What the binary / one-vs-all and the multinomial losses share: data, weights, layout."""
+
+    def __init__(
+        self,
+        X: Array | Design,
+        Y: Array,
+        *,
+        l2: float = 0.0,
+        fit_intercept: bool = True,
+        sample_weight: Array | None = None,
+    ) -> None:
+        self.design = _as_design(X)
+        self.Y = Y
+        self.l2 = float(l2)
+        self.fit_intercept = fit_intercept
+        n = self.design.n_samples
+        if sample_weight is None:
+            self.sw: Array | None = None
+            self.sw_sum = float(n)
+        else:
+            self.sw = np.asarray(sample_weight, dtype=np.float64)
+            self.sw_sum = float(self.sw.sum())
+        self.n_outputs = Y.shape[1]
+        self.n_features = self.design.n_features
+        self.n_coef_cols = self.n_features + int(fit_intercept)
+        self._cache: tuple[Array, Array] | None = None
+        self._ones = np.ones(n)
+        # weighted targets, so that sum_i s_i y_i . z_i is one dot product
+        self._Yw = Y if self.sw is None else Y * self.sw[:, None]
+
+    @property
+    def X(self) -> Array:  # noqa: N802 - the design matrix is X everywhere in the maths
+        return self.design.X
+
+    @property
+    def n_coef(self) -> int:
+        return self.n_outputs * self.n_coef_cols
+
+    @property
+    def passes(self) -> float:
+        return self.design.passes
+
+    def penalized(self) -> NDArray[np.bool_]:
+        """Mask over the flat coefficients: True for weights, False for intercepts."""
+        mask = np.ones((self.n_outputs, self.n_coef_cols), dtype=bool)
+        if self.fit_intercept:
+            mask[:, -1] = False
+        return mask.ravel()
+
+    def unpack(self, coef: Array) -> tuple[Array, Array]:
+        """Split flat ``coef`` into weights (n_outputs, n_features) and intercepts (n_outputs,)."""
+        C = coef.reshape(self.n_outputs, self.n_coef_cols)
+        if self.fit_intercept:
+            return C[:, :-1], C[:, -1]
+        return C, np.zeros(self.n_outputs)
+
+    def raw_prediction(self, coef: Array) -> Array:
+        """``Z = Xs @ W.T + b``, of shape (n_samples, n_outputs). The last one is remembered."""
+        if self._cache is not None and np.array_equal(self._cache[0], coef):
+            return self._cache[1]
+        W, b = self.unpack(coef)
+        Z = self.design.matmat(W.T)
+        if self.fit_intercept:
+            Z += b
+        self._cache = (coef.copy(), Z)
+        return Z
+
+    def _row_weights(self) -> Array | float:
+        """``s_i / S`` as a column (n_samples, 1), or the scalar ``1 / n``."""
+        if self.sw is None:
+            return 1.0 / self.sw_sum
+        return (self.sw / self.sw_sum)[:, None]
+
+    def _penalty(self, W: Array) -> float:
+        return 0.5 * self.l2 * float(np.einsum("kj,kj->", W, W))
+
+    def _pack_gradient(self, coef: Array, R: Array, *, scale: float = 1.0) -> Array:
+        """Flat gradient from the residuals ``scale * R``, of shape (n_samples, n_outputs)."""
+        W, _ = self.unpack(coef)
+        G = np.empty((self.n_outputs, self.n_coef_cols))
+        colsum = self._ones @ R  # a matrix product: far faster than R.sum(axis=0) on few columns
+        G[:, : self.n_features] = self.design.rmatmat(R, colsum=colsum).T
+        if scale != 1.0:
+            colsum *= scale
+            G[:, : self.n_features] *= scale
+        G[:, : self.n_features] += self.l2 * W
+        if self.fit_intercept:
+            G[:, -1] = colsum
+        return G.ravel()
+
+    def loss(self, coef: Array) -> float:
+        return self.loss_gradient(coef, gradient=False)[0]
+
+    def gradient(self, coef: Array) -> Array:
+        return self.loss_gradient(coef)[1]
+
+    def loss_gradient(self, coef: Array, *, gradient: bool = True) -> tuple[float, Array]:
+        raise NotImplementedError
+
+    def lipschitz_bound(self, *, max_rows: int = 5000, seed: int = 0) -> float:
+        """Estimate of the gradient's Lipschitz constant, ``c * max eig(X1.T C X1) + lambda``.
+
+        ``X1`` is ``Xs`` with a column of ones when an intercept is fitted, ``C`` the normalised
+        row weights and ``c`` the curvature bound of the pointwise loss (1/4 for the sigmoid,
+        1/2 for the softmax). Estimated on at most ``max_rows`` rows (a uniform sample), so it
+        costs far less than one pass over a large ``X``.
+        """
+        n = self.design.n_samples
+        rows = np.arange(n)
+        if n > max_rows:
+            rows = np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+        sub = self.design.take(rows)
+        w = np.ones(len(rows)) if self.sw is None else self.sw[rows]
+        total = float(w.sum())
+        A = sub.block(0, len(rows), ones=self.fit_intercept)
+        A *= np.sqrt(w / total if total > 0 else w)[:, None]
+        # The top eigenvalue of A.T A is that of A A.T: use the smaller of the two.
+        gram = A.T @ A if A.shape[0] >= A.shape[1] else A @ A.T
+        exact = gram.shape[0] <= 500
+        if exact:
+            top = float(np.linalg.eigvalsh(gram)[-1])
+        else:  # power iteration: a few hundred mat-vecs beat an O(d^3) eigensolver
+            vec: Array = np.random.default_rng(seed).normal(size=(gram.shape[0],))
+            vec *= 1.0 / float(np.linalg.norm(vec))
+            top = 0.0
+            for _ in range(300):
+                u = gram @ vec
+                top = float(np.linalg.norm(u))
+                if top == 0.0:
+                    break
+                vec = u / top
+        # A sample (or an unfinished power iteration) can under-estimate the eigenvalue; a 10%
+        # margin keeps 1/L safe.
+        margin = 1.1 if n > max_rows or not exact else 1.0
+        return margin * self.curvature * top + self.l2
+
+    curvature = 0.25
+
+    def null_space(self) -> Array | None:
+        """Orthonormal directions (n_coef, r) along which the objective is flat, if any."""
+        return None
+
+
+class LogisticLoss(_LinearLoss):
     """Sum of K independent binary cross-entropy objectives sharing one design matrix.
 
     K = 1 is the binary model; K > 1 is one-vs-all, where output k is "class k versus the rest".
@@ -52,8 +347,8 @@ class LogisticLoss:
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Preprocessed features (C- or F-contiguous float64).
+    X : ndarray of shape (n_samples, n_features) or Design
+        Preprocessed features, or a ``Design`` that standardises on the fly.
     Y : ndarray of shape (n_samples, n_outputs)
         Targets in {0, 1}.
     l2 : float
@@ -66,118 +361,201 @@ class LogisticLoss:
     Notes
     -----
     Coefficients are packed as a flat vector of an array of shape
-    ``(n_outputs, n_features + fit_intercept)``; the intercept is the last column.
+    ``(n_outputs, n_features + fit_intercept)``; the intercept is the last column. The Hessian
+    is block diagonal, one block per output.
     """
 
-    def __init__(
-        self,
-        X: Array,
-        Y: Array,
-        *,
-        l2: float = 0.0,
-        fit_intercept: bool = True,
-        sample_weight: Array | None = None,
-    ) -> None:
-        self.X = X
-        self.Y = Y
-        self.l2 = float(l2)
-        self.fit_intercept = fit_intercept
-        n = X.shape[0]
-        if sample_weight is None:
-            self.sw: Array | None = None
-            self.sw_sum = float(n)
-        else:
-            self.sw = np.asarray(sample_weight, dtype=np.float64)
-            self.sw_sum = float(self.sw.sum())
-        self.n_outputs = Y.shape[1]
-        self.n_features = X.shape[1]
-        self.n_coef_cols = self.n_features + int(fit_intercept)
-
-    @property
-    def n_coef(self) -> int:
-        return self.n_outputs * self.n_coef_cols
-
-    def unpack(self, coef: Array) -> tuple[Array, Array]:
-        """Split flat ``coef`` into weights (n_outputs, n_features) and intercepts (n_outputs,)."""
-        C = coef.reshape(self.n_outputs, self.n_coef_cols)
-        if self.fit_intercept:
-            return C[:, :-1], C[:, -1]
-        return C, np.zeros(self.n_outputs)
-
-    def raw_prediction(self, coef: Array) -> Array:
-        """``z = X @ W.T + b``, of shape (n_samples, n_outputs)."""
-        W, b = self.unpack(coef)
-        Z = self.X @ W.T
-        if self.fit_intercept:
-            Z += b
-        return Z
+    def take(self, rows: NDArray[np.intp]) -> LogisticLoss:
+        """The same objective over a subset of the rows (a subsample for a cheap Hessian)."""
+        return LogisticLoss(
+            self.design.take(rows),
+            self.Y[rows],
+            l2=self.l2,
+            fit_intercept=self.fit_intercept,
+            sample_weight=None if self.sw is None else self.sw[rows],
+        )
 
     def loss_per_output(self, coef: Array) -> Array:
         """Objective of each output separately, of shape (n_outputs,)."""
         Z = self.raw_prediction(coef)
-        return self._loss_from_raw(coef, Z)
-
-    def _loss_from_raw(self, coef: Array, Z: Array) -> Array:
         W, _ = self.unpack(coef)
         pointwise = log1pexp(Z)
         pointwise -= self.Y * Z
-        if self.sw is None:
-            data = pointwise.sum(axis=0) / self.sw_sum
-        else:
-            data = self.sw @ pointwise / self.sw_sum
-        return data + 0.5 * self.l2 * np.einsum("kj,kj->k", W, W)
+        weights = self._ones if self.sw is None else self.sw
+        return weights @ pointwise / self.sw_sum + 0.5 * self.l2 * np.einsum("kj,kj->k", W, W)
 
-    def loss(self, coef: Array) -> float:
-        return float(self.loss_per_output(coef).sum())
+    def loss_gradient(self, coef: Array, *, gradient: bool = True) -> tuple[float, Array]:
+        """Objective and its gradient (flat, same shape as ``coef``) in one pass over ``X``.
 
-    def loss_gradient(self, coef: Array) -> tuple[float, Array]:
-        """Objective and its gradient (flat, same shape as ``coef``) in one pass over ``X``."""
-        Z = self.raw_prediction(coef)
-        loss = float(self._loss_from_raw(coef, Z).sum())
-        return loss, self._gradient_from_raw(coef, Z)
-
-    def gradient(self, coef: Array) -> Array:
-        return self._gradient_from_raw(coef, self.raw_prediction(coef))
-
-    def _gradient_from_raw(self, coef: Array, Z: Array) -> Array:
-        W, _ = self.unpack(coef)
-        R = sigmoid(Z)
-        R -= self.Y
-        if self.sw is not None:
-            R *= self.sw[:, None]
-        R /= self.sw_sum
-        G = np.empty((self.n_outputs, self.n_coef_cols))
-        G[:, : self.n_features] = R.T @ self.X
-        G[:, : self.n_features] += self.l2 * W
-        if self.fit_intercept:
-            G[:, -1] = R.sum(axis=0)
-        return G.ravel()
-
-    def lipschitz_bound(self, *, max_rows: int = 5000, seed: int = 0) -> float:
-        """Estimate of the gradient's Lipschitz constant, ``max eig(X1.T X1) / (4 n) + lambda``.
-
-        ``X1`` is ``X`` with a column of ones when an intercept is fitted. Estimated on at most
-        ``max_rows`` rows (a uniform sample), so it costs far less than one pass over a large ``X``.
+        One ``exp`` serves both: with ``e = exp(-|z|)``, ``log(1 + exp(z)) = max(z, 0) +
+        log1p(e)`` and ``sigmoid(z) = (1 if z >= 0 else e) / (1 + e)``. Sums over rows are
+        matrix products, and the ``1 / S`` of the unweighted mean is applied to the small
+        gradient rather than to every row.
         """
-        X = self.X
-        n = X.shape[0]
-        if n > max_rows:
-            rows = np.random.default_rng(seed).choice(n, size=max_rows, replace=False)
-            X = X[np.sort(rows)]
-        m = X.shape[0]
-        if self.fit_intercept:
-            X = np.hstack([X, np.ones((m, 1))])
-        gram = X.T @ X / m
-        if gram.shape[0] <= 1500:
-            top = float(np.linalg.eigvalsh(gram)[-1])
-        else:  # power iteration: a few hundred mat-vecs beat an O(d^3) eigensolver
-            v = np.ones(gram.shape[0]) / np.sqrt(gram.shape[0])
-            top = 0.0
-            for _ in range(200):
-                u = gram @ v
-                top = float(np.linalg.norm(u))
-                if top == 0.0:
-                    break
-                v = u / top
-        # The sample can under-estimate the full-data eigenvalue; a 10% margin keeps 1/L safe.
-        return 1.1 * 0.25 * top + self.l2
+        Z = self.raw_prediction(coef)
+        W, _ = self.unpack(coef)
+        weights = self._ones if self.sw is None else self.sw
+        e = np.abs(Z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        data = float((weights @ np.log1p(e)).sum())
+        data += float((weights @ np.maximum(Z, 0.0)).sum()) - float(np.vdot(self._Yw, Z))
+        loss = data / self.sw_sum + self._penalty(W)
+        if not gradient:
+            return loss, np.empty(0)
+        R = np.where(Z >= 0, 1.0, e)
+        e += 1.0
+        R /= e
+        R -= self.Y
+        if self.sw is None:
+            return loss, self._pack_gradient(coef, R, scale=1.0 / self.sw_sum)
+        R *= self._row_weights()
+        return loss, self._pack_gradient(coef, R)
+
+    def _curvature_weights(self, coef: Array) -> Array:
+        """``s_i / S * p_ik (1 - p_ik)``, of shape (n_samples, n_outputs)."""
+        P = sigmoid(self.raw_prediction(coef))
+        D = P * (1.0 - P)
+        D *= self._row_weights()
+        return D
+
+    def hessian(self, coef: Array) -> Array:
+        """Block-diagonal Hessian: one (q, q) block per output, of shape (n_outputs, q, q).
+
+        ``q = n_features + fit_intercept``; block k is ``X1.T @ diag(D_k) @ X1 + lambda * I``
+        (no penalty on the intercept), with ``D_ik = s_i / S * p_ik (1 - p_ik)``.
+        """
+        H = self.design.weighted_grams(self._curvature_weights(coef), ones=self.fit_intercept)
+        idx = np.arange(self.n_features)
+        H[:, idx, idx] += self.l2
+        return H
+
+    def hessp(self, coef: Array) -> HessianProduct:
+        """A function ``v -> H v`` at ``coef`` (one pass over ``X`` per product)."""
+        D = self._curvature_weights(coef)
+
+        def product(v: Array) -> Array:
+            Vw, vb = self.unpack(v)
+            U = self.design.matmat(Vw.T)
+            if self.fit_intercept:
+                U += vb
+            U *= D
+            return self._pack_gradient(v, U)
+
+        return product
+
+
+class MultinomialLoss(_LinearLoss):
+    """Softmax cross-entropy over K classes, with one row of weights per class.
+
+    The parameterisation is the full, over-parameterised one of scikit-learn: K rows of weights
+    and K intercepts, L2 on all K rows. Adding one vector to every row of ``[W, b]`` leaves the
+    probabilities unchanged; the L2 term picks the rows of ``W`` that sum to zero, and the
+    intercepts stay determined only up to a common constant (``null_space``).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features) or Design
+    Y : ndarray of shape (n_samples, n_classes)
+        One-hot targets.
+    l2, fit_intercept, sample_weight
+        As for ``LogisticLoss``.
+    """
+
+    curvature = 0.5
+    _Yt: Array | None = None
+    _Ywt: Array | None = None
+
+    def take(self, rows: NDArray[np.intp]) -> MultinomialLoss:
+        return MultinomialLoss(
+            self.design.take(rows),
+            self.Y[rows],
+            l2=self.l2,
+            fit_intercept=self.fit_intercept,
+            sample_weight=None if self.sw is None else self.sw[rows],
+        )
+
+    def loss_gradient(self, coef: Array, *, gradient: bool = True) -> tuple[float, Array]:
+        """Objective and its gradient in one pass over ``X``.
+
+        Works on the transposed scores (n_classes, n_samples), where every reduction over the
+        classes runs along contiguous rows of samples.
+        """
+        Zt = self.raw_prediction(coef).T
+        W, _ = self.unpack(coef)
+        if self._Yt is None or self._Ywt is None:
+            self._Yt = np.ascontiguousarray(self.Y.T)
+            self._Ywt = np.ascontiguousarray(self._Yw.T)
+        Yt, Ywt = self._Yt, self._Ywt
+        top = Zt.max(axis=0)
+        P = Zt - top
+        np.exp(P, out=P)
+        total = P.sum(axis=0)
+        lse = np.log(total)
+        lse += top
+        weights = self._ones if self.sw is None else self.sw
+        data = float(weights @ lse) - float(np.vdot(Ywt, Zt))
+        loss = data / self.sw_sum + self._penalty(W)
+        if not gradient:
+            return loss, np.empty(0)
+        P /= total
+        P -= Yt
+        if self.sw is None:
+            return loss, self._pack_gradient(coef, P.T, scale=1.0 / self.sw_sum)
+        P *= self.sw / self.sw_sum
+        return loss, self._pack_gradient(coef, P.T)
+
+    def hessian(self, coef: Array) -> Array:
+        """Full Hessian, of shape (1, p, p) with ``p = n_classes * q`` (one block).
+
+        Block (k, l) is ``X1.T @ diag(s_i / S * (p_ik [k = l] - p_ik p_il)) @ X1``, plus lambda on
+        the diagonal of the weights.
+        """
+        K, q = self.n_outputs, self.n_coef_cols
+        P = softmax(self.raw_prediction(coef))
+        c = self._row_weights()
+        pairs = [(k, m) for k in range(K) for m in range(k, K)]
+        C = np.empty((P.shape[0], len(pairs)))
+        for j, (k, m) in enumerate(pairs):
+            C[:, j] = -P[:, k] * P[:, m]
+            if k == m:
+                C[:, j] += P[:, k]
+        C *= c
+        grams = self.design.weighted_grams(C, ones=self.fit_intercept)
+        H = np.empty((K * q, K * q))
+        for j, (k, m) in enumerate(pairs):
+            H[k * q : (k + 1) * q, m * q : (m + 1) * q] = grams[j]
+            H[m * q : (m + 1) * q, k * q : (k + 1) * q] = grams[j]
+        idx = self.penalized().nonzero()[0]
+        H[idx, idx] += self.l2
+        return H[None]
+
+    def hessp(self, coef: Array) -> HessianProduct:
+        """A function ``v -> H v`` at ``coef`` (one pass over ``X`` per product)."""
+        P = softmax(self.raw_prediction(coef))
+        c = self._row_weights()
+
+        def product(v: Array) -> Array:
+            Vw, vb = self.unpack(v)
+            U = self.design.matmat(Vw.T)
+            if self.fit_intercept:
+                U += vb
+            T = P * U
+            T -= P * T.sum(axis=1, keepdims=True)
+            T *= c
+            return self._pack_gradient(v, T)
+
+        return product
+
+    def null_space(self) -> Array | None:
+        """Intercepts shifted together (and, without L2, weight columns shifted together)."""
+        K, q = self.n_outputs, self.n_coef_cols
+        cols = [q - 1] if self.fit_intercept else []
+        if self.l2 == 0:
+            cols = list(range(q))
+        if not cols:
+            return None
+        U = np.zeros((K * q, len(cols)))
+        for j, col in enumerate(cols):
+            U[col::q, j] = 1.0 / np.sqrt(K)
+        return U

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,26 +11,68 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .errors import InvalidData, InvalidParams
-from .loss import Array, LogisticLoss, log_sigmoid, sigmoid
-from .preprocessing import Standardizer, check_features
-from .solvers import SolverResult, gradient_descent
+from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid, sigmoid, softmax
+from .polynomial import PolynomialFeatures, check_degree, fit_polynomial
+from .preprocessing import Standardizer, check_features, ensure_finite
+from .solvers import (
+    SolverResult,
+    cholesky_solve,
+    fista,
+    gradient_descent,
+    lbfgs,
+    newton,
+    proximal_newton,
+)
 
-SOLVERS = ("gd",)
-MULTICLASS = ("ovr",)
+SOLVERS = ("auto", "gd", "newton", "lbfgs")
+MULTICLASS = ("ovr", "multinomial")
+
+#: ``auto`` and ``newton`` build an explicit Hessian block of this many rows/columns at most
+#: (``n_features + 1`` per output for binary / one-vs-all, ``n_classes * (n_features + 1)`` for
+#: multinomial); beyond it ``auto`` uses L-BFGS (or FISTA with ``l1``) and ``newton`` is refused.
+NEWTON_MAX_BLOCK = 1000
+NEWTON_HARD_MAX_BLOCK = 4000
+
+#: From this many rows on, ``auto`` takes its Hessians from a row subsample (see ``solve``).
+SUBSAMPLE_MIN_ROWS = 50_000
+
+#: The warm start of "subsampled-newton" uses ``n / SUBSAMPLE_FRACTION`` rows (at most 200,000)
+#: and stops at gradient ``WARM_TOL`` (its optimum differs from the full one by more than that
+#: anyway); its preconditioner is the Hessian of ``HESSIAN_ROWS`` of them.
+SUBSAMPLE_FRACTION = 10
+HESSIAN_ROWS = 20_000
+WARM_TOL = 1e-3
+
+#: Below that many rows, ``auto`` uses Newton when one Hessian costs at most this many passes over
+#: the data (``hessian_cost``); Newton needs ~10 iterations where L-BFGS needs ~100-200.
+NEWTON_MAX_HESSIAN_PASSES = 4.0
+
+#: Standardisation is folded into the products with ``X`` (no standardised copy) unless some
+#: column's ``|mean| / scale`` exceeds this, where folding would cancel too many digits.
+FOLD_MAX_RATIO = 1e4
 
 
 @dataclass(frozen=True)
 class FitParams:
-    """Training settings. See ``LogisticLoss`` for the objective that ``l2`` enters."""
+    """Training settings. See ``app.engine.loss`` for the objective ``l2`` and ``l1`` enter.
 
-    solver: str = "gd"
+    ``class_weight``: ``None``, ``"balanced"`` (``n_samples / (n_classes * count(class))``, as
+    scikit-learn) or a mapping from label to weight (labels not listed weigh 1; keys may be the
+    labels or, for integer labels, their decimal strings as JSON requires). Row weights are the
+    product of ``sample_weight`` and the class weight; the data term is their weighted mean.
+    """
+
+    solver: str = "auto"
     learning_rate: float | None = None
     max_iter: int = 1000
     tol: float = 1e-4
     l2: float = 1e-4
+    l1: float = 0.0
     multiclass: str = "ovr"
+    class_weight: str | Mapping[Any, float] | None = None
     standardize: bool = True
     fit_intercept: bool = True
+    polynomial_degree: int = 1  # monomials up to this degree (see ``polynomial``); 1 = linear
     time_budget: float | None = None  # seconds; the solver stops (not converged) past it
 
     def validate(self) -> None:
@@ -45,12 +88,33 @@ class FitParams:
             np.isfinite(self.learning_rate) and self.learning_rate > 0
         ):
             raise InvalidParams("params.learning_rate: must be a positive number")
+        if self.learning_rate is not None and self.solver != "gd":
+            raise InvalidParams(
+                f"params.learning_rate: applies to solver 'gd' only (solver is {self.solver!r})"
+            )
         if self.max_iter < 1:
             raise InvalidParams("params.max_iter: must be at least 1")
         if not (np.isfinite(self.tol) and self.tol >= 0):
             raise InvalidParams("params.tol: must be a non-negative number")
         if not (np.isfinite(self.l2) and self.l2 >= 0):
             raise InvalidParams("params.l2: must be a non-negative number")
+        if not (np.isfinite(self.l1) and self.l1 >= 0):
+            raise InvalidParams("params.l1: must be a non-negative number")
+        if self.l1 > 0 and self.solver == "lbfgs":
+            raise InvalidParams(
+                "params.solver: 'lbfgs' needs a smooth objective and cannot fit l1; use 'auto' "
+                "or 'newton' (proximal Newton) or 'gd' (proximal gradient)"
+            )
+        cw = self.class_weight
+        if isinstance(cw, str) and cw != "balanced":
+            raise InvalidParams(f"params.class_weight: must be 'balanced' or a mapping, got {cw!r}")
+        if isinstance(cw, Mapping):
+            for key, value in cw.items():
+                if not (np.isfinite(value) and value >= 0):
+                    raise InvalidParams(
+                        f"params.class_weight.{key}: must be a finite number >= 0, got {value!r}"
+                    )
+        check_degree(self.polynomial_degree)
 
 
 @dataclass(frozen=True)
@@ -61,13 +125,17 @@ class LogisticModel:
     ----------
     classes : tuple of int or str, length n_classes
         Sorted class labels; probability columns follow this order.
-    multiclass : {"binary", "ovr"}
-        "binary" has one output (for ``classes[1]``); "ovr" has one output per class.
-    coef : ndarray of shape (n_outputs, n_features)
-        Weights in the preprocessed (standardised) feature space.
+    multiclass : {"binary", "ovr", "multinomial"}
+        "binary" has one output (for ``classes[1]``); "ovr" has one output per class, each a
+        sigmoid; "multinomial" has one output per class, the probabilities their softmax.
+    coef : ndarray of shape (n_outputs, n_design_features)
+        Weights in the preprocessed (expanded, standardised) feature space.
     intercept : ndarray of shape (n_outputs,)
-    mean, scale : ndarray of shape (n_features,) or None
-        Standardisation applied before ``coef``: ``(x - mean) / scale``.
+    mean, scale : ndarray of shape (n_design_features,) or None
+        Standardisation applied just before ``coef``: ``(x - mean) / scale``.
+    polynomial : PolynomialFeatures or None
+        Expansion applied to the inputs first (``None``: linear model, and
+        ``n_design_features == n_features``).
     """
 
     classes: tuple[Any, ...]
@@ -76,12 +144,19 @@ class LogisticModel:
     intercept: Array
     mean: Array | None = None
     scale: Array | None = None
+    polynomial: PolynomialFeatures | None = None
 
     @property
     def n_features(self) -> int:
+        """Number of input columns ``predict`` takes."""
+        if self.polynomial is not None:
+            return self.polynomial.n_input_features
         return int(self.coef.shape[1])
 
     def transform(self, X: Array) -> Array:
+        """Raw inputs (n_samples, n_features) -> design matrix (n_samples, n_design_features)."""
+        if self.polynomial is not None:
+            X = self.polynomial.transform(X)
         if self.mean is None or self.scale is None:
             return X
         return Standardizer(self.mean, self.scale).transform(X)
@@ -96,11 +171,14 @@ class LogisticModel:
 
         Binary: ``[1 - h(x), h(x)]``. One-vs-all: the K values ``h_k(x)`` normalised to sum to 1
         (done in the log domain so that rows where every ``h_k`` underflows stay defined).
+        Multinomial: ``softmax(z)``.
         """
         Z = self.decision_function(X)
         if self.multiclass == "binary":
             p1 = sigmoid(Z[:, 0])
             return np.column_stack([sigmoid(-Z[:, 0]), p1])
+        if self.multiclass == "multinomial":
+            return softmax(Z)
         log_h = log_sigmoid(Z)
         log_h -= log_h.max(axis=1, keepdims=True)
         P = np.exp(log_h)
@@ -110,8 +188,8 @@ class LogisticModel:
     def index_from_proba(self, proba: Array, *, threshold: float | None = None) -> np.ndarray:
         """Index into ``classes`` of the predicted class of each row of ``predict_proba``'s output.
 
-        Binary: ``classes[1]`` where ``h(x) >= threshold`` (default 0.5). One-vs-all: the class
-        whose ``h`` is largest (``threshold`` does not apply).
+        Binary: ``classes[1]`` where ``h(x) >= threshold`` (default 0.5). Multi-class: the class
+        with the largest probability (``threshold`` does not apply).
         """
         if self.multiclass == "binary":
             t = 0.5 if threshold is None else threshold
@@ -140,6 +218,7 @@ class TrainingReport:
     stopped_by: str
     grad_norm: float
     history: list[float] = field(default_factory=list)
+    passes: float = 0.0  # full passes over X (one X @ W plus one X.T @ R each)
 
 
 @dataclass(frozen=True)
@@ -153,15 +232,20 @@ def encode_labels(y: ArrayLike) -> tuple[tuple[Any, ...], np.ndarray]:
 
     Labels must be all integers or all strings; at least two distinct labels are needed.
     """
-    labels = list(np.asarray(y, dtype=object).ravel()) if not isinstance(y, list) else y
-    if not labels:
-        raise InvalidData("labels: must not be empty")
-    kinds = {type(v) for v in labels}
-    if any(k is bool for k in kinds) or not (
-        kinds <= {str} or all(issubclass(k, (int, np.integer)) for k in kinds)
-    ):
-        raise InvalidData("labels: must be all integers or all strings")
-    classes, index = np.unique(np.asarray(labels), return_inverse=True)
+    if isinstance(y, np.ndarray) and y.dtype.kind in "iuU":  # already typed: skip the scan
+        if y.size == 0:
+            raise InvalidData("labels: must not be empty")
+        classes, index = np.unique(y.ravel(), return_inverse=True)
+    else:
+        labels = list(np.asarray(y, dtype=object).ravel()) if not isinstance(y, list) else y
+        if not labels:
+            raise InvalidData("labels: must not be empty")
+        kinds = {type(v) for v in labels}
+        if any(k is bool for k in kinds) or not (
+            kinds <= {str} or all(issubclass(k, (int, np.integer)) for k in kinds)
+        ):
+            raise InvalidData("labels: must be all integers or all strings")
+        classes, index = np.unique(np.asarray(labels), return_inverse=True)
     if len(classes) < 2:
         raise InvalidData(
             f"labels: need at least two distinct classes, got only {classes[0].item()!r}"
@@ -175,6 +259,7 @@ def fit(
     y: ArrayLike,
     *,
     params: FitParams | None = None,
+    sample_weight: ArrayLike | None = None,
 ) -> FitResult:
     """Fit logistic regression to ``X`` and labels ``y``.
 
@@ -185,6 +270,8 @@ def fit(
     y : array-like of shape (n_samples,)
         Integer or string labels, at least two distinct.
     params : FitParams, optional
+    sample_weight : array-like of shape (n_samples,), optional
+        Finite, non-negative row weights, not all zero (multiplied by ``params.class_weight``).
 
     Returns
     -------
@@ -195,12 +282,13 @@ def fit(
     params.validate()
     started = time.perf_counter()
     deadline = None if params.time_budget is None else time.monotonic() + params.time_budget
-    Xc = check_features(X)
+    Xc = check_features(X, check_finite=not params.standardize)
     classes, yi = encode_labels(y)
     if len(yi) != Xc.shape[0]:
         raise InvalidData(
             f"labels: {len(yi)} labels for {Xc.shape[0]} rows of features; they must match"
         )
+    sw = row_weights(classes, yi, class_weight=params.class_weight, sample_weight=sample_weight)
     if len(classes) == 2:
         multiclass = "binary"
         Y = (yi == 1).astype(np.float64)[:, None]
@@ -208,24 +296,30 @@ def fit(
         multiclass = params.multiclass
         Y = (yi[:, None] == np.arange(len(classes))[None, :]).astype(np.float64)
 
+    # Non-linear boundaries: from here on the "features" are the monomials (see polynomial.py).
+    polynomial = fit_polynomial(Xc, degree=params.polynomial_degree, standardize=params.standardize)
+    if polynomial is not None:
+        Xc = polynomial.transform(Xc)
+
+    mean: Array | None = None
+    scale: Array | None = None
+    design = Design(Xc)
     if params.standardize:
         std = Standardizer.fit(Xc)
-        Xp = std.transform(Xc)
         mean, scale = std.mean, std.scale
-    else:
-        Xp, mean, scale = Xc, None, None
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+            ensure_finite(Xc)  # NaN / inf in X made them so: name the cell
+        if np.max(np.abs(mean) / scale) <= FOLD_MAX_RATIO:
+            design = Design(Xc, mean, scale)
+        else:  # folding would cancel digits: materialise the standardised copy instead
+            design = Design(std.transform(Xc))
 
-    loss = LogisticLoss(Xp, Y, l2=params.l2, fit_intercept=params.fit_intercept)
-    coef0 = np.zeros(loss.n_coef)
-    result: SolverResult = gradient_descent(
-        loss,
-        coef0,
-        learning_rate=params.learning_rate,
-        max_iter=params.max_iter,
-        tol=params.tol,
-        deadline=deadline,
-    )
+    loss_type = MultinomialLoss if multiclass == "multinomial" else LogisticLoss
+    loss = loss_type(design, Y, l2=params.l2, fit_intercept=params.fit_intercept, sample_weight=sw)
+    result, solver_name = solve(loss, params, deadline=deadline)
     W, b = loss.unpack(result.coef)
+    if multiclass == "multinomial" and params.fit_intercept:
+        b = b - b.mean()  # the intercepts are defined up to a common shift: centre them
     model = LogisticModel(
         classes=classes,
         multiclass=multiclass,
@@ -233,12 +327,13 @@ def fit(
         intercept=np.array(b, dtype=np.float64),
         mean=mean,
         scale=scale,
+        polynomial=polynomial,
     )
-    # Training accuracy from the preprocessed matrix already in memory (no second transform).
-    Z = Xp @ model.coef.T + model.intercept
+    # Training accuracy from the scores of the last evaluation (no extra pass when cached).
+    Z = loss.raw_prediction(result.coef)
     pred = (Z[:, 0] >= 0).astype(np.intp) if multiclass == "binary" else np.argmax(Z, axis=1)
     report = TrainingReport(
-        solver=params.solver,
+        solver=solver_name,
         iterations=result.iterations,
         converged=result.converged,
         loss=result.loss,
@@ -248,5 +343,181 @@ def fit(
         stopped_by=result.stopped_by,
         grad_norm=result.grad_norm,
         history=result.history,
+        passes=loss.passes,
     )
     return FitResult(model=model, report=report)
+
+
+def row_weights(
+    classes: tuple[Any, ...],
+    yi: np.ndarray,
+    *,
+    class_weight: str | Mapping[Any, float] | None,
+    sample_weight: ArrayLike | None,
+) -> Array | None:
+    """Per-row weights ``sample_weight * class_weight[label]``, or ``None`` for all ones.
+
+    ``"balanced"`` gives class c the weight ``S / (K * S_c)`` with ``S`` the total and ``S_c`` the
+    class's total sample weight (row counts without ``sample_weight``), as scikit-learn does.
+    """
+    n = len(yi)
+    sw: Array | None = None
+    if sample_weight is not None:
+        try:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidData("sample_weight: must be a list of numbers") from None
+        if sw.ndim != 1 or len(sw) != n:
+            raise InvalidData(f"sample_weight: has {sw.size} entries for {n} rows; they must match")
+        bad = ~(np.isfinite(sw) & (sw >= 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InvalidData(f"sample_weight[{i}]: must be a finite number >= 0, got {sw[i]}")
+        if not (sw > 0).any():
+            raise InvalidData("sample_weight: all weights are zero")
+    if class_weight is None:
+        return sw
+    K = len(classes)
+    if isinstance(class_weight, str):  # "balanced" (validated)
+        totals = np.bincount(yi, weights=sw, minlength=K).astype(np.float64)
+        per_class = totals.sum() / (K * np.where(totals > 0, totals, 1.0))
+    else:
+        per_class = np.ones(K)
+        lookup = {str(c): i for i, c in enumerate(classes)}
+        lookup.update({c: i for i, c in enumerate(classes)})
+        for key, value in class_weight.items():
+            if key not in lookup:
+                raise InvalidParams(
+                    f"params.class_weight.{key}: is not one of the labels {list(classes)}"
+                )
+            per_class[lookup[key]] = float(value)
+    w = per_class[yi] if sw is None else sw * per_class[yi]
+    if not (w > 0).any():
+        raise InvalidParams("params.class_weight: gives every row a weight of zero")
+    return w
+
+
+Loss = LogisticLoss | MultinomialLoss
+
+
+def hessian_cost(loss: Loss) -> float:
+    """Cost of one explicit Hessian, in passes over the data (one ``X @ W`` plus ``X.T @ R``).
+
+    Binary / one-vs-all: ``K`` Gram matrices of width ``q`` against ``2 K`` matrix-vector
+    products of ``X``, so ``q / 2``; multinomial: ``K (K + 1) / 2`` Grams, so ``(K + 1) q / 4``.
+    Divided by 8: a Gram matrix is a matrix-matrix product, which runs several times faster per
+    flop than the memory-bound matrix-vector products of a pass.
+    """
+    q = loss.n_coef_cols
+    if isinstance(loss, MultinomialLoss):
+        return (loss.n_outputs + 1) * q / 4 / 8
+    return q / 2 / 8
+
+
+def solve(
+    loss: Loss, params: FitParams, *, deadline: float | None = None
+) -> tuple[SolverResult, str]:
+    """Run the solver ``params.solver`` asks for; returns its result and the solver that ran.
+
+    The rule for ``auto`` (``p`` = size of one Hessian block: ``n_features + 1`` for binary and
+    one-vs-all, ``n_classes * (n_features + 1)`` for multinomial):
+
+    - ``l1 > 0``: proximal Newton when ``p <= NEWTON_MAX_BLOCK``, else FISTA;
+    - otherwise L-BFGS when ``p > NEWTON_MAX_BLOCK`` or when one Hessian costs more than
+      ``NEWTON_MAX_HESSIAN_PASSES`` passes over the data (``hessian_cost``), else Newton;
+    - from ``SUBSAMPLE_MIN_ROWS`` rows on (and ``p <= NEWTON_MAX_BLOCK``): "subsampled-newton",
+      a warm start fitted on a row subsample, then L-BFGS on every row preconditioned by the
+      subsample's Hessian (see ``_subsampled_newton``); gradients and line searches always use
+      every row, so it stops at the same exact optimum, by the same gradient test.
+
+    ``gd`` with ``l1 > 0`` is proximal gradient descent (the same fixed step, then soft
+    thresholding); ``newton`` with ``l1 > 0`` is proximal Newton; ``lbfgs`` refuses ``l1``.
+    """
+    coef0 = np.zeros(loss.n_coef)
+    block = loss.n_coef if isinstance(loss, MultinomialLoss) else loss.n_coef_cols
+    common: dict[str, Any] = {"max_iter": params.max_iter, "tol": params.tol, "deadline": deadline}
+    solver = params.solver
+    if solver == "newton" and block > NEWTON_HARD_MAX_BLOCK:
+        raise InvalidParams(
+            f"params.solver: 'newton' would build a {block} x {block} Hessian; use 'auto' or "
+            "'lbfgs' for this many features"
+        )
+    if solver == "auto":
+        if block > NEWTON_MAX_BLOCK:
+            solver = "fista" if params.l1 > 0 else "lbfgs"
+        elif params.l1 > 0:
+            solver = "newton"
+        elif loss.design.n_samples >= SUBSAMPLE_MIN_ROWS:
+            solver = "subsampled-newton"
+        else:
+            solver = "newton" if hessian_cost(loss) <= NEWTON_MAX_HESSIAN_PASSES else "lbfgs"
+    if solver == "gd":
+        res = gradient_descent(
+            loss, coef0, learning_rate=params.learning_rate, l1=params.l1, **common
+        )
+        return res, "gd"
+    if solver == "lbfgs":
+        return lbfgs(loss, coef0, **common), "lbfgs"
+    if solver == "fista":
+        return fista(loss, coef0, l1=params.l1, **common), "fista"
+    if solver == "newton" and params.l1 > 0:
+        return proximal_newton(loss, coef0, l1=params.l1, **common), "proximal-newton"
+    if solver == "newton":
+        return newton(loss, coef0, **common), "newton"
+    return _subsampled_newton(loss, coef0, **common), "subsampled-newton"
+
+
+def _subsampled_newton(
+    loss: Loss, coef0: Array, *, max_iter: int, tol: float, deadline: float | None
+) -> SolverResult:
+    """Exact optimum in few passes over a large ``X``: subsample warm start, then polish.
+
+    1. L-BFGS on a seeded row subsample of ``m = min(n, max(n / SUBSAMPLE_FRACTION capped at
+       200_000, 50 p))`` rows to a loose tolerance (cheap: each pass is ``m / n`` of a full one);
+    2. the Hessian at that point from the first ``min(m, max(HESSIAN_ROWS, 20 p))`` of those
+       rows, one Cholesky factorisation;
+    3. L-BFGS on all rows from the warm start, with that Hessian as its initial inverse-Hessian
+       (preconditioner); gradients and line searches see every row, so the result is the exact
+       optimum, stopped by the same full-data gradient test as every other solver.
+    """
+    n = loss.design.n_samples
+    block = loss.n_coef if isinstance(loss, MultinomialLoss) else loss.n_coef_cols
+    m = int(min(n, max(50 * block, min(n // SUBSAMPLE_FRACTION, 200_000))))
+    rows = np.sort(np.random.default_rng(0).choice(n, size=m, replace=False))
+    sub = loss.take(rows)
+    warm = lbfgs(sub, coef0, max_iter=max_iter, tol=max(tol, WARM_TOL), deadline=deadline)
+    mh = int(min(m, max(HESSIAN_ROWS, 20 * block)))
+    hsub = sub if mh == m else sub.take(np.arange(mh))
+    H = hsub.hessian(warm.coef)
+    null = loss.null_space()
+    factors = []
+    for k in range(H.shape[0]):
+        Hk = H[k] if null is None else H[k] + null @ null.T
+        Hk[np.diag_indices_from(Hk)] += 1e-12 * max(float(np.trace(Hk)), 1e-300) / len(Hk)
+        factors.append(np.linalg.cholesky(Hk))
+    q = H.shape[1]
+
+    def precondition(v: Array) -> Array:
+        V = v.reshape(len(factors), q)
+        out = np.empty_like(V)
+        for k, Lk in enumerate(factors):
+            out[k] = cholesky_solve(Lk, V[k])
+        return out.ravel()
+
+    res = lbfgs(
+        loss,
+        warm.coef,
+        max_iter=max(1, max_iter - warm.iterations),
+        tol=tol,
+        deadline=deadline,
+        precondition=precondition,
+    )
+    return SolverResult(
+        coef=res.coef,
+        iterations=warm.iterations + res.iterations,
+        converged=res.converged,
+        loss=res.loss,
+        grad_norm=res.grad_norm,
+        stopped_by=res.stopped_by,
+        history=res.history,
+    )

@@ -1,24 +1,53 @@
-"""Solvers: they see a loss object (``loss_gradient`` of a flat coefficient vector), no more."""
+"""Solvers. They see a loss object's callables (``loss_gradient``, ``hessian``...), no more.
+
+Every solver minimises ``F(w) = f(w) + l1 * ||w[penalized]||_1`` where ``f`` is the smooth loss
+object's objective (``l1 = 0`` for all but the proximal ones) and reports the same things: the
+iterations, whether it converged, the final ``F``, the optimality measure and a thinned history.
+
+Converged means *by the gradient*: the largest component of the minimum-norm subgradient of ``F``
+is at most ``tol`` (for ``l1 = 0`` that is ``max |grad f|``), never only "the cost stopped moving".
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .errors import TrainingDiverged
-from .loss import Array
+from .loss import Array, HessianProduct
 
 #: Longest cost history kept with a model (evenly thinned, first and last points kept).
 HISTORY_POINTS = 100
 
+#: Sufficient-decrease constant (Armijo) and curvature constant (Wolfe) of the line searches.
+ARMIJO = 1e-4
+WOLFE = 0.9
 
-class DifferentiableLoss(Protocol):
-    def loss_gradient(self, coef: Array) -> tuple[float, Array]: ...
+#: Relative slack on a cost comparison, so that steps near the optimum, whose decrease is below
+#: the rounding error of the cost itself, are judged by the gradient (Hager & Zhang's
+#: "approximate Wolfe" idea) rather than refused.
+ROUNDING = 64 * np.finfo(np.float64).eps
+
+
+class SmoothLoss(Protocol):
+    def loss_gradient(self, coef: Array, *, gradient: bool = True) -> tuple[float, Array]: ...
 
     def lipschitz_bound(self) -> float: ...
+
+    def penalized(self) -> NDArray[np.bool_]: ...
+
+
+class TwiceDifferentiableLoss(SmoothLoss, Protocol):
+    def hessian(self, coef: Array) -> Array: ...
+
+    def hessp(self, coef: Array) -> HessianProduct: ...
+
+    def null_space(self) -> Array | None: ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +59,7 @@ class SolverResult:
     converged: bool
     loss: float
     grad_norm: float
-    stopped_by: str  # "tol", "max_iter" or "time_budget"
+    stopped_by: str  # "tol", "max_iter", "time_budget" or "line_search"
     history: list[float] = field(default_factory=list)
 
 
@@ -42,21 +71,74 @@ def thin_history(history: list[float], points: int = HISTORY_POINTS) -> list[flo
     return [history[i] for i in idx]
 
 
+def soft_threshold(v: Array, t: NDArray[np.floating] | float) -> Array:
+    """``sign(v) * max(|v| - t, 0)``: the proximal map of ``t * ||.||_1`` (exact zeros)."""
+    return np.sign(v) * np.maximum(np.abs(v) - t, 0.0)
+
+
+def optimality(coef: Array, g: Array, l1: float, mask: NDArray[np.bool_]) -> float:
+    """Largest component of the minimum-norm subgradient of ``f + l1 * ||coef[mask]||_1``.
+
+    Zero exactly at the optimum: for a penalised ``w_j != 0`` the component is
+    ``g_j + l1 * sign(w_j)``, for ``w_j = 0`` it is ``max(|g_j| - l1, 0)``.
+    """
+    if g.size == 0:
+        return 0.0
+    if l1 == 0:
+        return float(np.max(np.abs(g)))
+    r = np.abs(g)
+    pen = mask
+    nz = pen & (coef != 0)
+    z = pen & (coef == 0)
+    r[nz] = np.abs(g[nz] + l1 * np.sign(coef[nz]))
+    r[z] = np.maximum(np.abs(g[z]) - l1, 0.0)
+    return float(np.max(r))
+
+
+class _Clock:
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+
+def _result(
+    coef: Array, it: int, f: float, gn: float, stop: str, hist: list[float]
+) -> SolverResult:
+    return SolverResult(
+        coef=coef,
+        iterations=it,
+        converged=stop == "tol",
+        loss=f,
+        grad_norm=gn,
+        stopped_by=stop,
+        history=thin_history(hist),
+    )
+
+
+# --------------------------------------------------------------------------- gradient descent
+
+
 def gradient_descent(
-    loss: DifferentiableLoss,
+    loss: SmoothLoss,
     coef0: Array,
     *,
     learning_rate: float | None,
     max_iter: int,
     tol: float,
+    l1: float = 0.0,
     deadline: float | None = None,
 ) -> SolverResult:
-    """Batch gradient descent with a fixed learning rate: ``w <- w - alpha * grad J(w)``.
+    """Batch gradient descent with a fixed learning rate: ``w <- w - alpha * grad f(w)``.
+
+    With ``l1 > 0`` each step is followed by the L1 proximal map (soft thresholding), which is
+    proximal gradient descent (ISTA) with the same fixed step.
 
     Parameters
     ----------
     loss : loss object
-        Provides ``loss_gradient(coef) -> (J, grad)`` and ``lipschitz_bound()``.
+        Provides ``loss_gradient(coef) -> (f, grad)`` and ``lipschitz_bound()``.
     coef0 : ndarray of shape (n_coef,)
         Starting point.
     learning_rate : float or None
@@ -65,7 +147,9 @@ def gradient_descent(
     max_iter : int
         Cap on the number of steps (each step is one pass over the data).
     tol : float
-        Converged when the largest absolute component of the gradient is at most ``tol``.
+        Converged when the largest component of the (sub)gradient is at most ``tol``.
+    l1 : float
+        L1 strength on the penalised coefficients.
     deadline : float, optional
         ``time.monotonic()`` value after which the solver stops, reporting not converged.
 
@@ -75,11 +159,15 @@ def gradient_descent(
         When the cost grows far above its starting value (the learning rate is too large).
     """
     alpha = 1.0 / loss.lipschitz_bound() if learning_rate is None else float(learning_rate)
+    mask = loss.penalized()
+    thresh = alpha * l1 * mask
+    clock = _Clock(deadline)
     coef = np.array(coef0, dtype=np.float64, copy=True)
     f, g = loss.loss_gradient(coef)
+    f += l1 * float(np.abs(coef[mask]).sum())
     f0 = f
     history = [f]
-    grad_norm = float(np.max(np.abs(g))) if g.size else 0.0
+    grad_norm = optimality(coef, g, l1, mask)
     iterations = 0
     stopped_by = "max_iter"
     while True:
@@ -88,14 +176,17 @@ def gradient_descent(
             break
         if iterations >= max_iter:
             break
-        if deadline is not None and time.monotonic() > deadline:
+        if clock.expired():
             stopped_by = "time_budget"
             break
         coef -= alpha * g
+        if l1 > 0:
+            coef = soft_threshold(coef, thresh)
         iterations += 1
         f, g = loss.loss_gradient(coef)
+        f += l1 * float(np.abs(coef[mask]).sum())
         history.append(f)
-        grad_norm = float(np.max(np.abs(g)))
+        grad_norm = optimality(coef, g, l1, mask)
         # Stop long before the weights can overflow: a fixed step that makes the cost grow this
         # much is too large for the data, and the user should hear that rather than get NaN.
         if not np.isfinite(f) or f > 100.0 * f0 + 10.0:
@@ -104,12 +195,514 @@ def gradient_descent(
                 f"{f0:.6g} to {f:.6g}; learning_rate={alpha:g} is too large for this data "
                 "(use a smaller one, or leave it unset to pick one automatically)"
             )
-    return SolverResult(
-        coef=coef,
-        iterations=iterations,
-        converged=stopped_by == "tol",
-        loss=f,
-        grad_norm=grad_norm,
-        stopped_by=stopped_by,
-        history=thin_history(history),
-    )
+    return _result(coef, iterations, f, grad_norm, stopped_by, history)
+
+
+# --------------------------------------------------------------------------- Newton
+
+
+def newton_direction(H: Array, g: Array, null: Array | None = None) -> Array:
+    """``-H^+ g`` for a block-diagonal Hessian ``H`` of shape (B, q, q), by Cholesky per block.
+
+    ``null`` (n_coef, r), orthonormal directions along which the objective is flat (the gradient
+    is orthogonal to them): adding ``U U.T`` makes the block positive definite without changing
+    the step, which then stays orthogonal to the flat directions. A block that is still not
+    numerically positive definite gets a small multiple of its trace added to the diagonal
+    (Levenberg-Marquardt), which keeps a descent direction.
+    """
+    B, q, _ = H.shape
+    G = g.reshape(B, q)
+    out = np.empty_like(G)
+    for k in range(B):
+        Hk = H[k]
+        if null is not None:
+            Hk = Hk + null @ null.T
+        scale = max(float(np.trace(Hk)) / q, np.finfo(np.float64).tiny)
+        jitter = 0.0
+        for _ in range(12):
+            try:
+                L = np.linalg.cholesky(Hk + jitter * np.eye(q) if jitter else Hk)
+                break
+            except np.linalg.LinAlgError:
+                jitter = scale * 1e-10 if jitter == 0 else jitter * 100
+        else:  # pragma: no cover - only a NaN Hessian gets here
+            L = np.sqrt(scale) * np.eye(q)
+        out[k] = -cholesky_solve(L, G[k])
+    return out.ravel()
+
+
+def _triangular_solve(T: Array, b: Array, *, lower: bool, block: int = 64) -> Array:
+    """Solve ``T x = b`` for triangular ``T`` of shape (p, p) by blocked substitution.
+
+    NumPy has no triangular solver; blocks of ``block`` rows keep the Python loop short and the
+    work in matrix-vector products (O(p^2), where a general solve would be O(p^3)).
+    """
+    p = T.shape[0]
+    x = np.empty_like(b)
+    starts = range(0, p, block) if lower else reversed(range(0, p, block))
+    for start in starts:
+        stop = min(start + block, p)
+        rhs = b[start:stop].copy()
+        if lower and start > 0:
+            rhs -= T[start:stop, :start] @ x[:start]
+        elif not lower and stop < p:
+            rhs -= T[start:stop, stop:] @ x[stop:]
+        x[start:stop] = np.linalg.solve(T[start:stop, start:stop], rhs)
+    return x
+
+
+def cholesky_solve(L: Array, b: Array) -> Array:
+    """``x`` with ``L L.T x = b``, for the lower Cholesky factor ``L``."""
+    return _triangular_solve(L.T, _triangular_solve(L, b, lower=True), lower=False)
+
+
+def _armijo(
+    loss: SmoothLoss,
+    coef: Array,
+    f: float,
+    slope: float,
+    step: Array,
+    *,
+    composite: Callable[[Array], float] | None = None,
+) -> tuple[float, Array, float, Array] | None:
+    """Backtracking from the unit step until ``F(w + t d) <= F(w) + ARMIJO * t * slope``.
+
+    ``slope`` is the directional derivative (for the composite objective, the predicted
+    decrease). Returns ``(t, new coef, F, grad f)`` or ``None`` when no step helps.
+    """
+    t = 1.0
+    for _ in range(40):
+        trial = coef + t * step
+        ft, gt = loss.loss_gradient(trial)
+        if composite is not None:
+            ft += composite(trial)
+        if np.isfinite(ft) and ft <= f + ARMIJO * t * slope + ROUNDING * abs(f):
+            return t, trial, ft, gt
+        t *= 0.5
+    return None
+
+
+def newton(
+    loss: TwiceDifferentiableLoss,
+    coef0: Array,
+    *,
+    max_iter: int,
+    tol: float,
+    deadline: float | None = None,
+    hessian_loss: TwiceDifferentiableLoss | None = None,
+) -> SolverResult:
+    """Newton's method (IRLS): Cholesky solve of ``H d = -g``, then Armijo backtracking.
+
+    Parameters
+    ----------
+    loss : loss object
+        ``loss_gradient`` (exact, on all the data) and ``null_space``.
+    coef0 : ndarray of shape (n_coef,)
+    max_iter : int
+        Cap on Newton steps.
+    tol : float
+        Converged when ``max |grad f| <= tol`` (the exact full-data gradient).
+    hessian_loss : loss object, optional
+        Where the Hessian comes from; by default ``loss``. A row subsample of ``loss`` gives a
+        cheap Hessian and still converges to the exact optimum (linearly fast rather than
+        quadratically), because the gradient and the line search use all the data.
+    """
+    hloss = loss if hessian_loss is None else hessian_loss
+    null = loss.null_space()
+    clock = _Clock(deadline)
+    coef = np.array(coef0, dtype=np.float64, copy=True)
+    f, g = loss.loss_gradient(coef)
+    history = [f]
+    gn = optimality(coef, g, 0.0, loss.penalized())
+    it = 0
+    stop = "max_iter"
+    while True:
+        if gn <= tol:
+            stop = "tol"
+            break
+        if it >= max_iter:
+            break
+        if clock.expired():
+            stop = "time_budget"
+            break
+        step = newton_direction(hloss.hessian(coef), g, null)
+        slope = float(g @ step)
+        if not slope < 0:
+            stop = "line_search"
+            break
+        found = _armijo(loss, coef, f, slope, step)
+        if found is None:
+            stop = "line_search"
+            break
+        _, coef, f, g = found
+        it += 1
+        history.append(f)
+        gn = optimality(coef, g, 0.0, loss.penalized())
+    return _result(coef, it, f, gn, stop, history)
+
+
+# --------------------------------------------------------------------------- L-BFGS
+
+
+def _cubic_min(a: float, fa: float, da: float, b: float, fb: float, db: float) -> float | None:
+    """Minimiser of the cubic through ``(a, fa, da)`` and ``(b, fb, db)``, if it is defined."""
+    d1 = da + db - 3 * (fa - fb) / (a - b)
+    disc = d1 * d1 - da * db
+    if disc < 0:
+        return None
+    d2 = np.copysign(np.sqrt(disc), b - a)
+    denom = db - da + 2 * d2
+    if denom == 0:
+        return None
+    return float(b - (b - a) * (db + d2 - d1) / denom)
+
+
+def wolfe_line_search(
+    phi: Callable[[float], tuple[float, float, Array]],
+    f0: float,
+    d0: float,
+    *,
+    t0: float = 1.0,
+    max_evals: int = 25,
+) -> tuple[float, float, Array] | None:
+    """A step ``t`` satisfying the strong Wolfe conditions (Nocedal & Wright, Alg. 3.5 and 3.6).
+
+    ``phi(t) -> (F(w + t d), F'(w + t d; d), grad)``; ``f0 = phi(0)``, ``d0 = phi'(0) < 0``.
+    Conditions: ``phi(t) <= f0 + ARMIJO * t * d0`` (up to rounding of ``f0``) and
+    ``|phi'(t)| <= WOLFE * |d0|``. Trial points come from cubic interpolation, safeguarded.
+    Returns ``(t, phi(t), grad)``, or ``None`` if none is found within ``max_evals``.
+    """
+    slack = ROUNDING * abs(f0)
+    # Fallback near the optimum, where cost differences drown in rounding: the evaluated step
+    # with the smallest |phi'| among those that do not raise the cost beyond rounding.
+    fallback: list[tuple[float, float, float, Array]] = []
+
+    def evaluate(t: float) -> tuple[float, float, Array]:
+        ft, dt, gt = phi(t)
+        better = not fallback or abs(dt) < fallback[0][0]
+        if np.isfinite(ft) and ft <= f0 + slack and abs(dt) < abs(d0) and better:
+            fallback[:] = [(abs(dt), t, ft, gt)]
+        return ft, dt, gt
+
+    def armijo_ok(t: float, ft: float) -> bool:
+        return bool(np.isfinite(ft) and ft <= f0 + ARMIJO * t * d0 + slack)
+
+    def zoom(
+        lo: float, flo: float, dlo: float, hi: float, fhi: float, dhi: float, evals: int
+    ) -> tuple[float, float, Array] | None:
+        while evals < max_evals:
+            t = _cubic_min(lo, flo, dlo, hi, fhi, dhi) if np.isfinite(fhi) else None
+            left, right = min(lo, hi), max(lo, hi)
+            margin = 0.1 * (right - left)
+            if t is None or not (left + margin <= t <= right - margin):
+                t = 0.5 * (lo + hi)
+            ft, dt, gt = evaluate(t)
+            evals += 1
+            if not armijo_ok(t, ft) or ft >= flo:
+                hi, fhi, dhi = t, ft, dt
+            else:
+                if abs(dt) <= -WOLFE * d0:
+                    return t, ft, gt
+                if dt * (hi - lo) >= 0:
+                    hi, fhi, dhi = lo, flo, dlo
+                lo, flo, dlo = t, ft, dt
+            if abs(hi - lo) <= 1e-16 * max(1.0, abs(lo)):
+                break
+        return give_up()
+
+    def give_up() -> tuple[float, float, Array] | None:
+        if fallback:
+            _, t, ft, gt = fallback[0]
+            return t, ft, gt
+        return None
+
+    prev_t, prev_f, prev_d = 0.0, f0, d0
+    t = t0
+    for i in range(max_evals):
+        ft, dt, gt = evaluate(t)
+        if not armijo_ok(t, ft) or (i > 0 and ft >= prev_f):
+            return zoom(prev_t, prev_f, prev_d, t, ft, dt, i + 1)
+        if abs(dt) <= -WOLFE * d0:
+            return t, ft, gt
+        if dt >= 0:
+            return zoom(t, ft, dt, prev_t, prev_f, prev_d, i + 1)
+        prev_t, prev_f, prev_d = t, ft, dt
+        t *= 2.0
+    return give_up()
+
+
+def _along(loss: SmoothLoss, w: Array, d: Array) -> Callable[[float], tuple[float, float, Array]]:
+    """``phi(t) = (f(w + t d), f'(w + t d; d), grad f(w + t d))`` for the line search."""
+
+    def phi(t: float) -> tuple[float, float, Array]:
+        ft, gt = loss.loss_gradient(w + t * d)
+        return ft, float(gt @ d), gt
+
+    return phi
+
+
+def lbfgs(
+    loss: SmoothLoss,
+    coef0: Array,
+    *,
+    max_iter: int,
+    tol: float,
+    deadline: float | None = None,
+    memory: int = 10,
+    precondition: Callable[[Array], Array] | None = None,
+) -> SolverResult:
+    """Limited-memory BFGS with a strong-Wolfe line search.
+
+    Parameters
+    ----------
+    loss : loss object
+        ``loss_gradient`` only.
+    coef0 : ndarray of shape (n_coef,)
+    max_iter : int
+        Cap on iterations (each costs one or a few passes over the data).
+    tol : float
+        Converged when ``max |grad f| <= tol``.
+    memory : int
+        Number of correction pairs kept.
+    precondition : callable, optional
+        ``v -> H0^{-1} v``, the initial inverse-Hessian of the two-loop recursion (for example a
+        Cholesky solve with a subsample's Hessian). Default: the usual scaled identity.
+    """
+    clock = _Clock(deadline)
+    coef = np.array(coef0, dtype=np.float64, copy=True)
+    f, g = loss.loss_gradient(coef)
+    history = [f]
+    mask = loss.penalized()
+    gn = optimality(coef, g, 0.0, mask)
+    S: list[Array] = []
+    Yc: list[Array] = []
+    rho: list[float] = []
+    it = 0
+    stop = "max_iter"
+    while True:
+        if gn <= tol:
+            stop = "tol"
+            break
+        if it >= max_iter:
+            break
+        if clock.expired():
+            stop = "time_budget"
+            break
+        # two-loop recursion: d = -H_k g
+        q = g.copy()
+        alphas = []
+        for s, y, r in zip(reversed(S), reversed(Yc), reversed(rho), strict=True):
+            a = r * float(s @ q)
+            alphas.append(a)
+            q -= a * y
+        if precondition is not None:
+            q = precondition(q)
+        elif S:
+            q *= float(S[-1] @ Yc[-1]) / float(Yc[-1] @ Yc[-1])
+        else:
+            q *= min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))
+        for s, y, r, a in zip(S, Yc, rho, reversed(alphas), strict=True):
+            b = r * float(y @ q)
+            q += (a - b) * s
+        d = -q
+        d0 = float(g @ d)
+        if not d0 < 0:  # lost the descent property: restart from steepest descent
+            S, Yc, rho = [], [], []
+            d = -g * min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))
+            d0 = float(g @ d)
+
+        phi = _along(loss, coef, d)
+
+        found = wolfe_line_search(phi, f, d0)
+        if found is None and S:  # forget the curvature pairs and try steepest descent once
+            S, Yc, rho = [], [], []
+            d = -g * min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))
+            found = wolfe_line_search(_along(loss, coef, d), f, float(g @ d))
+        if found is None:
+            stop = "line_search"
+            break
+        t, f_new, g_new = found
+        s = t * d
+        y = g_new - g
+        coef = coef + s
+        f, g = f_new, g_new
+        it += 1
+        history.append(f)
+        gn = optimality(coef, g, 0.0, mask)
+        sy = float(s @ y)
+        if sy > 1e-12 * float(np.sqrt((s @ s) * (y @ y))):
+            S.append(s)
+            Yc.append(y)
+            rho.append(1.0 / sy)
+            if len(S) > memory:
+                S.pop(0)
+                Yc.pop(0)
+                rho.pop(0)
+    return _result(coef, it, f, gn, stop, history)
+
+
+# --------------------------------------------------------------------------- L1: proximal methods
+
+
+def _l1_term(l1: float, mask: NDArray[np.bool_]) -> Callable[[Array], float]:
+    def term(coef: Array) -> float:
+        return l1 * float(np.abs(coef[mask]).sum())
+
+    return term
+
+
+def fista(
+    loss: SmoothLoss,
+    coef0: Array,
+    *,
+    l1: float,
+    max_iter: int,
+    tol: float,
+    deadline: float | None = None,
+) -> SolverResult:
+    """Accelerated proximal gradient (FISTA) with backtracking on ``L`` and adaptive restart.
+
+    Minimises ``f + l1 * ||w[penalized]||_1``; the soft-thresholding step gives exact zeros.
+    Each iteration costs one pass over the data (two when ``L`` is raised).
+    """
+    mask = loss.penalized()
+    term = _l1_term(l1, mask)
+    clock = _Clock(deadline)
+    L = loss.lipschitz_bound() * 0.5
+    x = np.array(coef0, dtype=np.float64, copy=True)
+    fx, gx = loss.loss_gradient(x)
+    F = fx + term(x)
+    history = [F]
+    gn = optimality(x, gx, l1, mask)
+    yv, fy, gy = x, fx, gx
+    tk = 1.0
+    it = 0
+    stop = "max_iter"
+    while True:
+        if gn <= tol:
+            stop = "tol"
+            break
+        if it >= max_iter:
+            break
+        if clock.expired():
+            stop = "time_budget"
+            break
+        for _ in range(60):
+            x_new = soft_threshold(yv - gy / L, (l1 / L) * mask)
+            diff = x_new - yv
+            f_new, g_new = loss.loss_gradient(x_new)
+            bound = fy + float(gy @ diff) + 0.5 * L * float(diff @ diff)
+            if f_new <= bound + ROUNDING * abs(fy):
+                break
+            L *= 2.0
+        F_new = f_new + term(x_new)
+        it += 1
+        if F_new > F + ROUNDING * abs(F):  # momentum overshot: restart from the last point
+            tk = 1.0
+            yv, fy, gy = x, fx, gx
+            continue
+        t_next = 0.5 * (1 + np.sqrt(1 + 4 * tk * tk))
+        mom = (tk - 1) / t_next
+        yv = x_new + mom * (x_new - x)
+        x, fx, gx, F = x_new, f_new, g_new, F_new
+        fy, gy = loss.loss_gradient(yv) if mom != 0 else (fx, gx)
+        tk = t_next
+        history.append(F)
+        gn = optimality(x, gx, l1, mask)
+        L *= 0.9  # let the step grow back
+    return _result(x, it, F, gn, stop, history)
+
+
+def _prox_quadratic(
+    H: Array,
+    g: Array,
+    coef: Array,
+    *,
+    l1: float,
+    mask: NDArray[np.bool_],
+    tol: float,
+    max_iter: int = 20000,
+) -> Array:
+    """Minimise ``g.(u - w) + 1/2 (u - w).H.(u - w) + l1 ||u[mask]||_1`` over ``u`` (FISTA).
+
+    ``H`` is block diagonal, of shape (B, q, q). Runs until the proximal-gradient step is below
+    ``tol`` in every component (scaled by the step); returns ``u``.
+    """
+    B, q, _ = H.shape
+
+    def hmul(v: Array) -> Array:
+        return np.einsum("bij,bj->bi", H, v.reshape(B, q)).ravel()
+
+    L = max(float(np.linalg.eigvalsh(H).max()), 1e-300)
+    thresh = (l1 / L) * mask
+    u = coef.copy()
+    y = u.copy()
+    t = 1.0
+    for _ in range(max_iter):
+        grad = g + hmul(y - coef)
+        u_new = soft_threshold(y - grad / L, thresh)
+        step = u_new - y
+        if float(np.max(np.abs(step))) * L <= tol:
+            return u_new
+        t_next = 0.5 * (1 + np.sqrt(1 + 4 * t * t))
+        if float(step @ (u_new - u)) < 0:  # gradient-based adaptive restart
+            t_next, y = 1.0, u_new.copy()
+        else:
+            y = u_new + ((t - 1) / t_next) * (u_new - u)
+        u, t = u_new, t_next
+    return u
+
+
+def proximal_newton(
+    loss: TwiceDifferentiableLoss,
+    coef0: Array,
+    *,
+    l1: float,
+    max_iter: int,
+    tol: float,
+    deadline: float | None = None,
+) -> SolverResult:
+    """Proximal Newton for ``f + l1 * ||w[penalized]||_1`` (Lee, Sun & Saunders 2014).
+
+    Each outer step minimises the quadratic model of ``f`` plus the exact L1 term (by FISTA on the
+    explicit Hessian, no data passes), then backtracks on ``F`` with the sufficient decrease
+    ``F(w + t d) <= F(w) + ARMIJO * t * (g.d + l1 ||w + d||_1 - l1 ||w||_1)``. Zeros are exact.
+    Converges like Newton near the optimum.
+    """
+    mask = loss.penalized()
+    term = _l1_term(l1, mask)
+    clock = _Clock(deadline)
+    coef = np.array(coef0, dtype=np.float64, copy=True)
+    f, g = loss.loss_gradient(coef)
+    F = f + term(coef)
+    history = [F]
+    gn = optimality(coef, g, l1, mask)
+    it = 0
+    stop = "max_iter"
+    while True:
+        if gn <= tol:
+            stop = "tol"
+            break
+        if it >= max_iter:
+            break
+        if clock.expired():
+            stop = "time_budget"
+            break
+        H = loss.hessian(coef)
+        u = _prox_quadratic(H, g, coef, l1=l1, mask=mask, tol=max(min(0.1 * gn, gn * gn), tol / 10))
+        step = u - coef
+        if not np.any(step):
+            stop = "line_search"
+            break
+        # Near the optimum the predicted decrease is below the rounding error of F and may come
+        # out >= 0; the line search (with its rounding slack) then judges the step.
+        decrease = min(float(g @ step) + term(u) - term(coef), 0.0)
+        found = _armijo(loss, coef, F, decrease, step, composite=term)
+        if found is None:
+            stop = "line_search"
+            break
+        _, coef, F, g = found
+        it += 1
+        history.append(F)
+        gn = optimality(coef, g, l1, mask)
+    return _result(coef, it, F, gn, stop, history)

@@ -38,7 +38,7 @@ def with_(**changes):
         (with_(extra_field=1), 422, "extra_field"),
         ({"labels": [0, 1]}, 422, "features"),
         (with_(params={"max_iter": 10**9}), 422, "params.max_iter"),
-        (with_(params={"learning_rate": 1e6, "l2": 1.0}), 422, "learning_rate"),
+        (with_(params={"solver": "gd", "learning_rate": 1e6, "l2": 1.0}), 422, "diverged"),
     ],
 )
 def test_bad_training_input(client, body, status, needle):

@@ -77,7 +77,7 @@ def test_list_get_delete_lifecycle(client, blobs):
     assert detail["name"] == "m1"
     assert detail["parameters"]["multiclass"] == "binary"
     assert len(detail["parameters"]["coef"][0]) == 3
-    assert detail["params"]["solver"] == "gd"
+    assert detail["params"]["solver"] == "auto"
     assert 1 <= len(detail["loss_history"]) <= 100
 
     assert client.delete(f"/models/{ids[1]}").status_code == 204

@@ -12,7 +12,7 @@ from tests.conftest import make_blobs
 def test_gradient_descent_reaches_scikit_learn_optimum_on_breast_cancer():
     X, y = load_breast_cancer(return_X_y=True)
     lam = 1e-2
-    params = FitParams(l2=lam, max_iter=20_000, tol=1e-8)
+    params = FitParams(solver="gd", l2=lam, max_iter=20_000, tol=1e-8)
     result = fit(X, y, params=params)
     assert result.report.converged
     Xs = StandardScaler().fit_transform(X)
@@ -73,10 +73,10 @@ def test_no_standardisation_and_no_intercept_are_respected():
 def test_separable_data_raises_no_warning_and_stays_finite():
     X = np.array([[0.0], [1.0], [2.0], [3.0]]) * 1e6
     y = [0, 0, 1, 1]
-    raw = fit(X, y, params=FitParams(l2=0.0, standardize=False, max_iter=500))
+    raw = fit(X, y, params=FitParams(solver="gd", l2=0.0, standardize=False, max_iter=500))
     assert np.all(np.isfinite(raw.model.coef)) and np.isfinite(raw.report.loss)
     # standardisation is what makes plain gradient descent work on raw-scale features
-    scaled = fit(X, y, params=FitParams(l2=0.0, max_iter=500))
+    scaled = fit(X, y, params=FitParams(solver="gd", l2=0.0, max_iter=500))
     assert scaled.report.accuracy == 1.0
     assert scaled.report.loss < raw.report.loss
 
@@ -100,7 +100,7 @@ def test_bad_data_is_named(X, y, message):
 
 def test_bad_params_are_named():
     with pytest.raises(InvalidParams, match="learning_rate"):
-        fit([[0.0], [1.0]], [0, 1], params=FitParams(learning_rate=-1.0))
+        fit([[0.0], [1.0]], [0, 1], params=FitParams(solver="gd", learning_rate=-1.0))
     with pytest.raises(InvalidParams, match="max_iter"):
         fit([[0.0], [1.0]], [0, 1], params=FitParams(max_iter=0))
 
@@ -108,19 +108,19 @@ def test_bad_params_are_named():
 def test_too_large_learning_rate_is_reported_not_turned_into_nan():
     X, y = make_blobs(seed=7)
     with pytest.raises(TrainingDiverged, match="learning_rate"):
-        fit(X, y, params=FitParams(learning_rate=1e4, l2=1.0))
+        fit(X, y, params=FitParams(solver="gd", learning_rate=1e4, l2=1.0))
 
 
 def test_time_budget_stops_the_solver():
     X, y = make_blobs(n=2000, d=20, seed=8)
-    r = fit(X, y, params=FitParams(max_iter=10**7, tol=0.0, time_budget=0.2)).report
+    r = fit(X, y, params=FitParams(solver="gd", max_iter=10**7, tol=0.0, time_budget=0.2)).report
     assert r.stopped_by == "time_budget" and not r.converged
     assert r.seconds < 5
 
 
 def test_history_is_thinned_and_decreasing():
     X, y = make_blobs(seed=9)
-    r = fit(X, y, params=FitParams(max_iter=5000, tol=0.0)).report
+    r = fit(X, y, params=FitParams(solver="gd", max_iter=5000, tol=0.0)).report
     assert 2 <= len(r.history) <= 100
     assert r.history[-1] == r.loss
     assert np.all(np.diff(r.history) <= 1e-12)  # 1/L steps never raise the cost

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from app.engine.loss import LogisticLoss, log_sigmoid, sigmoid
+from app.engine.loss import Design, LogisticLoss, MultinomialLoss, log_sigmoid, sigmoid
 
 
 def finite_difference_gradient(f, x, eps=1e-6):
@@ -72,4 +72,85 @@ def test_lipschitz_bound_makes_a_safe_step():
     L = loss.lipschitz_bound()
     Xb = np.hstack([X, np.ones((500, 1))])
     exact = np.linalg.eigvalsh(Xb.T @ Xb / 500)[-1] / 4 + 0.1
-    assert exact <= L <= 1.2 * exact
+    assert exact == pytest.approx(L, rel=1e-9)  # all 500 rows used: no margin needed
+
+
+def _problem(kind, *, fit_intercept=True, l2=0.2, weighted=True, seed=4):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 4)) * [1.0, 3.0, 0.5, 2.0] + [0.0, 5.0, -2.0, 1.0]
+    labels = rng.integers(0, 3, size=60)
+    sw = rng.uniform(0.0, 2.0, size=60) if weighted else None
+    mean, scale = X.mean(0), X.std(0)
+    design = Design(X, mean, scale)
+    if kind == "binary":
+        Y = (labels == 1).astype(float)[:, None]
+        cls = LogisticLoss
+    elif kind == "ovr":
+        Y = (labels[:, None] == np.arange(3)).astype(float)
+        cls = LogisticLoss
+    else:
+        Y = (labels[:, None] == np.arange(3)).astype(float)
+        cls = MultinomialLoss
+    loss = cls(design, Y, l2=l2, fit_intercept=fit_intercept, sample_weight=sw)
+    dense = cls((X - mean) / scale, Y, l2=l2, fit_intercept=fit_intercept, sample_weight=sw)
+    return loss, dense, rng.normal(size=loss.n_coef)
+
+
+def _full_hessian(loss, coef):
+    blocks = loss.hessian(coef)
+    B, q, _ = blocks.shape
+    H = np.zeros((B * q, B * q))
+    for k in range(B):
+        H[k * q : (k + 1) * q, k * q : (k + 1) * q] = blocks[k]
+    return H
+
+
+@pytest.mark.parametrize("kind", ["binary", "ovr", "multinomial"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_hessian_and_products_match_finite_differences(kind, fit_intercept):
+    loss, _, coef = _problem(kind, fit_intercept=fit_intercept)
+    H = _full_hessian(loss, coef)
+    fd = np.column_stack(
+        [
+            (loss.gradient(coef + 1e-6 * e) - loss.gradient(coef - 1e-6 * e)) / 2e-6
+            for e in np.eye(loss.n_coef)
+        ]
+    )
+    np.testing.assert_allclose(H, fd, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(H, H.T, atol=1e-14)
+    hv = loss.hessp(coef)
+    V = np.random.default_rng(0).normal(size=(3, loss.n_coef))
+    for v in V:
+        np.testing.assert_allclose(hv(v), H @ v, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["binary", "ovr", "multinomial"])
+def test_weighted_gradient_matches_finite_differences(kind):
+    loss, _, coef = _problem(kind)
+    np.testing.assert_allclose(
+        loss.gradient(coef), finite_difference_gradient(loss.loss, coef), rtol=1e-6, atol=1e-8
+    )
+
+
+@pytest.mark.parametrize("kind", ["binary", "ovr", "multinomial"])
+def test_folded_standardisation_equals_a_standardised_copy(kind):
+    folded, dense, coef = _problem(kind)
+    f1, g1 = folded.loss_gradient(coef)
+    f2, g2 = dense.loss_gradient(coef)
+    assert f1 == pytest.approx(f2, rel=1e-13)
+    np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(folded.hessian(coef), dense.hessian(coef), rtol=1e-10, atol=1e-13)
+
+
+def test_multinomial_loss_is_weighted_mean_softmax_cross_entropy_plus_l2_on_all_rows():
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(25, 3))
+    y = rng.integers(0, 4, size=25)
+    sw = rng.uniform(0.5, 2.0, size=25)
+    W, b, lam = rng.normal(size=(4, 3)), rng.normal(size=4), 0.3
+    Z = X @ W.T + b
+    P = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+    expected = -np.sum(sw * np.log(P[np.arange(25), y])) / sw.sum() + lam / 2 * np.sum(W * W)
+    Y = (y[:, None] == np.arange(4)).astype(float)
+    loss = MultinomialLoss(X, Y, l2=lam, sample_weight=sw)
+    assert loss.loss(np.c_[W, b].ravel()) == pytest.approx(expected, rel=1e-12)
