@@ -167,8 +167,9 @@ CACHE_MISSES = prometheus_client.Counter(
 )
 
 OTHER_MODELS = "_other"
-_model_labels: set[str] = set()
-_model_labels_lock = threading.Lock()
+# model id -> its own counter, for at most max_model_ids ids per process
+_model_children: dict[str, Any] = {}
+_model_children_lock = threading.Lock()
 
 
 def record_predictions(model_id: str, rows: int, *, max_model_ids: int) -> None:
@@ -178,13 +179,14 @@ def record_predictions(model_id: str, rows: int, *, max_model_ids: int) -> None:
     restarts, so a process gives its own label to the first ``max_model_ids`` ids it sees and
     counts the rest under ``_other``.
     """
-    if model_id not in _model_labels:
-        with _model_labels_lock:
-            if len(_model_labels) < max_model_ids:
-                _model_labels.add(model_id)
+    child = _model_children.get(model_id)
+    if child is None:
+        with _model_children_lock:
+            if len(_model_children) < max_model_ids:
+                child = _model_children[model_id] = PREDICTED_ROWS.labels(model_id)
             else:
-                model_id = OTHER_MODELS
-    PREDICTED_ROWS.labels(model_id).inc(rows)
+                child = PREDICTED_ROWS.labels(OTHER_MODELS)
+    child.inc(rows)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationInfo,
     model_validator,
 )
 
@@ -230,11 +231,15 @@ class TrainRequest(Strict):
     )
 
     @model_validator(mode="after")
-    def _consistent(self) -> TrainRequest:
+    def _consistent(self, info: ValidationInfo) -> TrainRequest:
         width = check_rows(self.features)
-        if len(self.labels) != len(self.features):
+        n_rows = len(self.features)
+        if info.context and "shape" in info.context:
+            # the rows were decoded apart (app.fast_body); ``features`` is a placeholder
+            n_rows, width = info.context["shape"]
+        if len(self.labels) != n_rows:
             raise ValueError(
-                f"labels: has {len(self.labels)} entries for {len(self.features)} rows of features"
+                f"labels: has {len(self.labels)} entries for {n_rows} rows of features"
             )
         kinds = {type(v) for v in self.labels}
         if len(kinds) > 1:
@@ -247,10 +252,10 @@ class TrainRequest(Strict):
             if len(set(self.feature_names)) != width:
                 raise ValueError("feature_names: names must be distinct")
         if self.sample_weight is not None:
-            if len(self.sample_weight) != len(self.features):
+            if len(self.sample_weight) != n_rows:
                 raise ValueError(
                     f"sample_weight: has {len(self.sample_weight)} entries for "
-                    f"{len(self.features)} rows of features"
+                    f"{n_rows} rows of features"
                 )
             if not any(w > 0 for w in self.sample_weight):
                 raise ValueError("sample_weight: all weights are zero")

@@ -17,6 +17,10 @@ def get_service(request: Request) -> ModelService:
 
 def require_json(request: Request) -> None:
     """415 unless the body is declared as JSON (``application/json`` or ``+json``)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    check_content_type(request.headers.get("content-type"))
+
+
+def check_content_type(content_type: str | None) -> None:
+    ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise UnsupportedMediaType(ctype, JSON_TYPES)

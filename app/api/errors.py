@@ -16,6 +16,7 @@ from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError
 
 from ..engine import EngineError
 from ..service import LimitExceeded
+from ..train_runner import TrainingBusy
 
 log = logging.getLogger("app.errors")
 
@@ -98,6 +99,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, exc: LimitExceeded) -> JSONBytes:
         return error(413, str(exc))
+
+    @app.exception_handler(TrainingBusy)
+    async def _busy(request: Request, exc: TrainingBusy) -> JSONBytes:
+        resp = error(429, str(exc))
+        resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:

@@ -9,7 +9,7 @@ import re
 
 import httpx
 
-from app.api.docs import REDOC_VERSION, STATIC_DIR, SWAGGER_UI_VERSION
+from app.api.docs_ui import REDOC_VERSION, STATIC_DIR, SWAGGER_UI_VERSION
 from app.main import create_app
 
 

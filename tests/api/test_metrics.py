@@ -94,6 +94,19 @@ def test_counts_after_known_requests(client):
     assert value(scrape(client), "logreg_models") == 0
 
 
+def test_model_cache_hits_and_misses(client):
+    model_id = client.post("/train", json=TRAIN).json()["id"]
+    before = scrape(client)
+    for _ in range(3):  # the fast path: the first loads the model, the next two find it cached
+        assert client.post("/predict", json={"model_id": model_id, "features": ROWS}).is_success
+    after = scrape(client)
+    for name, want in (
+        ("logreg_model_cache_misses_total", 1),
+        ("logreg_model_cache_hits_total", 2),
+    ):
+        assert value(after, name) - value(before, name) == want, name
+
+
 def test_failed_training_is_counted_as_an_error(client):
     before = scrape(client)
     r = client.post(
@@ -110,7 +123,7 @@ def test_failed_training_is_counted_as_an_error(client):
 
 
 def test_model_id_labels_are_capped(settings, monkeypatch):
-    monkeypatch.setattr(metrics, "_model_labels", set())
+    monkeypatch.setattr(metrics, "_model_children", {})
     client = ASGIClient(create_app(settings.model_copy(update={"metrics_max_model_ids": 1})))
     try:
         first, second = (client.post("/train", json=TRAIN).json()["id"] for _ in range(2))
