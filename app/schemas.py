@@ -426,7 +426,9 @@ class ModelList(BaseModel):
 
 
 class PredictRequest(Strict):
-    model_id: StrictStr
+    model_id: StrictStr = Field(
+        description="The id that `POST /train` answered, or `latest` for the newest model."
+    )
     features: list[Row] = Field(description="Rows to classify, as many values each as in training.")
     threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
         None,
@@ -438,7 +440,8 @@ class PredictRequest(Strict):
         extra="forbid",
         protected_namespaces=(),
         json_schema_extra={
-            "examples": [{"model_id": EXAMPLE_ID, "features": [[1.0, 7.0], [4.5, 6.5]]}]
+            # `latest`, so that "Try it out" on /train and then /predict works as shipped
+            "examples": [{"model_id": "latest", "features": [[1.0, 7.0], [4.5, 6.5]]}]
         },
     )
 

@@ -57,7 +57,7 @@ def _plain_fields(obj: dict[str, Any]) -> tuple[str, float | None] | None:
 def encode(model_id: str, p: Prediction) -> bytes:
     labels = p.predictions
     out = {
-        "model_id": model_id,
+        "model_id": p.model_id,
         "classes": p.classes,
         "predictions": labels if labels.dtype != object else labels.tolist(),
         "probabilities": p.probabilities,
@@ -96,7 +96,12 @@ def fast_answer(service: ModelService, body: bytes) -> bytes | None:
 )
 async def predict(request: Request) -> Response:
     """Classify rows with a trained model: labels, and probabilities in the order of `classes`.
-    Rows come as JSON or CSV; the answer is JSON, or CSV with `Accept: text/csv`."""
+
+    Rows come as JSON or CSV; the answer is JSON, or CSV with `Accept: text/csv`.
+    `model_id` is the id `POST /train` answered; the example's `latest` picks the newest model,
+    so "Try it out" here works right after "Try it out" on `POST /train`. The answer's `model_id`
+    is always the real id.
+    """
     # The body is read here rather than declared: the rows go from JSON to one float64 array
     # without pydantic's per-number validation (app.fast_body); anything the fast path declines
     # takes FastAPI's own steps (validate_body), so bad input gets the documented errors.
