@@ -65,6 +65,25 @@ def softmax(Z: Array) -> Array:
     return P
 
 
+def _lower_triangular_inverse(L: Array, *, block: int = 64) -> Array:
+    """``L^-1`` for lower-triangular ``L`` of shape (p, p), by recursive halving.
+
+    ``[[A, 0], [C, D]]^-1 = [[A^-1, 0], [-D^-1 C A^-1, D^-1]]``: the work is in matrix products
+    (p^3 / 3 flops), where ``np.linalg.inv`` would factor the matrix again (~2.7 p^3).
+    """
+    p = L.shape[0]
+    if p <= block:
+        return np.asarray(np.linalg.inv(L), dtype=np.float64)
+    h = p // 2
+    top = _lower_triangular_inverse(L[:h, :h], block=block)
+    bottom = _lower_triangular_inverse(L[h:, h:], block=block)
+    out = np.zeros_like(L)
+    out[:h, :h] = top
+    out[h:, h:] = bottom
+    out[h:, :h] = -bottom @ (L[h:, :h] @ top)
+    return out
+
+
 class Design:
     """The design matrix ``Xs = (X - mean) / scale`` used through products only.
 
@@ -546,6 +565,79 @@ class MultinomialLoss(_LinearLoss):
             return self._pack_gradient(v, T)
 
         return product
+
+    def inverse_hessian(self, coef: Array, *, min_curvature: float = 1e-3) -> HessianProduct | None:
+        """An approximate ``v -> H^-1 v`` at ``coef``, for preconditioning; ``None`` if singular.
+
+        Only the rows that still carry curvature enter (``1 - max_k p_ik > min_curvature``: a row
+        predicted with near certainty adds almost nothing to ``H``). With ``m`` such rows, each
+        with weight ``c_i = s_i / S`` and ``b_i = sqrt(c_i) p_i (x) x1_i`` (``x1_i`` the row with
+        its 1, of length q), ``H = D - B.T B`` where ``D`` is block diagonal, one (q, q) block
+        per class, ``X1.T diag(c p_k) X1 + lambda``. When ``m <= K q`` the inverse is applied by
+        Woodbury's identity, ``H^-1 = D^-1 + D^-1 B.T (I - B D^-1 B.T)^-1 B D^-1`` (an (m, m)
+        inverse), else ``H`` is formed (K q x K q) and inverted.
+
+        ``H`` is singular along ``null_space()`` (intercepts, or without L2 all columns, shifted
+        together across classes). A tiny ridge (1e-8 of the mean curvature) on those coordinates
+        of every class makes each flat direction an eigenvector, so gradients (orthogonal to
+        them) map to directions orthogonal to them, and elsewhere changes ``H`` by ~1e-8 of
+        itself: the operator is the pseudo-inverse to about that precision.
+        """
+        K, q = self.n_outputs, self.n_coef_cols
+        P = softmax(self.raw_prediction(coef))
+        rows = np.flatnonzero(1.0 - P.max(axis=1) > min_curvature)
+        m = len(rows)
+        if m == 0:
+            return None
+        A = self.design.take(rows).block(0, m, ones=self.fit_intercept)  # (m, q)
+        c = np.full(m, 1.0 / self.sw_sum) if self.sw is None else self.sw[rows] / self.sw_sum
+        Pm = P[rows]
+        D = np.empty((K, q, q))
+        for k in range(K):
+            D[k] = (A * (c * Pm[:, k])[:, None]).T @ A
+        # lambda on the weights (the exact Hessian's); a tiny ridge where H is flat (see above)
+        ridge = np.full(q, self.l2)
+        tiny = 1e-8 * max(float(np.trace(D.sum(axis=0))) / q, 1e-300)
+        if self.l2 == 0:
+            ridge[:] = tiny
+        elif self.fit_intercept:
+            ridge[-1] = tiny
+        D[:, np.arange(q), np.arange(q)] += ridge
+        B = (np.sqrt(c)[:, None] * Pm)[:, :, None] * A[:, None, :]  # (m, K, q)
+        try:
+            Dinv = np.linalg.inv(D)
+            if m <= K * q:
+                # B_k D_k^-1 B_k.T = G_k G_k.T with G_k = B_k chol(D_k^-1): one symmetric product
+                Bk = B.transpose(1, 0, 2)  # (K, m, q)
+                G = np.matmul(Bk, np.linalg.cholesky(Dinv))
+                G = np.ascontiguousarray(G.transpose(1, 0, 2)).reshape(m, K * q)
+                Mc = np.linalg.cholesky(np.eye(m) - G @ G.T)
+                Li = _lower_triangular_inverse(Mc)
+                Minv = Li.T @ Li
+                BD = np.ascontiguousarray(np.matmul(Bk, Dinv).transpose(1, 0, 2)).reshape(m, K * q)
+                if not (np.isfinite(Minv).all() and np.isfinite(BD).all()):
+                    return None
+
+                def woodbury(v: Array) -> Array:
+                    out = np.matmul(Dinv, v.reshape(K, q, 1)).ravel()
+                    out += BD.T @ (Minv @ (BD @ v))
+                    return out
+
+                return woodbury
+            Bf = B.reshape(m, K * q)
+            H = -(Bf.T @ Bf)
+            for k in range(K):
+                H[k * q : (k + 1) * q, k * q : (k + 1) * q] += D[k]
+            Hinv = np.linalg.inv(H)
+        except np.linalg.LinAlgError:
+            return None
+        if not np.isfinite(Hinv).all():
+            return None
+
+        def dense(v: Array) -> Array:
+            return Hinv @ v
+
+        return dense
 
     def null_space(self) -> Array | None:
         """Intercepts shifted together (and, without L2, weight columns shifted together)."""

@@ -450,6 +450,7 @@ def lbfgs(
     deadline: float | None = None,
     memory: int = 10,
     precondition: Callable[[Array], Array] | None = None,
+    scale_preconditioner: bool = False,
 ) -> SolverResult:
     """Limited-memory BFGS with a strong-Wolfe line search.
 
@@ -467,6 +468,10 @@ def lbfgs(
     precondition : callable, optional
         ``v -> H0^{-1} v``, the initial inverse-Hessian of the two-loop recursion (for example a
         Cholesky solve with a subsample's Hessian). Default: the usual scaled identity.
+    scale_preconditioner : bool
+        Multiply ``H0^{-1}`` by ``gamma = s.y / y.H0^{-1}y`` of the newest pair (the scaling the
+        identity gets, Nocedal & Wright eq. 7.20, carried over to ``H0``): for a preconditioner
+        taken at another point, whose overall curvature is off by some factor.
     """
     clock = _Clock(deadline)
     coef = np.array(coef0, dtype=np.float64, copy=True)
@@ -497,6 +502,10 @@ def lbfgs(
             q -= a * y
         if precondition is not None:
             q = precondition(q)
+            if scale_preconditioner and S:
+                y_h0_y = float(Yc[-1] @ precondition(Yc[-1]))
+                if y_h0_y > 0:
+                    q *= float(S[-1] @ Yc[-1]) / y_h0_y
         elif S:
             q *= float(S[-1] @ Yc[-1]) / float(Yc[-1] @ Yc[-1])
         else:
