@@ -433,6 +433,10 @@ def solve(
     - ``l1 > 0``: proximal Newton when ``p <= NEWTON_MAX_BLOCK``, else FISTA;
     - otherwise L-BFGS when ``p > NEWTON_MAX_BLOCK`` or when one Hessian costs more than
       ``NEWTON_MAX_HESSIAN_PASSES`` passes over the data (``hessian_cost``), else Newton;
+      in the second case a multinomial fit (``p <= NEWTON_MAX_BLOCK``, fewer than
+      ``SUBSAMPLE_MIN_ROWS`` rows) runs "preconditioned-lbfgs" instead: L-BFGS to gradient
+      ``PRECONDITION_WARM_TOL``, then L-BFGS preconditioned by the inverse Hessian there (see
+      ``_preconditioned_lbfgs``), ~3x fewer passes on ``load_digits``;
     - from ``SUBSAMPLE_MIN_ROWS`` rows on (and ``p <= NEWTON_MAX_BLOCK``): "subsampled-newton",
       a warm start fitted on a row subsample, then L-BFGS on every row preconditioned by the
       subsample's Hessian (see ``_subsampled_newton``); gradients and line searches always use
