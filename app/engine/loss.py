@@ -566,16 +566,20 @@ class MultinomialLoss(_LinearLoss):
 
         return product
 
-    def inverse_hessian(self, coef: Array, *, min_curvature: float = 1e-3) -> HessianProduct | None:
+    def inverse_hessian(
+        self, coef: Array, *, min_curvature: float = 1e-3, max_rows: int | None = None
+    ) -> HessianProduct | None:
         """An approximate ``v -> H^-1 v`` at ``coef``, for preconditioning; ``None`` if singular.
 
-        Only the rows that still carry curvature enter (``1 - max_k p_ik > min_curvature``: a row
-        predicted with near certainty adds almost nothing to ``H``). With ``m`` such rows, each
-        with weight ``c_i = s_i / S`` and ``b_i = sqrt(c_i) p_i (x) x1_i`` (``x1_i`` the row with
-        its 1, of length q), ``H = D - B.T B`` where ``D`` is block diagonal, one (q, q) block
-        per class, ``X1.T diag(c p_k) X1 + lambda``. When ``m <= K q`` the inverse is applied by
-        Woodbury's identity, ``H^-1 = D^-1 + D^-1 B.T (I - B D^-1 B.T)^-1 B D^-1`` (an (m, m)
-        inverse), else ``H`` is formed (K q x K q) and inverted.
+        Only the rows that still carry curvature enter (``1 - max_k p_ik > min_curvature``, at
+        most ``max_rows`` of them, the largest first: a row predicted with near certainty adds
+        almost nothing to ``H``). With ``m`` such rows of weight ``c_i = s_i / S``, ``x1_i`` the
+        row with its 1 (length q) and ``a_ik = sqrt(c_i) p_ik``, ``H = D - B.T B`` where ``D`` is
+        block diagonal, one (q, q) block per class, ``X1.T diag(c p_k) X1 + lambda``, and row i of
+        ``B`` is ``a_i (x) x1_i``. Woodbury's identity gives
+        ``H^-1 = D^-1 + D^-1 B.T M^-1 B D^-1`` with ``M = I - B D^-1 B.T`` of shape (m, m); ``B``
+        is never formed (products with it go through the (m, q) rows), so the memory is
+        ``m^2`` numbers plus the rows.
 
         ``H`` is singular along ``null_space()`` (intercepts, or without L2 all columns, shifted
         together across classes). A tiny ridge (1e-8 of the mean curvature) on those coordinates
@@ -585,13 +589,17 @@ class MultinomialLoss(_LinearLoss):
         """
         K, q = self.n_outputs, self.n_coef_cols
         P = softmax(self.raw_prediction(coef))
-        rows = np.flatnonzero(1.0 - P.max(axis=1) > min_curvature)
+        spread = 1.0 - P.max(axis=1)
+        rows = np.flatnonzero(spread > min_curvature)
+        if max_rows is not None and len(rows) > max_rows:
+            rows = np.sort(rows[np.argsort(spread[rows])[len(rows) - max_rows :]])
         m = len(rows)
         if m == 0:
             return None
         A = self.design.take(rows).block(0, m, ones=self.fit_intercept)  # (m, q)
         c = np.full(m, 1.0 / self.sw_sum) if self.sw is None else self.sw[rows] / self.sw_sum
         Pm = P[rows]
+        a = np.sqrt(c)[:, None] * Pm  # (m, K)
         D = np.empty((K, q, q))
         for k in range(K):
             D[k] = (A * (c * Pm[:, k])[:, None]).T @ A
@@ -603,41 +611,34 @@ class MultinomialLoss(_LinearLoss):
         elif self.fit_intercept:
             ridge[-1] = tiny
         D[:, np.arange(q), np.arange(q)] += ridge
-        B = (np.sqrt(c)[:, None] * Pm)[:, :, None] * A[:, None, :]  # (m, K, q)
         try:
             Dinv = np.linalg.inv(D)
-            if m <= K * q:
-                # B_k D_k^-1 B_k.T = G_k G_k.T with G_k = B_k chol(D_k^-1): one symmetric product
-                Bk = B.transpose(1, 0, 2)  # (K, m, q)
-                G = np.matmul(Bk, np.linalg.cholesky(Dinv))
-                G = np.ascontiguousarray(G.transpose(1, 0, 2)).reshape(m, K * q)
-                Mc = np.linalg.cholesky(np.eye(m) - G @ G.T)
-                Li = _lower_triangular_inverse(Mc)
-                Minv = Li.T @ Li
-                BD = np.ascontiguousarray(np.matmul(Bk, Dinv).transpose(1, 0, 2)).reshape(m, K * q)
-                if not (np.isfinite(Minv).all() and np.isfinite(BD).all()):
-                    return None
-
-                def woodbury(v: Array) -> Array:
-                    out = np.matmul(Dinv, v.reshape(K, q, 1)).ravel()
-                    out += BD.T @ (Minv @ (BD @ v))
-                    return out
-
-                return woodbury
-            Bf = B.reshape(m, K * q)
-            H = -(Bf.T @ Bf)
+            del D
+            # B_k D_k^-1 B_k.T = G_k G_k.T with G_k = diag(a_k) A chol(D_k^-1): symmetric products
+            R = np.linalg.cholesky(Dinv)
+            M = np.eye(m)
             for k in range(K):
-                H[k * q : (k + 1) * q, k * q : (k + 1) * q] += D[k]
-            Hinv = np.linalg.inv(H)
+                G = A @ R[k]
+                G *= a[:, k : k + 1]
+                M -= G @ G.T
+            del G, R
+            Li = _lower_triangular_inverse(np.asarray(np.linalg.cholesky(M), dtype=np.float64))
+            del M
+            Minv = Li.T @ Li
+            del Li
         except np.linalg.LinAlgError:
             return None
-        if not np.isfinite(Hinv).all():
+        if not (np.isfinite(Minv).all() and np.isfinite(Dinv).all()):
             return None
 
-        def dense(v: Array) -> Array:
-            return Hinv @ v
+        def woodbury(v: Array) -> Array:
+            Dv = np.matmul(Dinv, v.reshape(K, q, 1))[:, :, 0]  # (K, q)
+            t = np.einsum("mk,mk->m", A @ Dv.T, a)  # B D^-1 v
+            U = A.T @ (a * (Minv @ t)[:, None])  # (q, K)
+            Dv += np.matmul(Dinv, U.T[:, :, None])[:, :, 0]
+            return Dv.ravel()
 
-        return dense
+        return woodbury
 
     def null_space(self) -> Array | None:
         """Intercepts shifted together (and, without L2, weight columns shifted together)."""

@@ -52,8 +52,11 @@ NEWTON_MAX_HESSIAN_PASSES = 4.0
 #: ``PRECONDITION_WARM_TOL``, then L-BFGS preconditioned by the inverse Hessian at that point, built
 #: from the rows whose ``1 - max_k p_ik`` exceeds ``PRECONDITION_MIN_CURVATURE`` (see
 #: ``MultinomialLoss.inverse_hessian``). Tuned on ``load_digits`` (bench/fit.py).
+#: At most ``sqrt(X.nbytes / PRECONDITION_MEMORY_RATIO)`` rows enter it (its (m, m) matrices then
+#: take a small fraction of ``X``'s memory: a fit's peak memory stays under 3x ``X``).
 PRECONDITION_WARM_TOL = 1e-3
 PRECONDITION_MIN_CURVATURE = 1e-3
+PRECONDITION_MEMORY_RATIO = 32
 
 #: Standardisation is folded into the products with ``X`` (no standardised copy) unless some
 #: column's ``|mean| / scale`` exceeds this, where folding would cancel too many digits.
@@ -436,7 +439,7 @@ def solve(
       in the second case a multinomial fit (``p <= NEWTON_MAX_BLOCK``, fewer than
       ``SUBSAMPLE_MIN_ROWS`` rows) runs "preconditioned-lbfgs" instead: L-BFGS to gradient
       ``PRECONDITION_WARM_TOL``, then L-BFGS preconditioned by the inverse Hessian there (see
-      ``_preconditioned_lbfgs``), ~3x fewer passes on ``load_digits``;
+      ``_preconditioned_lbfgs``), ~2x fewer passes on ``load_digits``;
     - from ``SUBSAMPLE_MIN_ROWS`` rows on (and ``p <= NEWTON_MAX_BLOCK``): "subsampled-newton",
       a warm start fitted on a row subsample, then L-BFGS on every row preconditioned by the
       subsample's Hessian (see ``_subsampled_newton``); gradients and line searches always use
@@ -550,10 +553,11 @@ def _preconditioned_lbfgs(
     ~200 passes on ``load_digits``. Here:
 
     1. plain L-BFGS down to gradient ``PRECONDITION_WARM_TOL`` (~20 passes);
-    2. the inverse Hessian at that point from the rows that still carry curvature
-       (``MultinomialLoss.inverse_hessian``; on digits ~400 of 1,797 rows, by Woodbury);
+    2. the inverse Hessian at that point from the rows that still carry curvature, at most
+       ``sqrt(X.nbytes / PRECONDITION_MEMORY_RATIO)`` of them (``MultinomialLoss.inverse_hessian``,
+       by Woodbury; on digits 169 of 1,797 rows);
     3. L-BFGS from there with it as ``H0``, rescaled at each step by ``s.y / y.H0 y`` (it was
-       taken at another point): ~40 passes to a gradient of 1e-8 on digits.
+       taken at another point): ~70 passes to a gradient of 1e-8 on digits.
 
     The gradients and line searches are the exact full-data ones, so the optimum and the stopping
     test are those of every other solver. If the inverse cannot be formed, step 3 runs without.
@@ -563,7 +567,10 @@ def _preconditioned_lbfgs(
     )
     if tol >= PRECONDITION_WARM_TOL or not warm.converged:
         return warm
-    precondition = loss.inverse_hessian(warm.coef, min_curvature=PRECONDITION_MIN_CURVATURE)
+    max_rows = int(np.sqrt(loss.design.X.nbytes / PRECONDITION_MEMORY_RATIO))
+    precondition = loss.inverse_hessian(
+        warm.coef, min_curvature=PRECONDITION_MIN_CURVATURE, max_rows=max_rows
+    )
     res = lbfgs(
         loss,
         warm.coef,

@@ -156,7 +156,7 @@ def test_multinomial_loss_is_weighted_mean_softmax_cross_entropy_plus_l2_on_all_
     assert loss.loss(np.c_[W, b].ravel()) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("n", [12, 60])  # rows <= / > K * q: Woodbury / the dense inverse
+@pytest.mark.parametrize("n", [12, 60])  # fewer / more rows than coefficients
 @pytest.mark.parametrize(("fit_intercept", "l2"), [(True, 0.2), (False, 0.2), (True, 0.0)])
 def test_multinomial_inverse_hessian_inverts_the_hessian_off_its_null_space(n, fit_intercept, l2):
     rng = np.random.default_rng(7)
