@@ -36,3 +36,33 @@ class Settings(BaseSettings):
 
     page_size_max: int = Field(1_000, ge=1)
     """Largest ``limit`` accepted by ``GET /models``."""
+
+    prometheus_multiproc_dir: Path | None = None
+    """Folder where each process keeps its metric counts, so ``GET /metrics`` totals all uvicorn
+    workers. Unset: a folder per server run under the system temp folder, cleaned automatically.
+    Set: used as is (``prometheus_client``'s convention); empty it before starting the server.
+    Read by ``app.metrics`` when it is imported, before any metric exists."""
+
+    metrics_max_model_ids: int = Field(100, ge=0)
+    """Model ids that get their own ``model_id`` label on ``logreg_predicted_rows_total`` in each
+    process; predictions of further models are counted under ``_other`` (bounds the series)."""
+
+    model_cache_size: int = Field(64, ge=0)
+    """Trained models kept ready in memory by each worker process (least recently used are
+    dropped first); 0 re-reads the model file on every prediction."""
+
+    train_concurrency: int = Field(1, ge=1)
+    """Trainings that may run at once in each worker process, each in its own child process;
+    past it ``POST /train`` answers 429 with ``Retry-After``."""
+
+    train_retry_after: int = Field(5, ge=1)
+    """Seconds sent in ``Retry-After`` when training is at capacity."""
+
+    train_inline_max_bytes: int = Field(262_144, ge=0)
+    """Training bodies up to this size train in a thread of the worker (milliseconds of work);
+    larger ones in a child process, off the worker's GIL. 0: always in a child process."""
+
+    opentelemetry: bool = False
+    """FastAPI's built-in OpenTelemetry spans, metrics and logs for each request (used when an
+    OpenTelemetry provider is configured). Off by default: looking for providers costs every
+    request, and this service exposes its own metrics."""

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from model_store import CorruptModel, ModelStore, Record, check_model_id, new_model_id
+from model_store import (
+    CorruptModel,
+    ModelNotFound,
+    ModelStore,
+    Record,
+    check_model_id,
+    new_model_id,
+)
 
+from . import metrics
 from .config import Settings
 from .engine import FitParams, InvalidParams, LogisticModel, fit
 from .engine.polynomial import PolynomialFeatures, monomial_names, n_output_features
 from .engine.statistics import CoefficientStatistics, coefficient_statistics
+from .model_cache import ModelCache
 from .schemas import (
     CoefficientTable,
     ModelDetail,
@@ -26,6 +36,9 @@ from .schemas import (
     TrainParams,
     TrainRequest,
 )
+
+#: ``model_id`` alias for the newest model, so the docs page's examples work as shipped.
+LATEST = "latest"
 
 
 class LimitExceeded(ValueError):
@@ -104,15 +117,76 @@ def summary_from_record(record: Record) -> ModelSummary:
         created_at=datetime.fromisoformat(record["created_at"]),
         classes=record["model"]["classes"],
         n_features=record["n_features"],
-        feature_names=record["feature_names"],
+        feature_names=record.get("feature_names"),
         training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields}),
     )
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model as the predict path wants it: the engine's model and its labels as an array."""
+
+    model: LogisticModel
+    classes: list[Any]
+    labels: np.ndarray  # shape (n_classes,): int64 for integer labels, object for strings
+    feature_names: list[str] | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_record(cls, record: Record) -> PreparedModel:
+        model = model_from_record(record)
+        classes = list(model.classes)
+        is_int = all(type(c) is int for c in classes)
+        labels = np.array(classes, dtype=np.int64 if is_int else object)
+        return cls(
+            model=model,
+            classes=classes,
+            labels=labels,
+            feature_names=record.get("feature_names"),
+            name=record.get("name"),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return self.model.n_features
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``model.predict_proba(X)`` bit for bit, for ``X`` already float64, 2-D and finite.
+
+        The binary case is the engine's arithmetic, operation for operation, without its input
+        checks and temporaries (a 1-row prediction is mostly call overhead); everything else
+        goes to the engine itself.
+        """
+        m = self.model
+        if m.multiclass != "binary" or m.polynomial is not None or X.shape[1] != m.n_features:
+            return m.predict_proba(X)  # also raises the engine's message for a width mismatch
+        if m.mean is not None and m.scale is not None:
+            X = X - m.mean
+            X /= m.scale
+        z = (X @ m.coef.T + m.intercept)[:, 0]
+        e = np.exp(-np.abs(z))  # sigmoid(z) and sigmoid(-z) share e = exp(-|z|)
+        denom = 1.0 + e
+        P = np.empty((z.shape[0], 2))
+        np.divide(np.where(z <= 0, 1.0, e), denom, out=P[:, 0])
+        np.divide(np.where(z >= 0, 1.0, e), denom, out=P[:, 1])
+        return P
+
+
+@dataclass(frozen=True)
+class Prediction:
+    classes: list[Any]
+    predictions: np.ndarray  # shape (n_samples,), labels
+    probabilities: np.ndarray  # shape (n_samples, n_classes)
+    model_id: str = ""  # the model's id (``latest`` resolved)
 
 
 class ModelService:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.cache: ModelCache[PreparedModel] = ModelCache(
+            store, PreparedModel.from_record, size=settings.model_cache_size
+        )
 
     def _check_size(self, n_rows: int, n_features: int) -> None:
         s = self.settings
@@ -123,9 +197,13 @@ class ModelService:
                 f"features: {n_features} columns is more than the limit of {s.max_features}"
             )
 
-    def train(self, request: TrainRequest) -> ModelSummary:
+    def train(self, request: TrainRequest, X: np.ndarray | None = None) -> ModelSummary:
+        """Fit and store a model. ``X`` (n_samples, n_features): the rows if decoded apart,
+        in which case ``request.features`` is a placeholder."""
         s = self.settings
-        n_rows, n_features = len(request.features), len(request.features[0])
+        if X is None:
+            X = np.asarray(request.features, dtype=np.float64)
+        n_rows, n_features = X.shape
         self._check_size(n_rows, n_features)
         p = request.params
         if p.max_iter > s.max_iter:
@@ -146,16 +224,16 @@ class ModelService:
                     f"{s.max_features} (MAX_FEATURES)"
                 )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
-        X = np.asarray(request.features, dtype=np.float64)
-        result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
-        stats, stats_note = coefficient_statistics(
-            X,
-            request.labels,
-            result,
-            params=fit_params,
-            feature_names=request.feature_names,
-            sample_weight=request.sample_weight,
-        )
+        with metrics.timed_training():
+            result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
+            stats, stats_note = coefficient_statistics(
+                X,
+                request.labels,
+                result,
+                params=fit_params,
+                feature_names=request.feature_names,
+                sample_weight=request.sample_weight,
+            )
         report = result.report
         record: Record = {
             "id": new_model_id(),
@@ -185,20 +263,56 @@ class ModelService:
         return summary_from_record(record)
 
     def load_model(self, model_id: str) -> LogisticModel:
-        return model_from_record(self.store.load(check_model_id(model_id)))
+        """The model, from this process's cache (checked against the stored file) or the store."""
+        return self.cache.get(check_model_id(model_id)).model
+
+    def prepared(self, model_id: str) -> PreparedModel:
+        """A stored model with what the front ends check inputs against (number and names of
+        features, classes), from the cache."""
+        return self.cache.get(check_model_id(model_id))
+
+    def predict_array(
+        self, model_id: str, X: np.ndarray, *, threshold: float | None = None
+    ) -> Prediction:
+        """Labels and probabilities for ``X`` of shape (n_samples, n_features).
+
+        The one prediction path: the JSON, CSV and Open Inference Protocol front ends all call it.
+        """
+        self._check_size(X.shape[0], X.shape[1])
+        model_id = self.resolve(model_id)
+        prepared = self.cache.get(check_model_id(model_id))
+        proba = prepared.predict_proba(X)
+        index = prepared.model.index_from_proba(proba, threshold=threshold)
+        metrics.record_predictions(
+            model_id, X.shape[0], max_model_ids=self.settings.metrics_max_model_ids
+        )
+        return Prediction(
+            classes=prepared.classes,
+            predictions=prepared.labels[index],
+            probabilities=proba,
+            model_id=model_id,
+        )
+
+    def resolve(self, model_id: str) -> str:
+        """``model_id``, or for ``latest`` the id of the newest model."""
+        if model_id != LATEST:
+            return model_id
+        newest = self.store.list(limit=1).entries
+        if not newest:
+            raise ModelNotFound(LATEST)
+        return newest[0][0]
 
     def predict(self, request: PredictRequest) -> PredictResponse:
-        self._check_size(len(request.features), len(request.features[0]))
-        model = self.load_model(request.model_id)
-        X = np.asarray(request.features, dtype=np.float64)
-        proba = model.predict_proba(X)
-        index = model.index_from_proba(proba, threshold=request.threshold)
-        classes = list(model.classes)
+        p = self.predict_array(
+            request.model_id,
+            np.asarray(request.features, dtype=np.float64),
+            threshold=request.threshold,
+        )
         return PredictResponse(
-            model_id=request.model_id,
-            classes=classes,
-            predictions=[classes[i] for i in index],
-            probabilities=proba.tolist(),
+            model_id=p.model_id,
+            classes=p.classes,
+            predictions=p.predictions.tolist(),
+            probabilities=p.probabilities.tolist(),
         )
 
     def get(self, model_id: str) -> ModelDetail:
@@ -253,3 +367,4 @@ class ModelService:
 
     def delete(self, model_id: str) -> None:
         self.store.delete(check_model_id(model_id))
+        self.cache.discard(model_id)

@@ -6,6 +6,7 @@ import re
 import secrets
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +85,17 @@ class ModelStore(ABC):
 
     @abstractmethod
     def count(self) -> int: ...
+
+    def fingerprint(self, model_id: str) -> Hashable:
+        """A cheap token that changes when the stored model is replaced; ``ModelNotFound`` if gone.
+
+        Caches compare it with the token of the copy they hold, so that a model deleted or
+        replaced through another process stops being served without re-reading it. This default
+        loads the record (always correct, never cheap); stores should override it.
+        """
+        self.load(model_id)  # raises ModelNotFound / CorruptModel
+        return object()  # equal to nothing: a cache over this store always reloads
+
+    def load_with_fingerprint(self, model_id: str) -> tuple[Record, Hashable]:
+        """The record and the fingerprint of exactly the version that was read."""
+        return self.load(model_id), self.fingerprint(model_id)

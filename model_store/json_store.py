@@ -72,6 +72,7 @@ class JsonFileStore(ModelStore):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._prefix = os.path.join(self.root, "")  # str paths: fingerprint is on the hot path
 
     def path(self, model_id: str) -> Path:
         return self.root / f"{check_model_id(model_id)}{SUFFIX}"
@@ -107,6 +108,29 @@ class JsonFileStore(ModelStore):
 
     def load(self, model_id: str) -> Record:
         return decode(model_id, self.read_bytes(model_id))
+
+    def fingerprint(self, model_id: str) -> tuple[int, int, int]:
+        """``(st_ino, st_mtime_ns, st_size)`` of the file: one ``stat``, no read.
+
+        Saves rename a new file over the old name, so a replaced model has a new inode; a
+        deleted one raises ``ModelNotFound``.
+        """
+        try:
+            st = os.stat(f"{self._prefix}{check_model_id(model_id)}{SUFFIX}")
+        except FileNotFoundError:
+            raise ModelNotFound(model_id) from None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def load_with_fingerprint(self, model_id: str) -> tuple[Record, tuple[int, int, int]]:
+        # fstat on the open file: the fingerprint belongs to the bytes read, even if another
+        # process renames a new version over the name meanwhile.
+        try:
+            with open(self.path(model_id), "rb") as fh:
+                st = os.fstat(fh.fileno())
+                data = fh.read()
+        except FileNotFoundError:
+            raise ModelNotFound(model_id) from None
+        return decode(model_id, data), (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def ids(self) -> list[str]:
         """Every stored id, newest first."""

@@ -142,3 +142,24 @@ def test_stale_temporaries_are_removed_but_fresh_ones_kept(tmp_path):
     assert store.remove_stale_temporaries() == 1
     assert not old.exists() and fresh.exists()
     assert store.ids() == []
+
+
+def test_fingerprint_changes_when_a_model_is_replaced_and_fails_when_deleted(tmp_path):
+    import pytest
+
+    from model_store import JsonFileStore, ModelNotFound
+
+    store = JsonFileStore(tmp_path)
+    mid = "c" * 32
+    store.save({"id": mid, "v": 1})
+    first = store.fingerprint(mid)
+    assert store.fingerprint(mid) == first  # stable while unchanged
+    record, fp = store.load_with_fingerprint(mid)
+    assert record["v"] == 1 and fp == first
+    store.save({"id": mid, "v": 2})
+    assert store.fingerprint(mid) != first
+    store.delete(mid)
+    with pytest.raises(ModelNotFound):
+        store.fingerprint(mid)
+    with pytest.raises(ModelNotFound):
+        store.load_with_fingerprint(mid)

@@ -1,0 +1,136 @@
+"""One training, from the request's bytes to the stored model: runs in a training child process
+(or a thread, for small bodies). No FastAPI at import time: a spawned child imports this module
+before its initializer has limited the BLAS threads, so heavy imports happen inside functions.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .config import Settings
+    from .schemas import TrainRequest
+
+#: Environment variables that fix the thread pools of OpenBLAS, OpenMP and MKL.
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+#: Scheduling priority of training children: the predictions of their worker come first.
+CHILD_NICENESS = 10
+
+
+def init_child() -> None:
+    """Training children use one BLAS thread and a lower CPU priority: the server's cores
+    belong to the predictions first."""
+    for var in BLAS_THREAD_VARS:
+        os.environ[var] = "1"
+    os.nice(CHILD_NICENESS)
+
+
+def decode_csv(body: bytes, query: dict[str, str]) -> tuple[TrainRequest, np.ndarray]:
+    """A ``text/csv`` body, its options in ``query``: the request (``features`` a placeholder)
+    and the rows. Raises ``CsvError`` or ``RequestValidationError`` (``query.<name>``)."""
+    from pydantic import ValidationError
+
+    from . import csv_io
+    from .api.body import validation_error
+    from .api.csv_body import train_options
+    from .schemas import TrainRequest
+
+    options, params = train_options(query)
+    table = csv_io.read_training(body, label=options.label)
+    stub = {
+        "features": [[0.0] * table.X.shape[1]],
+        "labels": table.labels,
+        "feature_names": table.feature_names,
+        "name": options.name,
+        "params": params,
+    }
+    try:
+        return TrainRequest.model_validate(stub, context={"shape": table.X.shape}), table.X
+    except ValidationError as exc:  # csv_io checks first, naming lines; this is a backstop
+        raise validation_error(exc) from None
+
+
+def decode_train(
+    content_type: str | None, body: bytes, query: dict[str, str] | None = None
+) -> tuple[TrainRequest, np.ndarray | None]:
+    """The validated request and, when decoded apart, its rows (else ``None``).
+
+    Raises what FastAPI would for a ``body: TrainRequest`` parameter (``RequestValidationError``,
+    ``UnsupportedMediaType``); for ``text/csv``, see ``decode_csv``.
+    """
+    from pydantic import ValidationError
+
+    from .api.body import validate_body
+    from .api.deps import body_kind
+    from .fast_body import parse_rows_body
+    from .schemas import TrainRequest
+
+    if body_kind(content_type) == "csv":
+        return decode_csv(body, query or {})
+
+    if content_type == "application/json":
+        parsed = parse_rows_body(body)
+        if parsed is not None:
+            fields, X = parsed
+            try:
+                stub = {**fields, "features": [[0.0] * X.shape[1]]}
+                return TrainRequest.model_validate(stub, context={"shape": X.shape}), X
+            except ValidationError:
+                pass  # the full path below names the problem
+    return validate_body(content_type, body, TrainRequest), None
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def train_from_body(
+    settings: Settings,
+    content_type: str | None,
+    body: bytes | str,
+    query: dict[str, str] | None = None,
+) -> Any:
+    """Decode, validate, fit and save. ``body``: the bytes, or the path of a file holding them;
+    ``query``: the request's query parameters (the options of a CSV body).
+
+    Returns ``("ok", summary dict)``, ``("invalid", errors)`` (for a 422/400),
+    ``("media", content_type)`` (415) or ``("raise", exception)`` for domain errors, so that
+    nothing unpicklable crosses the process boundary and the web layer maps each as before.
+    """
+    from fastapi.exceptions import RequestValidationError
+
+    from model_store import JsonFileStore
+
+    from .api.errors import UnsupportedMediaType
+    from .csv_io import CsvError
+    from .engine import EngineError
+    from .service import LimitExceeded, ModelService
+
+    if isinstance(body, str):
+        with open(body, "rb") as fh:
+            body = fh.read()
+    try:
+        request, X = decode_train(content_type, body, query)
+        del body
+        service = ModelService(JsonFileStore(settings.model_store_dir), settings)
+        return ("ok", service.train(request, X).model_dump(mode="json"))
+    except RequestValidationError as exc:
+        errors = [
+            {
+                "type": e.get("type"),
+                "loc": tuple(e.get("loc", ())),
+                "msg": e.get("msg"),
+                "ctx": {k: _plain(v) for k, v in (e.get("ctx") or {}).items()},
+            }
+            for e in exc.errors()
+        ]
+        return ("invalid", errors)
+    except UnsupportedMediaType:
+        return ("media", content_type)
+    except (EngineError, LimitExceeded, CsvError) as exc:
+        return ("raise", exc)

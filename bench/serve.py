@@ -1,0 +1,363 @@
+"""Serving benchmark: the service against a bare reference endpoint, side by side, on loopback.
+
+    python bench/serve.py                      # throughput/latency table (about 6 minutes)
+    python bench/serve.py --mode training      # predict p50/p99 idle vs during a 200,000 x 50 fit
+    python bench/serve.py --mode startup       # startup-to-first-answer and idle RSS
+
+Both servers run under uvicorn with 1 worker and the same flags; the load generator is ``wrk``
+(``apt-get install -y wrk``) with one thread, the same for both. Each cell runs the reference and
+the service alternately, ``--rounds`` times ``--seconds`` each, and prints the medians of req/s,
+rows/s, p50 and p99 latency and the ratio service / reference. The model is a logistic regression
+of scikit-learn's ``load_breast_cancer`` (569 x 30) trained by the service; the reference uses the
+same weights with the standardisation folded in. Figures are only comparable within one run (the
+machine's load changes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = """
+local f = io.open("{body}", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %f %f %f %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, target: str, env: dict[str, str], workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--workers",
+            str(workers),
+        ]
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.ready_after = self._wait()
+
+    def _wait(self) -> float:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        return time.perf_counter() - self.started
+            except OSError:
+                time.sleep(0.005)
+        self.stop()
+        raise RuntimeError(f"server {self.url} did not start")
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def wrk(url: str, body_file: Path, *, connections: int, seconds: float, tmp: Path) -> dict:
+    script = tmp / f"post-{body_file.stem}.lua"
+    script.write_text(LUA.replace("{body}", str(body_file)))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            f"{url}/predict",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    m = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+)", out)
+    if not m:
+        raise RuntimeError(out)
+    n, dur_us, p50, p99, bad_status, sock_err = m.groups()
+    if int(bad_status) or int(sock_err):
+        raise RuntimeError(f"{url}: {bad_status} non-2xx answers, {sock_err} socket errors\n{out}")
+    return {"rps": int(n) / (float(dur_us) / 1e6), "p50": float(p50) / 1e3, "p99": float(p99) / 1e3}
+
+
+def prepare(tmp: Path, service_url: str) -> tuple[str, Path]:
+    """Train the breast-cancer model through the service; write the reference's weights."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    r = httpx.post(
+        f"{service_url}/train",
+        json={"features": X.tolist(), "labels": y.tolist(), "params": {"max_iter": 2000}},
+        timeout=120,
+    )
+    r.raise_for_status()
+    mid = r.json()["id"]
+    p = httpx.get(f"{service_url}/models/{mid}").json()["parameters"]
+    coef, mean, scale = (np.asarray(p[k], dtype=float) for k in ("coef", "mean", "scale"))
+    w = coef[0] / scale
+    b = p["intercept"][0] - float(np.dot(coef[0], mean / scale))
+    ref = tmp / "reference-model.json"
+    ref.write_bytes(orjson.dumps({"w": w.tolist(), "b": b}))
+    return mid, ref
+
+
+def bodies(tmp: Path, mid: str) -> dict[int, Path]:
+    from sklearn.datasets import load_breast_cancer
+
+    X = load_breast_cancer().data
+    out = {}
+    for n in (1, 100, 10_000):
+        rows = np.resize(X, (n, X.shape[1]))
+        path = tmp / f"rows-{n}.json"
+        path.write_bytes(orjson.dumps({"model_id": mid, "features": rows.tolist()}))
+        out[n] = path
+    return out
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def mode_table(args: argparse.Namespace, tmp: Path) -> None:
+    svc = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / "models")})
+    ref: Server | None = None
+    try:
+        mid, ref_model = prepare(tmp, svc.url)
+        ref = Server("bench.reference_server:app", {"REFERENCE_MODEL": str(ref_model)})
+        files = bodies(tmp, mid)
+        check = [
+            httpx.post(
+                f"{u}/predict",
+                content=files[100].read_bytes(),
+                headers={"content-type": "application/json"},
+            ).json()
+            for u in (svc.url, ref.url)
+        ]
+        np.testing.assert_allclose(
+            np.array(check[0]["probabilities"]),
+            np.array(check[1]["probabilities"]),
+            rtol=1e-9,
+            atol=1e-12,
+        )
+        print(
+            f"load average before: {loadavg()}; medians of {args.rounds} alternating runs of "
+            f"{args.seconds:g} s per server and cell (x4 for 10,000 rows at 32), wrk -t1"
+        )
+        print(
+            "| rows | conc | reference req/s | service req/s | ratio | ref p50 ms | svc p50 ms "
+            "| ref p99 ms | svc p99 ms | p99 ratio | svc rows/s |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for n, path in files.items():
+            for conc in (1, 32):
+                # big bodies at 32 connections need longer for a few hundred samples
+                secs = args.seconds * (4 if n >= 10_000 and conc > 1 else 1)
+                for s in (ref, svc):  # warm-up
+                    wrk(s.url, path, connections=conc, seconds=1, tmp=tmp)
+                # alternate the servers over several rounds; medians damp drifts in machine load
+                runs: dict[str, list[dict]] = {"ref": [], "svc": []}
+                for _ in range(args.rounds):
+                    for name, s in (("ref", ref), ("svc", svc)):
+                        runs[name].append(wrk(s.url, path, connections=conc, seconds=secs, tmp=tmp))
+                r, v = (
+                    {k: statistics.median(x[k] for x in runs[name]) for k in ("rps", "p50", "p99")}
+                    for name in ("ref", "svc")
+                )
+                ratio = v["rps"] / r["rps"] if r["rps"] else float("nan")
+                p99_ratio = v["p99"] / r["p99"] if r["p99"] else float("nan")
+                print(
+                    f"| {n} | {conc} | {r['rps']:.1f} | {v['rps']:.1f} | {ratio:.2f} | "
+                    f"{r['p50']:.2f} | {v['p50']:.2f} | {r['p99']:.2f} | {v['p99']:.2f} | "
+                    f"{p99_ratio:.2f} | {v['rps'] * n:.0f} |",
+                    flush=True,
+                )
+        print(f"load average after: {loadavg()}")
+    finally:
+        svc.stop()
+        if ref is not None:
+            ref.stop()
+
+
+def mode_training(args: argparse.Namespace, tmp: Path) -> None:
+    svc = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / "models")})
+    try:
+        mid, _ = prepare(tmp, svc.url)
+        path = bodies(tmp, mid)[1]
+        rng = np.random.default_rng(0)
+        n, d = args.train_rows, args.train_features
+        X = rng.normal(size=(n, d))
+        y = (X @ rng.normal(size=d) + rng.normal(size=n) > 0).astype(int)
+        big = orjson.dumps(
+            {
+                "features": X.tolist(),
+                "labels": y.tolist(),
+                "params": {"max_iter": args.train_iter, "tol": 0.0},
+            }
+        )
+        print(
+            f"load average before: {loadavg()}; training body {len(big) / 2**20:.0f} MiB "
+            f"({n} x {d}), predict 1 row at c={args.conc}"
+        )
+        idle = wrk(svc.url, path, connections=args.conc, seconds=args.seconds, tmp=tmp)
+        result: dict = {}
+
+        def train() -> None:
+            t0 = time.perf_counter()
+            r = httpx.post(
+                f"{svc.url}/train",
+                content=big,
+                headers={"content-type": "application/json"},
+                timeout=600,
+            )
+            result.update(
+                status=r.status_code,
+                seconds=time.perf_counter() - t0,
+                training=r.json().get("training"),
+            )
+
+        t = threading.Thread(target=train)
+        t.start()
+        busy = []
+        while t.is_alive():
+            busy.append(wrk(svc.url, path, connections=args.conc, seconds=args.seconds, tmp=tmp))
+        t.join()
+        during = {
+            "rps": statistics.mean(b["rps"] for b in busy),
+            "p50": statistics.median(b["p50"] for b in busy),
+            "p99": statistics.median(b["p99"] for b in busy),
+            "worst": max(b["p99"] for b in busy),
+        }
+        print(
+            f"training: HTTP {result['status']} in {result['seconds']:.1f} s "
+            f"({result['training']['iterations'] if result.get('training') else '?'} iterations)"
+        )
+        print("| state | req/s | p50 ms | p99 ms |")
+        print("|---|---|---|---|")
+        print(f"| idle | {idle['rps']:.0f} | {idle['p50']:.2f} | {idle['p99']:.2f} |")
+        print(
+            f"| during training ({len(busy)} windows of {args.seconds:g} s: medians) | "
+            f"{during['rps']:.0f} | {during['p50']:.2f} | {during['p99']:.2f} |"
+        )
+        print("p99 of each window (ms):", " ".join(f"{b['p99']:.1f}" for b in busy))
+        print(
+            f"p99 during / idle: {during['p99'] / idle['p99']:.2f}; load average after: {loadavg()}"
+        )
+    finally:
+        svc.stop()
+
+
+def mode_startup(args: argparse.Namespace, tmp: Path) -> None:
+    times = []
+    for i in range(3):
+        s = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / f"m{i}")})
+        times.append(s.ready_after)
+        if i < 2:
+            s.stop()
+    try:
+        mid, _ = prepare(tmp, s.url)
+        path = bodies(tmp, mid)[1]
+        httpx.post(
+            f"{s.url}/predict",
+            content=path.read_bytes(),
+            headers={"content-type": "application/json"},
+        )
+        time.sleep(0.5)
+        mods = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys, app.main; print(sorted(m for m in "
+                "('scipy', 'sklearn', 'pandas', 'threadpoolctl') if m in sys.modules))",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        print(f"load average: {loadavg()}")
+        print(
+            f"startup to first answer: median {statistics.median(times):.2f} s "
+            f"(runs: {', '.join(f'{t:.2f}' for t in times)})"
+        )
+        print(f"idle RSS of one worker after training + a prediction: {s.rss_mib():.1f} MiB")
+        print(f"heavy modules imported by app.main: {mods or 'none'}")
+    finally:
+        s.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--mode", choices=["table", "training", "startup", "all"], default="table")
+    ap.add_argument("--seconds", type=float, default=3.0, help="wrk duration per run")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per server and cell (medians)")
+    ap.add_argument("--conc", type=int, default=8, help="connections in --mode training")
+    ap.add_argument("--train-rows", type=int, default=200_000)
+    ap.add_argument("--train-features", type=int, default=50)
+    ap.add_argument("--train-iter", type=int, default=300)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench/serve.py needs wrk: apt-get install -y wrk")
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as d:
+        tmp = Path(d)
+        modes = ["startup", "table", "training"] if args.mode == "all" else [args.mode]
+        for m in modes:
+            print(f"\n## {m}")
+            {"table": mode_table, "training": mode_training, "startup": mode_startup}[m](args, tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""The hand-parsed /predict and /train give the same answers as FastAPI's declared-body routes.
+
+``naive`` below is the service as it was before the fast paths: ``body: PredictRequest`` /
+``body: TrainRequest`` parameters, FastAPI's JSON decoding and pydantic validation (and the
+content-type check that also names ``text/csv``, which these two routes take too). Every bad
+body must get the same status and the same JSON from both; every good body the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import numpy as np
+import orjson
+import pytest
+from fastapi import Depends, FastAPI
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from app.api import errors
+from app.api.deps import require_json_or_csv
+from app.fast_body import parse_predict, parse_rows_body
+from app.main import create_app
+from app.schemas import ModelSummary, PredictRequest, PredictResponse, TrainRequest
+from app.service import ModelService
+from model_store import JsonFileStore
+from tests.asgi_client import ASGIClient
+from tests.conftest import train
+
+
+def naive_app(settings) -> FastAPI:
+    app = FastAPI()
+    service = ModelService(JsonFileStore(settings.model_store_dir), settings)
+    errors.install(app)
+
+    @app.post(
+        "/predict", response_model=PredictResponse, dependencies=[Depends(require_json_or_csv)]
+    )
+    def predict(body: PredictRequest) -> PredictResponse:
+        return service.predict(body)
+
+    @app.post(
+        "/train",
+        status_code=201,
+        response_model=ModelSummary,
+        dependencies=[Depends(require_json_or_csv)],
+    )
+    def train_(body: TrainRequest) -> ModelSummary:
+        return service.train(body)
+
+    return app
+
+
+@pytest.fixture
+def pair(settings):
+    fast, slow = ASGIClient(create_app(settings)), ASGIClient(naive_app(settings))
+    yield fast, slow
+    fast.close()
+    slow.close()
+
+
+GOOD_TRAIN = {"features": [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.0]], "labels": [0, 0, 1, 1]}
+
+BAD_FEATURES = [
+    b"[]",
+    b"[[]]",
+    b"[[1.0], [1.0, 2.0]]",
+    b"[[1.0, 2.0], [1.0]]",
+    b"[[1.0, true]]",
+    b"[[1.0, false]]",
+    b"[[1.0, null]]",
+    b'[[1.0, "2"]]',
+    b"[[1.0, NaN]]",
+    b"[[1.0, Infinity]]",
+    b"[[1.0, -Infinity]]",
+    b"[[1.0, 1e400]]",
+    b"[[1.0, [2.0]]]",
+    b"[1.0, 2.0]",
+    b"[[1.0, {}]]",
+    b"{}",
+    b"null",
+    b"3",
+    b'"x"',
+    b"[[1.0, 2.0], null]",
+    b"[[1.0, 2.0], {}]",
+    b"[[1.0, 01]]",
+    b"[[1.0, .5]]",
+    b"[[1.0, 1.]]",
+    b"[[1.0, +1]]",
+    b"[[1.0, 2.0],]",
+    b"[[1.0 2.0]]",
+    b"[[1.0, -]]",
+    b"[[1.0, 1e]]",
+    b"[[1.0, 0x10]]",
+    b"[[1.0, 2.0, 3.0]]",
+    b'[[1.0, "\\u0031"]]',
+    b"[[1e999999, 1]]",
+    b"[[" + b"9" * 400 + b", 1]]",
+]
+
+
+def predict_bodies(mid: str) -> list[bytes]:
+    m = json.dumps(mid).encode()
+    out = [b'{"model_id": ' + m + b', "features": ' + f + b"}" for f in BAD_FEATURES]
+    out += [
+        b"",
+        b"{",
+        b"[1, 2]",
+        b"null",
+        b'{"features": [[1.0, 2.0]]}',
+        b'{"model_id": ' + m + b', "features": [[1.0, 2.0]], "threshold": 1.5}',
+        b'{"model_id": ' + m + b', "features": [[1.0, 2.0]], "threshold": true}',
+        b'{"model_id": ' + m + b', "features": [[1.0, 2.0]], "threshold": "0.5"}',
+        b'{"model_id": ' + m + b', "features": [[1.0, 2.0]], "extra": 1}',
+        b'{"model_id": ' + m + b', "features": [[1.0, 2.0]], "features": [[1.0]]}',
+        b'{"model_id": ' + m + b', "model_id": "x", "features": [[1.0, 2.0]]}',
+        b'{"model_id": 12, "features": [[1.0, 2.0]]}',
+        b'{"model_id": "' + b"f" * 32 + b'", "features": [[1.0, 2.0]]}',
+        b'{"model_id": "../x", "features": [[1.0, 2.0]]}',
+        b'{"model_id": "' + b"f" * 32 + b'", "features": [[1.0, true]]}',
+        b'{"model_id": ' + m + b', "features": [[1.0, 2.0]]}  x',
+        b'\xef\xbb\xbf{"model_id": ' + m + b', "features": [[1.0, 2.0]]}',
+        b'{"model_id": ' + m + b', "features": [[1.0, 2.0]], "threshold": 0.5}',
+        b'{"model_id": ' + m + b', "features": [ [ 1 , -0 ] ,\n [ -0.0, 1E2 ] ]}',
+    ]
+    return out
+
+
+CTYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    None,
+    "application/vnd.x+json",
+]
+
+
+def same(fast, slow, path, body, ctype):
+    headers = {"content-type": ctype} if ctype else {}
+    a = fast.post(path, content=body, headers=headers)
+    b = slow.post(path, content=body, headers=headers)
+    assert a.status_code == b.status_code, (body, ctype, a.text, b.text)
+    if a.status_code < 300:
+        return a.json(), b.json()
+    assert a.json() == b.json(), (body, ctype)
+    return None
+
+
+def test_predict_answers_match_fastapi_for_every_body(pair):
+    fast, slow = pair
+    mid = train(fast, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
+    statuses = set()
+    for body in predict_bodies(mid):
+        for ctype in CTYPES:
+            got = same(fast, slow, "/predict", body, ctype)
+            if got:
+                assert got[0] == got[1]
+                statuses.add(200)
+            else:
+                statuses.add(
+                    fast.post(
+                        "/predict", content=body, headers={"content-type": ctype or ""}
+                    ).status_code
+                )
+    assert {200, 400, 404, 415, 422} <= statuses  # the cases cover every kind of answer
+
+
+def test_train_answers_match_fastapi_for_every_body(pair):
+    fast, slow = pair
+    bodies = [b'{"features": ' + f + b', "labels": [0, 1]}' for f in BAD_FEATURES]
+    bodies += [
+        b"",
+        b"{",
+        b"[1]",
+        b'{"features": [[1.0], [2.0]], "labels": [0, 0]}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, 1, 1]}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, "a"]}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, true]}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, 1], "feature_names": ["a", "b"]}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, 1], "params": {"max_iter": 0}}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, 1], "params": {"max_iter": 1000000000}}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, 1], "nope": 1}',
+    ]
+    for body in bodies:
+        for ctype in CTYPES:
+            got = same(fast, slow, "/train", body, ctype)
+            assert got is None, body  # all bad: nothing trained, same error
+    assert fast.get("/models").json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"params": {"polynomial_degree": 2}}, {"sample_weight": [1.0, 2.0] * 30}],
+    ids=["plain", "polynomial", "weighted"],
+)
+def test_good_requests_give_identical_numbers(pair, extra):
+    fast, slow = pair
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 4)) * 10.0 ** rng.integers(-3, 4, size=(60, 4))
+    y = (X[:, 0] > 0).astype(int).tolist()
+    a = fast.post("/train", json={"features": X.tolist(), "labels": y, **extra}).json()
+    b = slow.post("/train", json={"features": X.tolist(), "labels": y, **extra}).json()
+    assert a["training"]["loss"] == b["training"]["loss"]  # same X, same fit, bit for bit
+    for mid in (a["id"], b["id"]):
+        body = {"model_id": mid, "features": X.tolist(), "threshold": 0.3}
+        pa, pb = same(fast, slow, "/predict", orjson.dumps(body), "application/json")
+        assert pa == pb
+
+
+EDGE = [
+    "0",
+    "-0",
+    "0.0",
+    "-0.0",
+    "1e308",
+    "-1e308",
+    "1.7976931348623157e308",
+    "5e-324",
+    "-5e-324",
+    "2.2250738585072014e-308",
+    "0.1",
+    "0.30000000000000004",
+    "1E2",
+    "1e-2",
+    "12345678901234567890",
+    "9007199254740993",
+    "123456789012345678901234567890",
+    "1.000000000000000111",
+    "4.9406564584124654e-324",
+    "1e-400",
+    "123.456e-7",
+    "-1E+2",
+]
+
+
+def test_fast_decode_is_bit_exact_on_edge_numbers():
+    body = ('{"model_id": "m", "features": [[' + ", ".join(EDGE) + "]]}").encode()
+    got = parse_predict(body)
+    assert got is not None
+    expected = [float(v) for v in json.loads(body)["features"][0]]
+    assert struct.pack(f"{len(EDGE)}d", *got[1][0]) == struct.pack(f"{len(EDGE)}d", *expected)
+    assert math.copysign(1, got[1][0][1]) == 1.0  # "-0" is the integer 0, "-0.0" is -0.0
+    assert math.copysign(1, got[1][0][3]) == -1.0
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**63),
+            min_size=3,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_fast_decode_matches_json_bit_for_bit(rows):
+    body = json.dumps({"model_id": "m", "features": rows}).encode()
+    for parsed in (parse_predict(body), parse_rows_body(body)):
+        assert parsed is not None
+        expected = np.array([[float(v) for v in r] for r in json.loads(body)["features"]])
+        assert parsed[1].tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("features", BAD_FEATURES)
+def test_fast_paths_decline_what_they_cannot_prove_valid(features):
+    body = b'{"model_id": "m", "features": ' + features + b"}"
+    ok_by_json = False
+    try:
+        PredictRequest.model_validate(json.loads(body))
+        ok_by_json = True
+    except Exception:
+        pass
+    if not ok_by_json:
+        assert parse_predict(body) is None
+        assert parse_rows_body(body) is None
+
+
+def test_docs_keep_the_request_schemas(client):
+    spec = client.get("/openapi.json").json()
+    for path, model in (("/predict", "PredictRequest"), ("/train", "TrainRequest")):
+        body = spec["paths"][path]["post"]["requestBody"]
+        content = body["content"]["application/json"]
+        assert body["required"] is True
+        assert content["schema"] == {"$ref": f"#/components/schemas/{model}"}
+        assert "example" in content
+        assert "features" in spec["components"]["schemas"][model]["properties"]
+    assert "TrainParams" in spec["components"]["schemas"]
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=2),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_prepared_binary_probabilities_equal_the_engine_bit_for_bit(rows):
+    from app.engine import fit
+    from app.service import PreparedModel, model_to_record
+
+    X0 = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.5]])
+    model = fit(X0, [0, 0, 1, 1]).model
+    prepared = PreparedModel.from_record({"model": model_to_record(model)})
+    X = np.array(rows)
+    assert prepared.predict_proba(X).tobytes() == model.predict_proba(X).tobytes()
+
+
+def test_no_base_http_middleware_on_the_hot_path(settings):
+    """BaseHTTPMiddleware costs every request a task and a queue; only pure ASGI middleware."""
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    app = create_app(settings)
+    classes = [m.cls for m in app.user_middleware]
+    assert not any(isinstance(c, type) and issubclass(c, BaseHTTPMiddleware) for c in classes)
+
+
+def test_plain_bodies_are_answered_by_the_middleware_and_others_by_the_route(client, monkeypatch):
+    import app.api.prediction as prediction
+
+    mid = train(client, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
+    calls = []
+    real = prediction.validate_body
+    monkeypatch.setattr(
+        prediction, "validate_body", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    body = {"model_id": mid, "features": [[1.0, 2.0]]}
+    assert client.post("/predict", json=body).status_code == 200
+    assert calls == []  # the route never ran
+    r = client.post("/predict", json={**body, "features": [[1.0, "2"]]})
+    assert r.status_code == 422 and calls == [1]
+    r = client.post("/predict", json={**body, "model_id": "f" * 32})
+    assert r.status_code == 404 and "no model" in r.json()["detail"]
+
+
+def test_a_body_in_several_chunks_is_read_whole(client):
+    mid = train(client, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
+    raw = orjson.dumps({"model_id": mid, "features": [[1.0, 2.0]] * 50})
+
+    async def parts():
+        for i in range(0, len(raw), 7):
+            yield raw[i : i + 7]
+
+    r = client.post("/predict", content=parts(), headers={"content-type": "application/json"})
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 50

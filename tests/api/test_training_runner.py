@@ -1,0 +1,130 @@
+"""Training off the event loop: child processes, a bounded number at a time, same answers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.main import create_app
+from tests.asgi_client import ASGIClient
+from tests.conftest import make_blobs
+
+
+@pytest.fixture(scope="module")
+def child_client(tmp_path_factory):
+    """Every training in a spawned child process (TRAIN_INLINE_MAX_BYTES=0); one pool for all."""
+    folder = tmp_path_factory.mktemp("child") / "m"
+    app = create_app(Settings(model_store_dir=folder, train_inline_max_bytes=0))
+    client = ASGIClient(app)
+    yield client, app
+    app.state.trainer.shutdown()
+    client.close()
+
+
+def test_training_in_a_child_process_gives_the_same_model(child_client, client):
+    c, app = child_client
+    X, y = make_blobs(n=300, d=4)
+    body = {"features": X.tolist(), "labels": y.tolist(), "name": "child"}
+    a = c.post("/train", json=body)
+    b = client.post("/train", json=body)  # in a thread of the same process
+    assert a.status_code == b.status_code == 201, a.text
+    assert a.headers["location"] == f"/models/{a.json()['id']}"
+    assert a.json()["training"] == b.json()["training"] | {
+        "seconds": a.json()["training"]["seconds"]
+    }
+    assert app.state.trainer._pool is not None  # it did use the pool
+    p = c.post("/predict", json={"model_id": a.json()["id"], "features": X[:4].tolist()})
+    assert p.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"features": [[1.0], [2.0]], "labels": [0, 0]}, 422, "two distinct classes"),
+        ({"features": [[1.0], [2.0, 1.0]], "labels": [0, 1]}, 422, "features[1]"),
+        (
+            {"features": [[1.0], [2.0]], "labels": [0, 1], "params": {"max_iter": 10**9}},
+            422,
+            "params.max_iter",
+        ),
+        ({"features": [[1.0, True]], "labels": [0]}, 422, "features[0][1]"),
+    ],
+)
+def test_errors_from_the_child_keep_their_status_and_message(child_client, body, status, needle):
+    c, _ = child_client
+    r = c.post("/train", json=body)
+    assert r.status_code == status and needle in r.json()["detail"], r.text
+    bad = c.post("/train", content=b"{oops", headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and "malformed JSON" in bad.json()["detail"]
+
+
+def test_limits_apply_in_the_child(tmp_path):
+    app = create_app(Settings(model_store_dir=tmp_path / "m", train_inline_max_bytes=0, max_rows=3))
+    c = ASGIClient(app)
+    r = c.post("/train", json={"features": [[0.0]] * 4, "labels": [0, 1, 0, 1]})
+    assert r.status_code == 413 and "rows" in r.json()["detail"]
+    app.state.trainer.shutdown()
+    c.close()
+
+
+def test_past_train_concurrency_answers_429_with_retry_after(client):
+    trainer = client._client._transport.app.state.trainer
+    trainer.acquire()  # the only slot is taken by a training in progress
+    try:
+        r = client.post("/train", json={"features": [[0.0], [1.0]], "labels": [0, 1]})
+        assert r.status_code == 429
+        assert r.headers["retry-after"] == "5"
+        assert "TRAIN_CONCURRENCY" in r.json()["detail"]
+    finally:
+        trainer.release()
+    assert (
+        client.post("/train", json={"features": [[0.0], [1.0]], "labels": [0, 1]}).status_code
+        == 201
+    )
+
+
+def test_predictions_flow_while_a_training_runs(tmp_path):
+    """A training that runs 3 s (its time budget); the event loop keeps serving predictions."""
+    app = create_app(
+        Settings(model_store_dir=tmp_path / "m", train_inline_max_bytes=0, train_time_budget=3)
+    )
+    X, y = make_blobs(n=40_000, d=20, spread=3.0)
+
+    async def scenario() -> tuple[bool, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            small = await c.post(
+                "/train", json={"features": X[:50].tolist(), "labels": y[:50].tolist()}
+            )
+            mid = small.json()["id"]
+            long = asyncio.create_task(
+                c.post(
+                    "/train",
+                    json={
+                        "features": X.tolist(),
+                        "labels": y.tolist(),
+                        "params": {"max_iter": 3000, "tol": 0.0},
+                    },
+                )
+            )
+            await asyncio.sleep(0.3)
+            assert app.state.trainer.running == 1
+            for _ in range(50):
+                r = await c.post("/predict", json={"model_id": mid, "features": X[:2].tolist()})
+                assert r.status_code == 200
+            busy = await c.post("/train", json={"features": [[0.0], [1.0]], "labels": [0, 1]})
+            still_training = not long.done()
+            r = await long
+            assert r.status_code == 201, r.text
+            assert r.json()["training"]["converged"] is False  # it ran to its time budget
+            return still_training, busy.status_code
+
+    try:
+        still_training, busy_status = asyncio.run(scenario())
+    finally:
+        app.state.trainer.shutdown()
+    assert still_training  # 50 predictions answered while the fit was running
+    assert busy_status == 429  # and a second training was refused, not queued
