@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from model_store import JsonFileStore
 
-from .api import docs, errors, health, models, prediction, training
+from . import metrics as prometheus
+from .api import docs, docs_ui, errors, health, metrics, models, prediction, training, v2
 from .config import Settings
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by api/docs_ui.py from app/static, not from a CDN
+        redoc_url=None,
         telemetry={
             "tracing": settings.opentelemetry,
             "metrics": settings.opentelemetry,
@@ -55,13 +58,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
     errors.install(app)
-    for module in (training, prediction, models, health):
+    for module in (training, prediction, models, health, metrics, v2):
         app.include_router(module.router)
     docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
     # Innermost middleware: answers plain POST /predict bodies before FastAPI's routing (see
     # PredictFastPath). Per-request policy (auth, limits) must be pure ASGI middleware added
     # after it, not a route dependency, or valid predictions would bypass it.
     app.add_middleware(prediction.PredictFastPath, service=app.state.service)
+    docs_ui.install(app)
+    # outermost of the two, so the fast path's answers are counted too
+    app.add_middleware(prometheus.PrometheusMiddleware)
     return app
 
 

@@ -388,24 +388,24 @@ class ModelDetail(ModelSummary):
                     "n_features": 2,
                     "feature_names": ["hours_studied", "hours_slept"],
                     "training": {
-                        "solver": "gd",
-                        "iterations": 18,
+                        "solver": "newton",
+                        "iterations": 3,
                         "converged": True,
                         "loss": 0.506555,
                         "accuracy": 0.625,
-                        "seconds": 0.003,
+                        "seconds": 0.002,
                         "n_samples": 16,
                     },
                     "params": {"l2": 0},
                     "parameters": {
                         "multiclass": "binary",
-                        "coef": [[1.516252, 0.160926]],
-                        "intercept": [0.050676],
+                        "coef": [[1.516357, 0.161304]],
+                        "intercept": [0.050688],
                         "mean": [2.78125, 6.6875],
                         "scale": [1.47869, 1.116286],
                         "polynomial": None,
                     },
-                    "loss_history": [0.693147, 0.538726, 0.506555],
+                    "loss_history": [0.693147, 0.51376, 0.506668, 0.506555],
                     "statistics": EXAMPLE_STATISTICS,
                     "statistics_note": None,
                 }
@@ -426,7 +426,9 @@ class ModelList(BaseModel):
 
 
 class PredictRequest(Strict):
-    model_id: StrictStr
+    model_id: StrictStr = Field(
+        description="The id that `POST /train` answered, or `latest` for the newest model."
+    )
     features: list[Row] = Field(description="Rows to classify, as many values each as in training.")
     threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
         None,
@@ -438,7 +440,8 @@ class PredictRequest(Strict):
         extra="forbid",
         protected_namespaces=(),
         json_schema_extra={
-            "examples": [{"model_id": EXAMPLE_ID, "features": [[1.0, 7.0], [4.5, 6.5]]}]
+            # `latest`, so that "Try it out" on /train and then /predict works as shipped
+            "examples": [{"model_id": "latest", "features": [[1.0, 7.0], [4.5, 6.5]]}]
         },
     )
 
@@ -471,6 +474,26 @@ class PredictResponse(BaseModel):
     )
 
 
+class CsvTrainOptions(Strict):
+    """Query parameters of ``POST /train`` with a ``text/csv`` body (besides ``params`` fields)."""
+
+    label: StrictStr | None = Field(
+        None, description="Name of the label column; the last column when not given."
+    )
+    name: Annotated[StrictStr, Field(max_length=200)] | None = Field(
+        None, description="A name for the model."
+    )
+
+
+class CsvPredictOptions(Strict):
+    """Query parameters of ``POST /predict`` with a ``text/csv`` body."""
+
+    model_id: StrictStr = Field(description="The id that `POST /train` answered.")
+    threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
+        None, description="Binary models only: as in the JSON body."
+    )
+
+
 class ErrorItem(BaseModel):
     field: str
     message: str
@@ -489,6 +512,8 @@ class Health(BaseModel):
 __all__ = [
     "CoefficientRow",
     "CoefficientTable",
+    "CsvPredictOptions",
+    "CsvTrainOptions",
     "ErrorResponse",
     "Health",
     "ModelDetail",

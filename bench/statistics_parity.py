@@ -9,12 +9,16 @@ over the coefficients for each column of the table. The tests assert these are b
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import statsmodels.api as sm
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import PolynomialFeatures
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.engine import FitParams, fit
 from app.engine.statistics import coefficient_statistics
@@ -67,6 +71,8 @@ def main() -> None:
             design = expansion.fit_transform(X)
         if params.fit_intercept:
             design = sm.add_constant(design)
+        elif params.standardize:  # standardising centres: the model is (x - mean) . beta
+            design = design - design.mean(axis=0)
         res = sm.Logit(y.astype(float), design).fit(disp=0)
         ci = np.asarray(res.conf_int())
         ref = {

@@ -1,7 +1,8 @@
 """The hand-parsed /predict and /train give the same answers as FastAPI's declared-body routes.
 
 ``naive`` below is the service as it was before the fast paths: ``body: PredictRequest`` /
-``body: TrainRequest`` parameters, FastAPI's JSON decoding and pydantic validation. Every bad
+``body: TrainRequest`` parameters, FastAPI's JSON decoding and pydantic validation (and the
+content-type check that also names ``text/csv``, which these two routes take too). Every bad
 body must get the same status and the same JSON from both; every good body the same numbers.
 """
 
@@ -20,7 +21,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app.api import errors
-from app.api.deps import require_json
+from app.api.deps import require_json_or_csv
 from app.fast_body import parse_predict, parse_rows_body
 from app.main import create_app
 from app.schemas import ModelSummary, PredictRequest, PredictResponse, TrainRequest
@@ -35,12 +36,17 @@ def naive_app(settings) -> FastAPI:
     service = ModelService(JsonFileStore(settings.model_store_dir), settings)
     errors.install(app)
 
-    @app.post("/predict", response_model=PredictResponse, dependencies=[Depends(require_json)])
+    @app.post(
+        "/predict", response_model=PredictResponse, dependencies=[Depends(require_json_or_csv)]
+    )
     def predict(body: PredictRequest) -> PredictResponse:
         return service.predict(body)
 
     @app.post(
-        "/train", status_code=201, response_model=ModelSummary, dependencies=[Depends(require_json)]
+        "/train",
+        status_code=201,
+        response_model=ModelSummary,
+        dependencies=[Depends(require_json_or_csv)],
     )
     def train_(body: TrainRequest) -> ModelSummary:
         return service.train(body)

@@ -66,11 +66,14 @@ def fit_with_statistics(X, y, names=None, **params):
     return (*coefficient_statistics(X, y, result, params=p, feature_names=names), result)
 
 
-def test_breast_cancer_statistics_match_statsmodels_on_the_original_scale():
+@pytest.mark.parametrize(
+    "solver, standardize", [("gd", True), ("newton", True), ("newton", False), ("lbfgs", True)]
+)
+def test_breast_cancer_statistics_match_statsmodels_on_the_original_scale(solver, standardize):
     X, y, names = cancer()
-    stats, note, result = fit_with_statistics(X, y, names)
+    stats, note, result = fit_with_statistics(X, y, names, solver=solver, standardize=standardize)
     assert note is None and stats is not None
-    assert result.model.mean is not None  # fitted on standardised features...
+    assert (result.model.mean is not None) is standardize  # fitted on these features...
     assert_matches_statsmodels(stats, y, sm.add_constant(X))  # ...reported on the raw ones
     assert stats.names == ("intercept", *names)
     assert stats.n_samples == len(y)
@@ -92,14 +95,30 @@ def test_synthetic_statistics_match_statsmodels_with_and_without_standardisation
     assert (result.model.mean is None) is (not standardize)
     assert_matches_statsmodels(stats, y, sm.add_constant(X))
     assert stats.names == ("intercept", "x0", "x1", "x2", "x3")
+    # the table is the fitted model, undone from the standardised scale
+    model = result.model
+    w, b = model.coef[0], model.intercept[0]
+    if standardize:
+        w, b = w / model.scale, b - w @ (model.mean / model.scale)
+    np.testing.assert_allclose(stats.coef, np.r_[b, w], rtol=1e-4)
 
 
-def test_without_intercept_matches_statsmodels_without_a_constant():
+@pytest.mark.parametrize("standardize", [True, False])
+def test_without_intercept_matches_statsmodels_without_a_constant(standardize):
     X, y = synthetic(seed=2)
-    stats, note, _ = fit_with_statistics(X, y, fit_intercept=False)
+    X = X + np.array([3.0, -1.0, 0.5, 2.0])  # off-centre, so that centring matters
+    stats, note, result = fit_with_statistics(
+        X, y, fit_intercept=False, standardize=standardize, solver="newton"
+    )
     assert note is None and stats is not None
     assert "intercept" not in stats.names
-    assert_matches_statsmodels(stats, y, X)
+    # standardising centres: the fitted model is z = (x - mean) . beta, a centred design
+    design = X - X.mean(axis=0) if standardize else X
+    assert_matches_statsmodels(stats, y, design)
+    # ...and the table describes the fitted model: beta = w / scale
+    model = result.model
+    raw_weights = model.coef[0] / model.scale if standardize else model.coef[0]
+    np.testing.assert_allclose(stats.coef, raw_weights, rtol=1e-4)
 
 
 def test_polynomial_statistics_are_for_the_raw_monomials():
@@ -144,7 +163,7 @@ def test_multi_class_model_has_no_statistics():
 
 def test_unconverged_model_has_no_statistics():
     X, y = synthetic(seed=6)
-    params = FitParams(l2=0.0, max_iter=3)
+    params = FitParams(l2=0.0, max_iter=3, solver="gd")
     result = fit(X, y, params=params)
     assert not result.report.converged
     stats, note = coefficient_statistics(X, y, result, params=params)
