@@ -36,12 +36,17 @@ import simdjson
 
 _local = threading.local()
 _SMALL = 1 << 16  # below this, bytes.count beats NumPy's call overhead
+_REUSE_LIMIT = 1 << 20
 
 
-def _parser() -> Any:
-    """This thread's parser: a parser cannot parse again while values of its last document are
-    alive, so each thread has its own and ``parse_predict`` drops every value before returning.
-    It keeps the capacity of the largest body it has parsed (a few times that body's size)."""
+def _parser(size: int) -> Any:
+    """A parser for a body of ``size`` bytes. A parser keeps the capacity of the largest body it
+    has parsed (about twice its size), so only bodies up to ``_REUSE_LIMIT`` use this thread's
+    parser (a parser cannot parse again while values of its last document are alive: one per
+    thread, and ``parse_predict`` drops every value before returning); a larger body gets its
+    own, freed with it, so that one huge request does not leave a worker that much bigger."""
+    if size > _REUSE_LIMIT:
+        return simdjson.Parser()
     parser = getattr(_local, "parser", None)
     if parser is None:
         parser = _local.parser = simdjson.Parser()
@@ -68,7 +73,7 @@ def parse_predict(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
     duplicate keys whose ``features`` are ``n >= 1`` rows of ``w >= 1`` finite numbers.
     """
     try:
-        parser = _parser()
+        parser = _parser(len(body))
         try:
             doc = parser.parse(body)
         except RuntimeError:  # a value of the last document still alive (or a big integer)

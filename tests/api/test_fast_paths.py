@@ -344,6 +344,7 @@ def test_fast_decode_reuses_its_parser_across_calls_and_threads():
 
     rng = np.random.default_rng(5)
     mats = [rng.normal(size=(int(rng.integers(1, 3000)), 7)) for _ in range(12)]
+    mats.append(rng.normal(size=(8000, 8)))  # over 1 MiB: a parser of its own
     bodies = [
         orjson.dumps(
             {"model_id": "m", "features": X, "threshold": 0.5}, option=orjson.OPT_SERIALIZE_NUMPY
