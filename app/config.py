@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     def _empty_key_is_no_key(cls, value: object) -> object:
         return None if value == "" else value
 
+    prometheus_multiproc_dir: Path | None = None
+    """Folder where each process keeps its metric counts, so ``GET /metrics`` totals all uvicorn
+    workers. Unset: a folder per server run under the system temp folder, cleaned automatically.
+    Set: used as is (``prometheus_client``'s convention); empty it before starting the server.
+    Read by ``app.metrics`` when it is imported, before any metric exists."""
+
+    metrics_max_model_ids: int = Field(100, ge=0)
+    """Model ids that get their own ``model_id`` label on ``logreg_predicted_rows_total`` in each
+    process; predictions of further models are counted under ``_other`` (bounds the series)."""
+
     model_cache_size: int = Field(64, ge=0)
     """Trained models kept ready in memory by each worker process (least recently used are
     dropped first); 0 re-reads the model file on every prediction."""

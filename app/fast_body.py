@@ -5,10 +5,18 @@ FastAPI does, then the pydantic schema) would accept, with the same float64 valu
 or ``None`` to decline. Callers then take the ordinary path, which alone produces the documented
 error messages, so a bad body costs a second parse but never gets a different answer.
 
-orjson parses the body (several times faster than ``json``, correctly rounded floats; it refuses
-``NaN``/``Infinity``, which the ordinary path turns into 422s); the rows then become one float64
-array without going through pydantic's per-number validation. Strictness (``true``, strings,
-``null`` are not numbers) is checked on the raw bytes and on the array's dtype.
+``parse_predict`` uses simdjson (pysimdjson): it parses the body into its own tape and copies the
+rows straight into a buffer of doubles, without a Python object per number (about 4x faster than
+``orjson.loads`` + ``np.array`` on 10,000 x 30 rows). Its numbers are correctly rounded like
+``float()`` of the text; it refuses ``NaN``/``Infinity``, numbers beyond the double range, integers
+beyond 64 bits, invalid UTF-8, control characters and lone surrogates in strings, and anything
+after the value (all of which the ordinary path turns into the documented 4xx or decodes itself).
+``Array.as_buffer`` flattens nested arrays and refuses ``true``/``null``/strings/objects, so the
+structure is proven apart: every row an array of the first row's length, the flat length
+``n * w``, and exactly ``n + 1`` ``[`` bytes in the whole body (the features and its rows: no array
+nested anywhere; a ``[`` inside a string only adds to the count, so it can only make this decline).
+
+``parse_rows_body`` (training bodies, parsed in the child process) keeps orjson + ``np.array``.
 
 A byte-level NumPy decoder (classify bytes, check the bracket structure, assemble mantissas and
 exponents vectorised) was prototyped and measured 2.4x slower than ``orjson.loads`` +
@@ -19,11 +27,36 @@ pass, even with the Python float it builds per number.
 from __future__ import annotations
 
 import gc
-import itertools
+import threading
 from typing import Any
 
 import numpy as np
 import orjson
+import simdjson
+
+_local = threading.local()
+_SMALL = 1 << 16  # below this, bytes.count beats NumPy's call overhead
+_REUSE_LIMIT = 1 << 20
+
+
+def _parser(size: int) -> Any:
+    """A parser for a body of ``size`` bytes. A parser keeps the capacity of the largest body it
+    has parsed (about twice its size), so only bodies up to ``_REUSE_LIMIT`` use this thread's
+    parser (a parser cannot parse again while values of its last document are alive: one per
+    thread, and ``parse_predict`` drops every value before returning); a larger body gets its
+    own, freed with it, so that one huge request does not leave a worker that much bigger."""
+    if size > _REUSE_LIMIT:
+        return simdjson.Parser()
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = simdjson.Parser()
+    return parser
+
+
+def _count_open_brackets(body: bytes) -> int:
+    if len(body) < _SMALL:
+        return body.count(b"[")
+    return int(np.count_nonzero(np.frombuffer(body, np.uint8) == 0x5B))
 
 
 def _no_bool_or_escape(body: bytes) -> bool:
@@ -35,52 +68,67 @@ def _no_bool_or_escape(body: bytes) -> bool:
 def parse_predict(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
     """``{"model_id": ..., "features": [[...]], "threshold": ...}`` -> (fields, X of shape (n, w)).
 
-    ``fields`` holds the other keys as parsed; ``features`` is removed. Declines (``None``) on
-    anything but a JSON object whose ``features`` are ``n >= 1`` rows of ``w >= 1`` finite
-    numbers and whose only strings are its keys and ``model_id``.
+    ``fields`` holds the other keys, whose values must be strings, numbers, booleans or null;
+    ``features`` is not among them. Declines (``None``) on anything but a JSON object without
+    duplicate keys whose ``features`` are ``n >= 1`` rows of ``w >= 1`` finite numbers.
     """
-    if not _no_bool_or_escape(body):
+    try:
+        parser = _parser(len(body))
+        try:
+            doc = parser.parse(body)
+        except RuntimeError:  # a value of the last document still alive (or a big integer)
+            parser = _local.parser = simdjson.Parser()
+            doc = parser.parse(body)
+    except (ValueError, RuntimeError):  # not JSON simdjson accepts: the ordinary path decides
         return None
-    # The rows are short-lived lists that refcounting frees; without this, building 10,000 of
-    # them triggers collections that walk the whole heap (a quarter of a 10,000-row request).
-    # Only the event loop's thread parses predictions, so the switch cannot race itself.
+    # The row proxies are short-lived objects that refcounting frees; no collection needed.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _parse_predict(body)
+        return _parse_predict(doc, body)
     finally:
+        del doc  # before the parser parses again
         if collecting:
             gc.enable()
 
 
-def _parse_predict(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
+def _parse_predict(doc: Any, body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
+    Array, Object = simdjson.Array, simdjson.Object
+    if type(doc) is not Object:
+        return None
+    keys = list(doc.keys())
+    if len(set(keys)) != len(keys) or "features" not in keys:
+        return None  # json.loads keeps the last of duplicate keys, simdjson finds the first
+    fields = {}
+    for key in keys:
+        if key != "features":
+            value = doc[key]
+            if type(value) in (Array, Object):
+                return None
+            fields[key] = value
+    rows = doc["features"]
+    if type(rows) is not Array:
+        return None
+    n = len(rows)
+    if n == 0:
+        return None
+    first = rows[0]
+    if type(first) is not Array:
+        return None
+    w = len(first)
+    del first
+    if w == 0 or not all([type(r) is Array and len(r) == w for r in rows]):
+        return None
     try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        X = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
+    except TypeError:  # true/false, null, a string or an object among the numbers
         return None
-    if type(obj) is not dict:
+    del rows
+    if X.size != n * w or _count_open_brackets(body) != n + 1:
+        return None  # an array nested in a row (as_buffer flattens it), or elsewhere
+    if not np.isfinite(X).all():
         return None
-    rows = obj.pop("features", None)
-    if type(rows) is not list or not rows:
-        return None
-    # Every string in the body is a key or the model id: then no row holds a string, which
-    # np.fromiter would otherwise turn into a number. (Duplicate keys also fail this count.)
-    strings = len(obj) + 1 + (type(obj.get("model_id")) is str)
-    if body.count(b'"') != 2 * strings:
-        return None
-    try:
-        widths = set(map(len, rows))
-        if len(widths) != 1:
-            return None
-        w = widths.pop()
-        if w == 0:
-            return None
-        X = np.fromiter(itertools.chain.from_iterable(rows), np.float64, count=len(rows) * w)
-    except (TypeError, ValueError):  # a row that is not a list, a nested list
-        return None
-    if not np.isfinite(X).all():  # null became NaN
-        return None
-    return obj, X.reshape(len(rows), w)
+    return fields, X.reshape(n, w)
 
 
 def parse_rows_body(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:

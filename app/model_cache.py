@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 
 from model_store import ModelNotFound, ModelStore, Record
 
+from . import metrics
+
 T = TypeVar("T")
 
 
@@ -64,8 +66,10 @@ class ModelCache(Generic[T]):
             if entry is not None and entry[0] == fp:
                 self._entries.move_to_end(model_id)
                 self.stats.hits += 1
+                metrics.CACHE_HITS.inc()
                 return entry[1]
             self.stats.misses += 1
+            metrics.CACHE_MISSES.inc()
             if entry is not None:
                 self.stats.stale += 1
                 del self._entries[model_id]

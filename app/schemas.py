@@ -430,7 +430,9 @@ class ModelList(BaseModel):
 
 
 class PredictRequest(Strict):
-    model_id: StrictStr
+    model_id: StrictStr = Field(
+        description="The id that `POST /train` answered, or `latest` for the newest model."
+    )
     features: list[Row] = Field(description="Rows to classify, as many values each as in training.")
     threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
         None,
@@ -442,7 +444,8 @@ class PredictRequest(Strict):
         extra="forbid",
         protected_namespaces=(),
         json_schema_extra={
-            "examples": [{"model_id": EXAMPLE_ID, "features": [[1.0, 7.0], [4.5, 6.5]]}]
+            # `latest`, so that "Try it out" on /train and then /predict works as shipped
+            "examples": [{"model_id": "latest", "features": [[1.0, 7.0], [4.5, 6.5]]}]
         },
     )
 
@@ -475,6 +478,26 @@ class PredictResponse(BaseModel):
     )
 
 
+class CsvTrainOptions(Strict):
+    """Query parameters of ``POST /train`` with a ``text/csv`` body (besides ``params`` fields)."""
+
+    label: StrictStr | None = Field(
+        None, description="Name of the label column; the last column when not given."
+    )
+    name: Annotated[StrictStr, Field(max_length=200)] | None = Field(
+        None, description="A name for the model."
+    )
+
+
+class CsvPredictOptions(Strict):
+    """Query parameters of ``POST /predict`` with a ``text/csv`` body."""
+
+    model_id: StrictStr = Field(description="The id that `POST /train` answered.")
+    threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
+        None, description="Binary models only: as in the JSON body."
+    )
+
+
 class ErrorItem(BaseModel):
     field: str
     message: str
@@ -493,6 +516,8 @@ class Health(BaseModel):
 __all__ = [
     "CoefficientRow",
     "CoefficientTable",
+    "CsvPredictOptions",
+    "CsvTrainOptions",
     "ErrorResponse",
     "Health",
     "ModelDetail",

@@ -9,8 +9,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from model_store import CorruptModel, ModelStore, Record, check_model_id, new_model_id
+from model_store import (
+    CorruptModel,
+    ModelNotFound,
+    ModelStore,
+    Record,
+    check_model_id,
+    new_model_id,
+)
 
+from . import metrics
 from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, LogisticModel, fit
 from .engine.polynomial import PolynomialFeatures, monomial_names, n_output_features
@@ -29,6 +37,9 @@ from .schemas import (
     TrainParams,
     TrainRequest,
 )
+
+#: ``model_id`` alias for the newest model, so the docs page's examples work as shipped.
+LATEST = "latest"
 
 
 class LimitExceeded(ValueError):
@@ -167,7 +178,7 @@ def summary_from_record(record: Record) -> ModelSummary:
         created_at=datetime.fromisoformat(record["created_at"]),
         classes=record["model"]["classes"],
         n_features=record["n_features"],
-        feature_names=record["feature_names"],
+        feature_names=record.get("feature_names"),
         training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields}),
     )
 
@@ -179,6 +190,8 @@ class PreparedModel:
     model: LogisticModel
     classes: list[Any]
     labels: np.ndarray  # shape (n_classes,): int64 for integer labels, object for strings
+    feature_names: list[str] | None = None
+    name: str | None = None
 
     @classmethod
     def from_record(cls, record: Record) -> PreparedModel:
@@ -186,7 +199,17 @@ class PreparedModel:
         classes = list(model.classes)
         is_int = all(type(c) is int for c in classes)
         labels = np.array(classes, dtype=np.int64 if is_int else object)
-        return cls(model=model, classes=classes, labels=labels)
+        return cls(
+            model=model,
+            classes=classes,
+            labels=labels,
+            feature_names=record.get("feature_names"),
+            name=record.get("name"),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return self.model.n_features
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``model.predict_proba(X)`` bit for bit, for ``X`` already float64, 2-D and finite.
@@ -215,6 +238,7 @@ class Prediction:
     classes: list[Any]
     predictions: np.ndarray  # shape (n_samples,), labels
     probabilities: np.ndarray  # shape (n_samples, n_classes)
+    model_id: str = ""  # the model's id (``latest`` resolved)
 
 
 class ModelService:
@@ -266,7 +290,7 @@ class ModelService:
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
         # Finite but huge values (|x| near 1e308) overflow the standardisation or the scores;
         # that is the data's problem, answered below as a 422, not a warning in the logs.
-        with np.errstate(over="ignore", invalid="ignore"):
+        with metrics.timed_training(), np.errstate(over="ignore", invalid="ignore"):
             result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
         report = result.report
         if not all_finite(result.model) or not np.isfinite(report.loss):
@@ -314,11 +338,20 @@ class ModelService:
         """The model, from this process's cache (checked against the stored file) or the store."""
         return self.cache.get(check_model_id(model_id)).model
 
+    def prepared(self, model_id: str) -> PreparedModel:
+        """A stored model with what the front ends check inputs against (number and names of
+        features, classes), from the cache."""
+        return self.cache.get(check_model_id(model_id))
+
     def predict_array(
         self, model_id: str, X: np.ndarray, *, threshold: float | None = None
     ) -> Prediction:
-        """Labels and probabilities for ``X`` of shape (n_samples, n_features)."""
+        """Labels and probabilities for ``X`` of shape (n_samples, n_features).
+
+        The one prediction path: the JSON, CSV and Open Inference Protocol front ends all call it.
+        """
         self._check_size(X.shape[0], X.shape[1])
+        model_id = self.resolve(model_id)
         prepared = self.cache.get(check_model_id(model_id))
         with np.errstate(over="ignore", invalid="ignore"):
             try:
@@ -335,9 +368,24 @@ class ModelService:
                 "64-bit floats)"
             )
         index = prepared.model.index_from_proba(proba, threshold=threshold)
-        return Prediction(
-            classes=prepared.classes, predictions=prepared.labels[index], probabilities=proba
+        metrics.record_predictions(
+            model_id, X.shape[0], max_model_ids=self.settings.metrics_max_model_ids
         )
+        return Prediction(
+            classes=prepared.classes,
+            predictions=prepared.labels[index],
+            probabilities=proba,
+            model_id=model_id,
+        )
+
+    def resolve(self, model_id: str) -> str:
+        """``model_id``, or for ``latest`` the id of the newest model."""
+        if model_id != LATEST:
+            return model_id
+        newest = self.store.list(limit=1).entries
+        if not newest:
+            raise ModelNotFound(LATEST)
+        return newest[0][0]
 
     def predict(self, request: PredictRequest) -> PredictResponse:
         p = self.predict_array(
@@ -346,7 +394,7 @@ class ModelService:
             threshold=request.threshold,
         )
         return PredictResponse(
-            model_id=request.model_id,
+            model_id=p.model_id,
             classes=p.classes,
             predictions=p.predictions.tolist(),
             probabilities=p.probabilities.tolist(),

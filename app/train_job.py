@@ -30,17 +30,48 @@ def init_child() -> None:
     os.nice(CHILD_NICENESS)
 
 
-def decode_train(content_type: str | None, body: bytes) -> tuple[TrainRequest, np.ndarray | None]:
+def decode_csv(body: bytes, query: dict[str, str]) -> tuple[TrainRequest, np.ndarray]:
+    """A ``text/csv`` body, its options in ``query``: the request (``features`` a placeholder)
+    and the rows. Raises ``CsvError`` or ``RequestValidationError`` (``query.<name>``)."""
+    from pydantic import ValidationError
+
+    from . import csv_io
+    from .api.body import validation_error
+    from .api.csv_body import train_options
+    from .schemas import TrainRequest
+
+    options, params = train_options(query)
+    table = csv_io.read_training(body, label=options.label)
+    stub = {
+        "features": [[0.0] * table.X.shape[1]],
+        "labels": table.labels,
+        "feature_names": table.feature_names,
+        "name": options.name,
+        "params": params,
+    }
+    try:
+        return TrainRequest.model_validate(stub, context={"shape": table.X.shape}), table.X
+    except ValidationError as exc:  # csv_io checks first, naming lines; this is a backstop
+        raise validation_error(exc) from None
+
+
+def decode_train(
+    content_type: str | None, body: bytes, query: dict[str, str] | None = None
+) -> tuple[TrainRequest, np.ndarray | None]:
     """The validated request and, when decoded apart, its rows (else ``None``).
 
     Raises what FastAPI would for a ``body: TrainRequest`` parameter (``RequestValidationError``,
-    ``UnsupportedMediaType``).
+    ``UnsupportedMediaType``); for ``text/csv``, see ``decode_csv``.
     """
     from pydantic import ValidationError
 
     from .api.body import validate_body
+    from .api.deps import body_kind
     from .fast_body import parse_rows_body
     from .schemas import TrainRequest
+
+    if body_kind(content_type) == "csv":
+        return decode_csv(body, query or {})
 
     if content_type == "application/json":
         parsed = parse_rows_body(body)
@@ -58,8 +89,14 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def train_from_body(settings: Settings, content_type: str | None, body: bytes | str) -> Any:
-    """Decode, validate, fit and save. ``body``: the bytes, or the path of a file holding them.
+def train_from_body(
+    settings: Settings,
+    content_type: str | None,
+    body: bytes | str,
+    query: dict[str, str] | None = None,
+) -> Any:
+    """Decode, validate, fit and save. ``body``: the bytes, or the path of a file holding them;
+    ``query``: the request's query parameters (the options of a CSV body).
 
     Returns ``("ok", summary dict)``, ``("invalid", errors)`` (for a 422/400),
     ``("media", content_type)`` (415) or ``("raise", exception)`` for domain errors, so that
@@ -70,6 +107,7 @@ def train_from_body(settings: Settings, content_type: str | None, body: bytes | 
     from model_store import JsonFileStore
 
     from .api.errors import UnsupportedMediaType
+    from .csv_io import CsvError
     from .engine import EngineError
     from .service import LimitExceeded, ModelService
 
@@ -77,7 +115,7 @@ def train_from_body(settings: Settings, content_type: str | None, body: bytes | 
         with open(body, "rb") as fh:
             body = fh.read()
     try:
-        request, X = decode_train(content_type, body)
+        request, X = decode_train(content_type, body, query)
         del body
         service = ModelService(JsonFileStore(settings.model_store_dir), settings)
         return ("ok", service.train(request, X).model_dump(mode="json"))
@@ -94,5 +132,5 @@ def train_from_body(settings: Settings, content_type: str | None, body: bytes | 
         return ("invalid", errors)
     except UnsupportedMediaType:
         return ("media", content_type)
-    except (EngineError, LimitExceeded) as exc:
+    except (EngineError, LimitExceeded, CsvError) as exc:
         return ("raise", exc)

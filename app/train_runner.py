@@ -56,15 +56,25 @@ class TrainRunner:
             )
         return self._pool
 
-    async def run(self, content_type: str | None, chunks: list[bytes], spill: str | None) -> Any:
-        """Train on the body (in memory as ``chunks``, or in the file ``spill``)."""
+    async def run(
+        self,
+        content_type: str | None,
+        chunks: list[bytes],
+        spill: str | None,
+        *,
+        query: dict[str, str] | None = None,
+    ) -> Any:
+        """Train on the body (in memory as ``chunks``, or in the file ``spill``); ``query``: the
+        request's query parameters (options of CSV bodies)."""
         if spill is None:
             body = b"".join(chunks)
-            return await asyncio.to_thread(train_from_body, self.settings, content_type, body)
+            return await asyncio.to_thread(
+                train_from_body, self.settings, content_type, body, query or {}
+            )
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self.pool(), train_from_body, self.settings, content_type, spill
+                self.pool(), train_from_body, self.settings, content_type, spill, query or {}
             )
         except BrokenProcessPool:
             self.shutdown()  # a child died (e.g. killed for memory): start afresh next time

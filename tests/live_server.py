@@ -59,6 +59,9 @@ class LiveServer:
     ) -> None:
         self.model_dir = Path(model_dir)
         self.env = {**os.environ, "MODEL_STORE_DIR": str(self.model_dir), **(env or {})}
+        if "PROMETHEUS_MULTIPROC_DIR" not in (env or {}):
+            # set in this process by app.metrics for the in-process apps: the server keeps its own
+            self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.args = list(args)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"

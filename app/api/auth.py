@@ -14,6 +14,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
+from .errors import is_open_inference
 from .limits import send_error
 
 #: Paths anyone may reach: orchestrator health checks and the documentation.
@@ -28,8 +29,8 @@ OPEN_PATHS = frozenset(
         "/openapi.json",
     }
 )
-#: Path prefixes anyone may reach (static assets of the docs page).
-OPEN_PREFIXES = ("/docs/",)
+#: Path prefixes anyone may reach (the docs pages' own scripts and styles, ``docs_ui.STATIC_PATH``).
+OPEN_PREFIXES = ("/docs/", "/static/")
 
 HEADER = b"x-api-key"
 SCHEME_HEADER = "APIKeyHeader"
@@ -64,7 +65,9 @@ class APIKeyAuth:
         return ok
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket") or is_open(scope["path"]):
+        # behind a proxy that strips a prefix (uvicorn --root-path), the path still carries it
+        path = scope["path"].removeprefix(scope.get("root_path", ""))
+        if scope["type"] not in ("http", "websocket") or is_open(path):
             await self.app(scope, receive, send)
             return
         if self.authorised(scope["headers"]):
@@ -75,6 +78,7 @@ class APIKeyAuth:
             return
         given = any(n in (HEADER, b"authorization") for n, _ in scope["headers"])
         await send_error(
+            scope,
             send,
             401,
             ("API key is wrong" if given else "API key missing")
@@ -101,6 +105,12 @@ def secure_openapi(app: Any) -> Callable[[], dict[str, Any]]:
         )
         schema["security"] = [{SCHEME_HEADER: []}, {SCHEME_BEARER: []}]
         error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        # the Open Inference Protocol's routes answer errors in its own shape (errors.error_content)
+        v2_error = {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}},
+        }
         for path, item in schema.get("paths", {}).items():
             for operation in item.values():
                 if not isinstance(operation, dict) or "responses" not in operation:
@@ -112,7 +122,11 @@ def secure_openapi(app: Any) -> Callable[[], dict[str, Any]]:
                         "401",
                         {
                             "description": "No API key, or a wrong one",
-                            "content": {"application/json": {"schema": error_ref}},
+                            "content": {
+                                "application/json": {
+                                    "schema": v2_error if is_open_inference(path) else error_ref
+                                }
+                            },
                         },
                     )
         app.openapi_schema = schema

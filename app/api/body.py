@@ -13,7 +13,7 @@ import email.message
 import json
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -71,6 +71,8 @@ def decode_json(content_type: str | None, body: bytes) -> Any:
                 }
             ]
         ) from None
+    except Exception:  # anything else json.loads may raise (RecursionError on deep nesting)
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from None
 
 
 def validation_error(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> Exception:

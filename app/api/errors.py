@@ -16,7 +16,9 @@ from starlette.routing import Match
 
 from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError, StoreWriteFailed
 
+from ..csv_io import CsvEncodingError, CsvError
 from ..engine import EngineError
+from ..open_inference import ProtocolError, UnknownVersion
 from ..service import LimitExceeded
 from ..train_runner import TrainingBusy
 
@@ -53,18 +55,43 @@ class JSONBytes(Response):
 
 
 def error(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONBytes:
+    return JSONBytes(status_code=status, content=error_content("", status, detail, errors)[1])
+
+
+def is_open_inference(path: str) -> bool:
+    """Paths of the Open Inference Protocol, whose errors have their own shape."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_content(
+    path: str, status: int, detail: str, errors: list[dict[str, str]] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Status and body of an error answer at ``path``: ours (``{"detail", "errors"}``), or under
+    ``/v2`` the Open Inference Protocol's ``{"error": "..."}``, where bad input is a 400 (as
+    Triton and KServe answer). Also for pure ASGI middleware that answers errors itself."""
+    if is_open_inference(path):
+        return (400 if status == 422 else status), {"error": detail}
     body: dict[str, Any] = {"detail": detail}
     if errors:
         body["errors"] = errors
+    return status, body
+
+
+def error_for(
+    request: Request, status: int, detail: str, errors: list[dict[str, str]] | None = None
+) -> JSONBytes:
+    """The error response to ``request`` (see ``error_content``)."""
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    status, body = error_content(path, status, detail, errors)
     return JSONBytes(status_code=status, content=body)
 
 
-def validation_errors(exc: RequestValidationError) -> JSONBytes:
+def validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[str, str]]]:
     raw = exc.errors()
     if any(e.get("type") == "json_invalid" for e in raw):
         e = next(e for e in raw if e.get("type") == "json_invalid")
         reason = (e.get("ctx") or {}).get("error", "invalid JSON")
-        return error(400, f"body: malformed JSON ({reason})")
+        return 400, f"body: malformed JSON ({reason})", []
     items: list[dict[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for e in raw:
@@ -82,7 +109,7 @@ def validation_errors(exc: RequestValidationError) -> JSONBytes:
     shown = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
     if len(items) > 5:
         shown += f"; and {len(items) - 5} more"
-    return error(422, shown, items)
+    return 422, shown, items
 
 
 METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -102,19 +129,28 @@ def allowed_methods(request: Request) -> list[str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONBytes:
-        return validation_errors(exc)
+        return error_for(request, *validation_errors(exc))
 
     @app.exception_handler(UnsupportedMediaType)
     async def _media(request: Request, exc: UnsupportedMediaType) -> JSONBytes:
-        return error(415, str(exc))
+        return error_for(request, 415, str(exc))
 
     @app.exception_handler(EngineError)
     async def _engine(request: Request, exc: EngineError) -> JSONBytes:
-        return error(422, str(exc))
+        return error_for(request, 422, str(exc))
+
+    @app.exception_handler(CsvError)
+    async def _csv(request: Request, exc: CsvError) -> JSONBytes:
+        # not UTF-8 is like malformed JSON (400); everything else like JSON's invalid rows (422)
+        return error_for(request, 400 if isinstance(exc, CsvEncodingError) else 422, str(exc))
+
+    @app.exception_handler(ProtocolError)
+    async def _protocol(request: Request, exc: ProtocolError) -> JSONBytes:
+        return error_for(request, 404 if isinstance(exc, UnknownVersion) else 400, str(exc))
 
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, exc: LimitExceeded) -> JSONBytes:
-        return error(413, str(exc))
+        return error_for(request, 413, str(exc))
 
     @app.exception_handler(TrainingBusy)
     async def _busy(request: Request, exc: TrainingBusy) -> JSONBytes:
@@ -125,19 +161,21 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:
         if isinstance(exc, (ModelNotFound, InvalidModelId)):
-            return error(404, str(exc))
+            return error_for(request, 404, str(exc))
         if isinstance(exc, CorruptModel):
-            return error(409, str(exc))
+            return error_for(request, 409, str(exc))
         if isinstance(exc, StoreWriteFailed):
             log.error("%s", exc)
             # 507 when the disk is full: the operator's problem, and retrying later may work
-            return error(507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 503, str(exc))
+            return error_for(
+                request, 507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 503, str(exc)
+            )
         log.exception("store error")
-        return error(500, "internal error in the model store")
+        return error_for(request, 500, "internal error in the model store")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONBytes:
-        resp = error(exc.status_code, str(exc.detail))
+        resp = error_for(request, exc.status_code, str(exc.detail))
         if exc.headers:
             resp.headers.update(exc.headers)
         if exc.status_code == 405:
@@ -148,4 +186,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONBytes:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error(500, "internal server error")
+        return error_for(request, 500, "internal server error")

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from .errors import error_content
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
@@ -22,10 +24,17 @@ class BodyTooLarge(Exception):
 
 
 async def send_error(
-    send: Any, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+    scope: Scope,
+    send: Any,
+    status: int,
+    detail: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """Answer a JSON error (the service's usual ``{"detail": ...}`` body) straight over ASGI."""
-    body = orjson.dumps({"detail": detail})
+    """Answer a JSON error straight over ASGI, in the shape the path's routes use (the service's
+    ``{"detail": ...}``, or ``{"error": ...}`` under ``/v2``; see ``errors.error_content``)."""
+    path = scope["path"].removeprefix(scope.get("root_path", ""))
+    status, content = error_content(path, status, detail)
+    body = orjson.dumps(content)
     await send(
         {
             "type": "http.response.start",
@@ -60,11 +69,11 @@ class BodySizeLimit:
                 try:
                     size = int(value)
                 except ValueError:
-                    await send_error(send, 400, "Content-Length: not a number")
+                    await send_error(scope, send, 400, "Content-Length: not a number")
                     return
                 if size > self.max_bytes:
                     too_big = f"Content-Length {size} is too large"
-                    await send_error(send, 413, self.message(too_big))
+                    await send_error(scope, send, 413, self.message(too_big))
                     return
                 declared = True
             elif name == b"transfer-encoding":
@@ -100,4 +109,6 @@ class BodySizeLimit:
             if not too_large:
                 raise
         if too_large and not started:
-            await send_error(send, 413, self.message(f"{received} bytes received is too many"))
+            await send_error(
+                scope, send, 413, self.message(f"{received} bytes received is too many")
+            )

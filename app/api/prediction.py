@@ -5,15 +5,40 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import csv_io
 from ..fast_body import parse_predict
-from ..schemas import PredictRequest, PredictResponse
-from ..service import ModelService
+from ..schemas import CsvPredictOptions, PredictRequest, PredictResponse
+from ..service import ModelService, Prediction
 from .body import is_plain_json, validate_body
-from .docs import ERROR_RESPONSES, json_body
+from .csv_body import json_or_csv_body, query_doc, query_options, wants_csv
+from .deps import body_kind
+from .docs import ERROR_RESPONSES
 
 router = APIRouter(tags=["prediction"])
+
+CSV_RESPONSE: dict[str, Any] = {
+    "description": "With `Accept: text/csv`: `prediction`, then `proba_<class>` per class.",
+    "content": {
+        csv_io.MEDIA_TYPE: {
+            "schema": {"type": "string"},
+            "example": "prediction,proba_fail,proba_pass\nfail,0.93,0.07\npass,0.04,0.96\n",
+        }
+    },
+}
+BODY_DOC = json_or_csv_body(
+    PredictRequest,
+    csv_example="hours_studied,hours_slept\n1.0,7.0\n4.5,6.5\n",
+    csv_description="A header row, then the rows to classify. If the model has feature names, "
+    "the header names exactly those columns, in any order; otherwise it has as many columns as "
+    "the model has features. The model is `?model_id=`.",
+    query=[
+        query_doc("model_id", {"type": "string"}, "The id that `POST /train` answered."),
+        query_doc("threshold", {"type": "number"}, "Binary models only: as in the JSON body."),
+    ],
+)
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -29,16 +54,27 @@ def _plain_fields(obj: dict[str, Any]) -> tuple[str, float | None] | None:
     return model_id, threshold
 
 
-def answer(service: ModelService, model_id: str, X: np.ndarray, threshold: Any) -> bytes:
-    p = service.predict_array(model_id, X, threshold=threshold)
+def encode(model_id: str, p: Prediction) -> bytes:
     labels = p.predictions
     out = {
-        "model_id": model_id,
+        "model_id": p.model_id,
         "classes": p.classes,
         "predictions": labels if labels.dtype != object else labels.tolist(),
         "probabilities": p.probabilities,
     }
     return orjson.dumps(out, option=_OPTS)
+
+
+def answer(service: ModelService, model_id: str, X: np.ndarray, threshold: Any) -> bytes:
+    return encode(model_id, service.predict_array(model_id, X, threshold=threshold))
+
+
+def predict_csv(service: ModelService, query: Any, body: bytes) -> tuple[str, Prediction]:
+    """A ``text/csv`` body: the rows, matched to the model's features by the header."""
+    options = query_options(query, CsvPredictOptions, text=["model_id"])
+    model = service.prepared(options.model_id)
+    X = csv_io.read_features(body, n_features=model.n_features, feature_names=model.feature_names)
+    return options.model_id, service.predict_array(options.model_id, X, threshold=options.threshold)
 
 
 def fast_answer(service: ModelService, body: bytes) -> bytes | None:
@@ -55,22 +91,39 @@ def fast_answer(service: ModelService, body: bytes) -> bytes | None:
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    responses=ERROR_RESPONSES(400, 404, 409, 413, 415, 422),
-    openapi_extra=json_body(PredictRequest),
+    responses={**ERROR_RESPONSES(400, 404, 409, 413, 415, 422), 200: CSV_RESPONSE},
+    openapi_extra=BODY_DOC,
 )
 async def predict(request: Request) -> Response:
-    """Classify rows with a trained model: labels, and probabilities in the order of `classes`."""
+    """Classify rows with a trained model: labels, and probabilities in the order of `classes`.
+
+    Rows come as JSON or CSV; the answer is JSON, or CSV with `Accept: text/csv`.
+    `model_id` is the id `POST /train` answered; the example's `latest` picks the newest model,
+    so "Try it out" here works right after "Try it out" on `POST /train`. The answer's `model_id`
+    is always the real id.
+    """
     # The body is read here rather than declared: the rows go from JSON to one float64 array
     # without pydantic's per-number validation (app.fast_body); anything the fast path declines
     # takes FastAPI's own steps (validate_body), so bad input gets the documented errors.
+    ctype = request.headers.get("content-type")
+    kind = body_kind(ctype)
     body = await request.body()
     service: ModelService = request.app.state.service
-    out = fast_answer(service, body) if is_plain_json(request) else None
-    if out is None:
-        fields = validate_body(request.headers.get("content-type"), body, PredictRequest)
+    csv_out = wants_csv(request)
+    if kind == "csv":
+        model_id, p = await run_in_threadpool(predict_csv, service, request.query_params, body)
+    else:
+        out = fast_answer(service, body) if is_plain_json(request) and not csv_out else None
+        if out is not None:
+            return Response(out, media_type="application/json")
+        fields = validate_body(ctype, body, PredictRequest)
         X = np.asarray(fields.features, dtype=np.float64)
-        out = answer(service, fields.model_id, X, fields.threshold)
-    return Response(out, media_type="application/json")
+        model_id = fields.model_id
+        p = service.predict_array(model_id, X, threshold=fields.threshold)
+    if csv_out:
+        content = csv_io.write_predictions(p.classes, p.predictions.tolist(), p.probabilities)
+        return Response(content, media_type="text/csv; charset=utf-8")
+    return Response(encode(model_id, p), media_type="application/json")
 
 
 class PredictFastPath:
@@ -93,8 +146,9 @@ class PredictFastPath:
             await self.app(scope, receive, send)
             return
         ctype = next((v for k, v in scope["headers"] if k == b"content-type"), None)
-        if ctype != b"application/json":
-            await self.app(scope, receive, send)
+        accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
+        if ctype != b"application/json" or csv_io.MEDIA_TYPE.encode() in accept:
+            await self.app(scope, receive, send)  # CSV answers are the route's
             return
         chunks: list[bytes] = []
         while True:

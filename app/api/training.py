@@ -1,19 +1,47 @@
 from __future__ import annotations
 
 import asyncio
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from ..schemas import ModelSummary, TrainRequest
+from .. import csv_io
+from ..schemas import CsvTrainOptions, ModelSummary, TrainParams, TrainRequest
 from ..train_runner import TrainRunner
 from .body import fastapi_reads_json
-from .deps import JSON_TYPES, check_content_type
-from .docs import ERROR_RESPONSES, json_body
+from .csv_body import json_or_csv_body, query_doc
+from .deps import JSON_TYPES, body_kind
+from .docs import ERROR_RESPONSES
 from .errors import JSONBytes, UnsupportedMediaType
 
 router = APIRouter(tags=["training"])
+
+CSV_EXAMPLE = """hours_studied,hours_slept,result
+0.5,8.0,fail
+1.0,6.5,fail
+1.5,7.0,fail
+2.0,5.0,pass
+3.0,7.5,fail
+3.5,6.0,pass
+4.0,8.0,pass
+5.0,7.0,pass
+"""
+CSV_QUERY: list[dict[str, Any]] = [
+    query_doc(name, {"type": "string"}, field.description or "")
+    for name, field in CsvTrainOptions.model_fields.items()
+] + [
+    query_doc(name, spec, spec.get("description", ""))
+    for name, spec in TrainParams.model_json_schema()["properties"].items()
+]
+BODY_DOC = json_or_csv_body(
+    TrainRequest,
+    csv_example=CSV_EXAMPLE,
+    csv_description="A header row naming the columns, then one row per example. The label "
+    "column is `?label=` (default: the last column); every other column is a feature, named by "
+    "its header. Training settings are query parameters (`?max_iter=2000&l2=0.001`).",
+    query=CSV_QUERY,
+)
 
 
 @router.post(
@@ -21,15 +49,16 @@ router = APIRouter(tags=["training"])
     status_code=201,
     response_model=ModelSummary,
     responses=ERROR_RESPONSES(400, 413, 415, 422, 429, 503, 507),
-    openapi_extra=json_body(TrainRequest),
+    openapi_extra=BODY_DOC,
 )
 async def train(request: Request) -> Response:
-    """Train a logistic-regression model on labelled rows and keep it; answers its summary."""
+    """Train a logistic-regression model on labelled rows (JSON, or CSV with a header row) and
+    keep it; answers its summary."""
     # The body is read here, not declared: decoding, validation and fitting all run off the
     # event loop (app.train_runner), with FastAPI's own answers to bad input (app.api.body).
     ctype = request.headers.get("content-type")
     if not fastapi_reads_json(ctype):
-        check_content_type(ctype)  # 415 before reading a body that would not be parsed
+        body_kind(ctype)  # 415 before reading a body that would not be parsed
     runner: TrainRunner = request.app.state.trainer
     runner.acquire()
     spill: str | None = None
@@ -51,7 +80,7 @@ async def train(request: Request) -> Response:
         finally:
             if fh is not None:
                 fh.close()
-        outcome = await runner.run(ctype, chunks, spill)
+        outcome = await runner.run(ctype, chunks, spill, query=dict(request.query_params))
     finally:
         runner.release()
         if spill is not None:  # unlinking a file of hundreds of MiB can take tens of ms
@@ -60,7 +89,7 @@ async def train(request: Request) -> Response:
     if kind == "invalid":
         raise RequestValidationError(payload)
     if kind == "media":
-        raise UnsupportedMediaType(payload or "", JSON_TYPES)
+        raise UnsupportedMediaType(payload or "", (*JSON_TYPES, csv_io.MEDIA_TYPE))
     if kind == "raise":
         raise payload
     return JSONBytes(

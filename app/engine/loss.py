@@ -65,6 +65,25 @@ def softmax(Z: Array) -> Array:
     return P
 
 
+def _lower_triangular_inverse(L: Array, *, block: int = 64) -> Array:
+    """``L^-1`` for lower-triangular ``L`` of shape (p, p), by recursive halving.
+
+    ``[[A, 0], [C, D]]^-1 = [[A^-1, 0], [-D^-1 C A^-1, D^-1]]``: the work is in matrix products
+    (p^3 / 3 flops), where ``np.linalg.inv`` would factor the matrix again (~2.7 p^3).
+    """
+    p = L.shape[0]
+    if p <= block:
+        return np.asarray(np.linalg.inv(L), dtype=np.float64)
+    h = p // 2
+    top = _lower_triangular_inverse(L[:h, :h], block=block)
+    bottom = _lower_triangular_inverse(L[h:, h:], block=block)
+    out = np.zeros_like(L)
+    out[:h, :h] = top
+    out[h:, h:] = bottom
+    out[h:, :h] = -bottom @ (L[h:, :h] @ top)
+    return out
+
+
 class Design:
     """The design matrix ``Xs = (X - mean) / scale`` used through products only.
 
@@ -546,6 +565,80 @@ class MultinomialLoss(_LinearLoss):
             return self._pack_gradient(v, T)
 
         return product
+
+    def inverse_hessian(
+        self, coef: Array, *, min_curvature: float = 1e-3, max_rows: int | None = None
+    ) -> HessianProduct | None:
+        """An approximate ``v -> H^-1 v`` at ``coef``, for preconditioning; ``None`` if singular.
+
+        Only the rows that still carry curvature enter (``1 - max_k p_ik > min_curvature``, at
+        most ``max_rows`` of them, the largest first: a row predicted with near certainty adds
+        almost nothing to ``H``). With ``m`` such rows of weight ``c_i = s_i / S``, ``x1_i`` the
+        row with its 1 (length q) and ``a_ik = sqrt(c_i) p_ik``, ``H = D - B.T B`` where ``D`` is
+        block diagonal, one (q, q) block per class, ``X1.T diag(c p_k) X1 + lambda``, and row i of
+        ``B`` is ``a_i (x) x1_i``. Woodbury's identity gives
+        ``H^-1 = D^-1 + D^-1 B.T M^-1 B D^-1`` with ``M = I - B D^-1 B.T`` of shape (m, m); ``B``
+        is never formed (products with it go through the (m, q) rows), so the memory is
+        ``m^2`` numbers plus the rows.
+
+        ``H`` is singular along ``null_space()`` (intercepts, or without L2 all columns, shifted
+        together across classes). A tiny ridge (1e-8 of the mean curvature) on those coordinates
+        of every class makes each flat direction an eigenvector, so gradients (orthogonal to
+        them) map to directions orthogonal to them, and elsewhere changes ``H`` by ~1e-8 of
+        itself: the operator is the pseudo-inverse to about that precision.
+        """
+        K, q = self.n_outputs, self.n_coef_cols
+        P = softmax(self.raw_prediction(coef))
+        spread = 1.0 - P.max(axis=1)
+        rows = np.flatnonzero(spread > min_curvature)
+        if max_rows is not None and len(rows) > max_rows:
+            rows = np.sort(rows[np.argsort(spread[rows])[len(rows) - max_rows :]])
+        m = len(rows)
+        if m == 0:
+            return None
+        A = self.design.take(rows).block(0, m, ones=self.fit_intercept)  # (m, q)
+        c = np.full(m, 1.0 / self.sw_sum) if self.sw is None else self.sw[rows] / self.sw_sum
+        Pm = P[rows]
+        a = np.sqrt(c)[:, None] * Pm  # (m, K)
+        D = np.empty((K, q, q))
+        for k in range(K):
+            D[k] = (A * (c * Pm[:, k])[:, None]).T @ A
+        # lambda on the weights (the exact Hessian's); a tiny ridge where H is flat (see above)
+        ridge = np.full(q, self.l2)
+        tiny = 1e-8 * max(float(np.trace(D.sum(axis=0))) / q, 1e-300)
+        if self.l2 == 0:
+            ridge[:] = tiny
+        elif self.fit_intercept:
+            ridge[-1] = tiny
+        D[:, np.arange(q), np.arange(q)] += ridge
+        try:
+            Dinv = np.linalg.inv(D)
+            del D
+            # B_k D_k^-1 B_k.T = G_k G_k.T with G_k = diag(a_k) A chol(D_k^-1): symmetric products
+            R = np.linalg.cholesky(Dinv)
+            M = np.eye(m)
+            for k in range(K):
+                G = A @ R[k]
+                G *= a[:, k : k + 1]
+                M -= G @ G.T
+            del G, R
+            Li = _lower_triangular_inverse(np.asarray(np.linalg.cholesky(M), dtype=np.float64))
+            del M
+            Minv = Li.T @ Li
+            del Li
+        except np.linalg.LinAlgError:
+            return None
+        if not (np.isfinite(Minv).all() and np.isfinite(Dinv).all()):
+            return None
+
+        def woodbury(v: Array) -> Array:
+            Dv = np.matmul(Dinv, v.reshape(K, q, 1))[:, :, 0]  # (K, q)
+            t = np.einsum("mk,mk->m", A @ Dv.T, a)  # B D^-1 v
+            U = A.T @ (a * (Minv @ t)[:, None])  # (q, K)
+            Dv += np.matmul(Dinv, U.T[:, :, None])[:, :, 0]
+            return Dv.ravel()
+
+        return woodbury
 
     def null_space(self) -> Array | None:
         """Intercepts shifted together (and, without L2, weight columns shifted together)."""

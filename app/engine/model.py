@@ -22,6 +22,7 @@ from .solvers import (
     lbfgs,
     newton,
     proximal_newton,
+    thin_history,
 )
 
 SOLVERS = ("auto", "gd", "newton", "lbfgs")
@@ -46,6 +47,16 @@ WARM_TOL = 1e-3
 #: Below that many rows, ``auto`` uses Newton when one Hessian costs at most this many passes over
 #: the data (``hessian_cost``); Newton needs ~10 iterations where L-BFGS needs ~100-200.
 NEWTON_MAX_HESSIAN_PASSES = 4.0
+
+#: "preconditioned-lbfgs" (small multinomial problems): plain L-BFGS down to gradient
+#: ``PRECONDITION_WARM_TOL``, then L-BFGS preconditioned by the inverse Hessian at that point, built
+#: from the rows whose ``1 - max_k p_ik`` exceeds ``PRECONDITION_MIN_CURVATURE`` (see
+#: ``MultinomialLoss.inverse_hessian``). Tuned on ``load_digits`` (bench/fit.py).
+#: At most ``sqrt(X.nbytes / PRECONDITION_MEMORY_RATIO)`` rows enter it (its (m, m) matrices then
+#: take a small fraction of ``X``'s memory: a fit's peak memory stays under 3x ``X``).
+PRECONDITION_WARM_TOL = 1e-3
+PRECONDITION_MIN_CURVATURE = 1e-3
+PRECONDITION_MEMORY_RATIO = 32
 
 #: Standardisation is folded into the products with ``X`` (no standardised copy) unless some
 #: column's ``|mean| / scale`` exceeds this, where folding would cancel too many digits.
@@ -425,6 +436,10 @@ def solve(
     - ``l1 > 0``: proximal Newton when ``p <= NEWTON_MAX_BLOCK``, else FISTA;
     - otherwise L-BFGS when ``p > NEWTON_MAX_BLOCK`` or when one Hessian costs more than
       ``NEWTON_MAX_HESSIAN_PASSES`` passes over the data (``hessian_cost``), else Newton;
+      in the second case a multinomial fit (``p <= NEWTON_MAX_BLOCK``, fewer than
+      ``SUBSAMPLE_MIN_ROWS`` rows) runs "preconditioned-lbfgs" instead: L-BFGS to gradient
+      ``PRECONDITION_WARM_TOL``, then L-BFGS preconditioned by the inverse Hessian there (see
+      ``_preconditioned_lbfgs``), ~2x fewer passes on ``load_digits``;
     - from ``SUBSAMPLE_MIN_ROWS`` rows on (and ``p <= NEWTON_MAX_BLOCK``): "subsampled-newton",
       a warm start fitted on a row subsample, then L-BFGS on every row preconditioned by the
       subsample's Hessian (see ``_subsampled_newton``); gradients and line searches always use
@@ -451,6 +466,8 @@ def solve(
             solver = "subsampled-newton"
         else:
             solver = "newton" if hessian_cost(loss) <= NEWTON_MAX_HESSIAN_PASSES else "lbfgs"
+            if solver == "lbfgs" and isinstance(loss, MultinomialLoss):
+                solver = "preconditioned-lbfgs"
     if solver == "gd":
         res = gradient_descent(
             loss, coef0, learning_rate=params.learning_rate, l1=params.l1, **common
@@ -464,6 +481,9 @@ def solve(
         return proximal_newton(loss, coef0, l1=params.l1, **common), "proximal-newton"
     if solver == "newton":
         return newton(loss, coef0, **common), "newton"
+    if solver == "preconditioned-lbfgs":
+        assert isinstance(loss, MultinomialLoss)
+        return _preconditioned_lbfgs(loss, coef0, **common), "preconditioned-lbfgs"
     return _subsampled_newton(loss, coef0, **common), "subsampled-newton"
 
 
@@ -520,4 +540,52 @@ def _subsampled_newton(
         grad_norm=res.grad_norm,
         stopped_by=res.stopped_by,
         history=res.history,
+    )
+
+
+def _preconditioned_lbfgs(
+    loss: MultinomialLoss, coef0: Array, *, max_iter: int, tol: float, deadline: float | None
+) -> SolverResult:
+    """L-BFGS whose initial inverse-Hessian is the softmax Hessian's, taken once on the way.
+
+    Small multinomial problems with little L2 are ill-conditioned in a way no per-class
+    (block-diagonal) scaling fixes: the classes' curvatures are coupled. Plain L-BFGS needs
+    ~200 passes on ``load_digits``. Here:
+
+    1. plain L-BFGS down to gradient ``PRECONDITION_WARM_TOL`` (~20 passes);
+    2. the inverse Hessian at that point from the rows that still carry curvature, at most
+       ``sqrt(X.nbytes / PRECONDITION_MEMORY_RATIO)`` of them (``MultinomialLoss.inverse_hessian``,
+       by Woodbury; on digits 169 of 1,797 rows);
+    3. L-BFGS from there with it as ``H0``, rescaled at each step by ``s.y / y.H0 y`` (it was
+       taken at another point): ~70 passes to a gradient of 1e-8 on digits.
+
+    The gradients and line searches are the exact full-data ones, so the optimum and the stopping
+    test are those of every other solver. If the inverse cannot be formed, step 3 runs without.
+    """
+    warm = lbfgs(
+        loss, coef0, max_iter=max_iter, tol=max(tol, PRECONDITION_WARM_TOL), deadline=deadline
+    )
+    if tol >= PRECONDITION_WARM_TOL or not warm.converged:
+        return warm
+    max_rows = int(np.sqrt(loss.design.X.nbytes / PRECONDITION_MEMORY_RATIO))
+    precondition = loss.inverse_hessian(
+        warm.coef, min_curvature=PRECONDITION_MIN_CURVATURE, max_rows=max_rows
+    )
+    res = lbfgs(
+        loss,
+        warm.coef,
+        max_iter=max_iter - warm.iterations,
+        tol=tol,
+        deadline=deadline,
+        precondition=precondition,
+        scale_preconditioner=True,
+    )
+    return SolverResult(
+        coef=res.coef,
+        iterations=warm.iterations + res.iterations,
+        converged=res.converged,
+        loss=res.loss,
+        grad_norm=res.grad_norm,
+        stopped_by=res.stopped_by,
+        history=thin_history(warm.history + res.history[1:]),
     )

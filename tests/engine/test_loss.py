@@ -154,3 +154,37 @@ def test_multinomial_loss_is_weighted_mean_softmax_cross_entropy_plus_l2_on_all_
     Y = (y[:, None] == np.arange(4)).astype(float)
     loss = MultinomialLoss(X, Y, l2=lam, sample_weight=sw)
     assert loss.loss(np.c_[W, b].ravel()) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [12, 60])  # fewer / more rows than coefficients
+@pytest.mark.parametrize(("fit_intercept", "l2"), [(True, 0.2), (False, 0.2), (True, 0.0)])
+def test_multinomial_inverse_hessian_inverts_the_hessian_off_its_null_space(n, fit_intercept, l2):
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(n, 6)) * rng.uniform(0.5, 3.0, size=6) + rng.normal(size=6)
+    Y = (rng.integers(0, 3, size=n)[:, None] == np.arange(3)).astype(float)
+    sw = rng.uniform(0.2, 2.0, size=n)
+    loss = MultinomialLoss(
+        Design(X, X.mean(0), X.std(0)), Y, l2=l2, fit_intercept=fit_intercept, sample_weight=sw
+    )
+    coef = rng.normal(size=loss.n_coef)
+    H = loss.hessian(coef)[0]
+    null = loss.null_space()
+    project = np.eye(loss.n_coef) if null is None else np.eye(loss.n_coef) - null @ null.T
+    op = loss.inverse_hessian(coef, min_curvature=-1.0)  # every row
+    assert op is not None
+    for v in rng.normal(size=(3, loss.n_coef)):
+        g = project @ v  # gradients are orthogonal to the flat directions
+        u = op(g)
+        np.testing.assert_allclose(H @ u, g, rtol=1e-5, atol=1e-7 * np.abs(g).max())
+        if null is not None:
+            np.testing.assert_allclose(null.T @ u, 0.0, atol=1e-4 * np.abs(u).max())
+
+
+def test_multinomial_inverse_hessian_uses_only_rows_with_curvature():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(40, 3))
+    Y = (rng.integers(0, 3, size=40)[:, None] == np.arange(3)).astype(float)
+    loss = MultinomialLoss(X, Y, l2=0.1)
+    coef = np.zeros(loss.n_coef)  # p = 1/3 everywhere: 1 - max p = 2/3
+    assert loss.inverse_hessian(coef, min_curvature=0.7) is None  # no row qualifies
+    assert loss.inverse_hessian(coef, min_curvature=0.5) is not None

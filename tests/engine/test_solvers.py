@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -36,10 +38,22 @@ def test_auto_and_l1_pick_the_documented_solver(shape, k, params, expected):
     assert fit(X, y, params=FitParams(**params)).report.solver == expected
 
 
-def test_auto_uses_lbfgs_for_a_multinomial_whose_hessian_is_costly():
+def test_auto_uses_preconditioned_lbfgs_for_a_multinomial_whose_hessian_is_costly():
     X, y = load_digits(return_X_y=True)
-    r = fit(X[:300], y[:300], params=FitParams(multiclass="multinomial", l2=1e-2)).report
-    assert r.solver == "lbfgs" and r.converged
+    params = FitParams(multiclass="multinomial", l2=1e-4, tol=1e-8, max_iter=10_000)
+    auto = fit(X, y, params=params).report
+    plain = fit(X, y, params=replace(params, solver="lbfgs")).report
+    assert auto.solver == "preconditioned-lbfgs" and auto.converged and auto.grad_norm <= 1e-8
+    assert plain.solver == "lbfgs" and plain.converged
+    assert auto.loss == pytest.approx(plain.loss, rel=1e-9)
+    # the point of it: far fewer passes over the data (measured 89.5 against 191)
+    assert auto.passes < 0.6 * plain.passes
+
+
+def test_preconditioned_lbfgs_with_a_loose_tolerance_is_the_plain_warm_start():
+    X, y = load_digits(return_X_y=True)
+    r = fit(X[:300], y[:300], params=FitParams(multiclass="multinomial", tol=1e-2)).report
+    assert r.solver == "preconditioned-lbfgs" and r.converged and r.grad_norm <= 1e-2
 
 
 def _binary_loss(seed=0, n=300, d=8):

@@ -1,0 +1,219 @@
+"""CSV in, CSV out: the one place that reads and writes CSV bodies. No FastAPI here.
+
+Errors name the CSV line (1-based, the header is line 1, as a text editor counts) and the column
+(1-based, with its header name), e.g. ``line 7, column 3 ('petal_length'): 'abc' is not a number``.
+Blank lines are skipped. Fields may be quoted as usual (RFC 4180); the delimiter is a comma.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MEDIA_TYPE = "text/csv"
+MAX_NAME_LENGTH = 200  # the same limit as JSON's feature_names and string labels
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+class CsvError(ValueError):
+    """The CSV body cannot be used; the message names the line and column (HTTP 422)."""
+
+
+class CsvEncodingError(CsvError):
+    """The body is not UTF-8 text (HTTP 400, like malformed JSON)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A parsed CSV body: the header, the data rows and each row's line number in the body."""
+
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+
+    def column_label(self, j: int) -> str:
+        return f"column {j + 1} ({self.header[j]!r})"
+
+
+@dataclass(frozen=True)
+class TrainingTable:
+    """What ``POST /train`` needs from a CSV body."""
+
+    X: np.ndarray  # (n_samples, n_features) float64
+    labels: list[Any]  # all int or all str
+    feature_names: list[str]
+    label_name: str
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        for row in reader:
+            if row and any(field.strip() for field in row):
+                yield reader.line_num, row
+    except csv.Error as exc:
+        raise CsvError(f"line {reader.line_num}: malformed CSV ({exc})") from None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def read_table(body: bytes) -> Table:
+    """Header and rows of a CSV body, after checking that every row has as many fields as the
+    header. A UTF-8 byte-order mark is allowed."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CsvEncodingError(
+            f"body: is not UTF-8 text (byte {exc.start} is {body[exc.start]:#04x})"
+        ) from None
+    records = _records(text)
+    first = next(records, None)
+    if first is None:
+        raise CsvError("body: the CSV is empty; send a header row and at least one data row")
+    header_line, raw_header = first
+    header = [name.strip() for name in raw_header]
+    for j, name in enumerate(header):
+        if not name:
+            raise CsvError(f"line {header_line}, column {j + 1}: the header name is empty")
+        if len(name) > MAX_NAME_LENGTH:
+            raise CsvError(
+                f"line {header_line}, column {j + 1}: the header name is longer than "
+                f"{MAX_NAME_LENGTH} characters"
+            )
+        if name in header[:j]:
+            raise CsvError(
+                f"line {header_line}, column {j + 1}: the header name {name!r} is also "
+                f"column {header.index(name) + 1}; names must be distinct"
+            )
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for line, row in records:
+        if len(row) != len(header):
+            raise CsvError(
+                f"line {line}: has {_count(len(row), 'field')} but the header "
+                f"(line {header_line}) has {len(header)}"
+            )
+        rows.append(row)
+        lines.append(line)
+    if not rows:
+        raise CsvError("body: the CSV has a header but no data rows")
+    return Table(header=header, rows=rows, lines=lines)
+
+
+def _numbers(table: Table, columns: Sequence[int]) -> np.ndarray:
+    """The given columns as a float64 array of shape (n_rows, len(columns)), finite numbers only."""
+    cells = [[row[j] for j in columns] for row in table.rows]
+    try:
+        X = np.array(cells, dtype=np.str_).astype(np.float64)  # fast path, in C
+    except ValueError:
+        X = np.empty((len(cells), len(columns)))
+        for i, row in enumerate(cells):  # slow path: Python's float(), naming the first bad cell
+            for k, cell in enumerate(row):
+                try:
+                    X[i, k] = float(cell)
+                except ValueError:
+                    where = f"line {table.lines[i]}, {table.column_label(columns[k])}"
+                    if not cell.strip():
+                        raise CsvError(f"{where}: is empty; expected a number") from None
+                    raise CsvError(f"{where}: {cell.strip()!r} is not a number") from None
+    finite = np.isfinite(X)
+    if not finite.all():
+        i, k = np.argwhere(~finite)[0]
+        where = f"line {table.lines[i]}, {table.column_label(columns[k])}"
+        raise CsvError(f"{where}: {cells[i][k].strip()!r} is not a finite number")
+    return X
+
+
+def read_training(body: bytes, *, label: str | None = None) -> TrainingTable:
+    """Features and labels from a CSV body with a header row.
+
+    Parameters
+    ----------
+    body : bytes
+        UTF-8 CSV with a header row.
+    label : str, optional
+        Name of the label column; the last column when not given. Every other column is a
+        feature, named by its header.
+
+    Labels are integers when every one is an integer (``-3``, ``0``, ``12``), strings otherwise.
+    """
+    table = read_table(body)
+    if label is None:
+        j_label = len(table.header) - 1
+    elif label in table.header:
+        j_label = table.header.index(label)
+    else:
+        raise CsvError(
+            f"query.label: there is no column {label!r} in the header; the columns "
+            f"are {', '.join(table.header)}"
+        )
+    if len(table.header) < 2:
+        raise CsvError("header: needs at least two columns, one or more features and the label")
+    features = [j for j in range(len(table.header)) if j != j_label]
+    X = _numbers(table, features)
+    raw = [row[j_label].strip() for row in table.rows]
+    for i, value in enumerate(raw):
+        where = f"line {table.lines[i]}, {table.column_label(j_label)}"
+        if not value:
+            raise CsvError(f"{where}: the label is empty")
+        if len(value) > MAX_NAME_LENGTH:
+            raise CsvError(f"{where}: the label is longer than {MAX_NAME_LENGTH} characters")
+    labels: list[Any] = [int(v) for v in raw] if all(_INTEGER.fullmatch(v) for v in raw) else raw
+    return TrainingTable(
+        X=X,
+        labels=labels,
+        feature_names=[table.header[j] for j in features],
+        label_name=table.header[j_label],
+    )
+
+
+def read_features(
+    body: bytes, *, n_features: int, feature_names: Sequence[str] | None
+) -> np.ndarray:
+    """Rows to classify from a CSV body with a header row, as float64 of shape (n, n_features).
+
+    When the model has feature names, the header must name exactly those columns, in any
+    order (they are put in the model's order). Otherwise it must have ``n_features`` columns.
+    """
+    table = read_table(body)
+    if feature_names is None:
+        if len(table.header) != n_features:
+            raise CsvError(
+                f"header: has {len(table.header)} columns but the model expects {n_features} "
+                "features"
+            )
+        return _numbers(table, range(n_features))
+    for j, name in enumerate(table.header):
+        if name not in feature_names:
+            raise CsvError(
+                f"header: {table.column_label(j)} is not a feature of this model; its features "
+                f"are {', '.join(feature_names)}"
+            )
+    missing = [name for name in feature_names if name not in table.header]
+    if missing:
+        raise CsvError(
+            f"header: the model's feature(s) {', '.join(map(repr, missing))} have no column"
+        )
+    return _numbers(table, [table.header.index(name) for name in feature_names])
+
+
+def write_predictions(classes: Sequence[Any], labels: Sequence[Any], proba: np.ndarray) -> bytes:
+    """CSV with a header: ``prediction``, then ``proba_<class>`` for each class, one row per input.
+
+    Probabilities are written in shortest round-trip form (``repr``), so nothing is lost.
+    """
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["prediction", *(f"proba_{c}" for c in classes)])
+    rows = zip(labels, proba.tolist(), strict=True)
+    writer.writerows([label, *map(repr, p)] for label, p in rows)
+    return out.getvalue().encode()
