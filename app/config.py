@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,20 @@ class Settings(BaseSettings):
 
     page_size_max: int = Field(1_000, ge=1)
     """Largest ``limit`` accepted by ``GET /models``."""
+
+    max_body_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    """Largest request body in bytes (default 100 MiB); a larger one is refused with 413 before
+    it is parsed, whether it declares its ``Content-Length`` or is streamed in chunks."""
+
+    api_key: SecretStr | None = None
+    """When set, every route except health and the docs needs this key, sent in the
+    ``X-API-Key`` header or as ``Authorization: Bearer <key>``; otherwise 401. Unset or empty
+    (``API_KEY=``, as a compose file passes an unset variable): no authentication."""
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_no_key(cls, value: object) -> object:
+        return None if value == "" else value
 
     prometheus_multiproc_dir: Path | None = None
     """Folder where each process keeps its metric counts, so ``GET /metrics`` totals all uvicorn

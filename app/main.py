@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from model_store import JsonFileStore
 
 from . import metrics as prometheus
-from .api import docs, docs_ui, errors, health, metrics, models, prediction, training, v2
+from .api import auth, docs, docs_ui, errors, health, metrics, models, prediction, training, v2
+from .api.limits import BodySizeLimit
 from .config import Settings
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
@@ -66,7 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # after it, not a route dependency, or valid predictions would bypass it.
     app.add_middleware(prediction.PredictFastPath, service=app.state.service)
     docs_ui.install(app)
-    # outermost of the two, so the fast path's answers are counted too
+    # pure ASGI middlewares (cheap on the predict path); the last added runs first
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_key is not None:
+        app.add_middleware(auth.APIKeyAuth, api_key=settings.api_key.get_secret_value())
+        app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]
+    # outermost, so every answer is counted: the fast path's, and refusals (401, 413) too
     app.add_middleware(prometheus.PrometheusMiddleware)
     return app
 

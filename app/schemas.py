@@ -19,7 +19,11 @@ from pydantic import (
 
 #: A JSON number that is finite. Strict: ``true`` and ``"1.5"`` are not numbers.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Label = StrictInt | Annotated[StrictStr, Field(min_length=1, max_length=200)]
+#: Integer labels are 64-bit: larger ones cannot be stored in the model's JSON file.
+Label = (
+    Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[StrictStr, Field(min_length=1, max_length=200)]
+)
 Row = list[Number]
 
 EXAMPLE_FEATURES: list[Any] = [

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from model_store import (
 
 from . import metrics
 from .config import Settings
-from .engine import FitParams, InvalidParams, LogisticModel, fit
+from .engine import EngineError, FitParams, InvalidData, InvalidParams, LogisticModel, fit
 from .engine.polynomial import PolynomialFeatures, monomial_names, n_output_features
 from .engine.statistics import CoefficientStatistics, coefficient_statistics
 from .model_cache import ModelCache
@@ -45,6 +46,26 @@ class LimitExceeded(ValueError):
     """A request is larger than the service's configured limits allow (HTTP 413)."""
 
 
+T = TypeVar("T")
+#: What reading a record of the wrong shape raises (a file edited by hand whose checksum was
+#: recomputed, or written by an incompatible version): the model is corrupt, not the server.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+def from_record(model_id: str, build: Callable[[Record], T], record: Record) -> T:
+    """``build(record)``, with a record of the wrong shape reported as ``CorruptModel``.
+
+    The record must hold a usable model whatever is built from it, so that listing, reading
+    and predicting agree on which models are corrupt.
+    """
+    try:
+        if build is not model_from_record:
+            model_from_record(record)
+        return build(record)
+    except SHAPE_ERRORS as exc:
+        raise CorruptModel(model_id, f"unexpected content ({type(exc).__name__}: {exc})") from None
+
+
 def _floats(a: np.ndarray | None) -> list[Any] | None:
     return None if a is None else a.tolist()
 
@@ -68,6 +89,14 @@ def model_to_record(model: LogisticModel) -> dict[str, Any]:
     }
 
 
+def all_finite(model: LogisticModel) -> bool:
+    poly = model.polynomial
+    arrays: list[np.ndarray | None] = [model.coef, model.intercept, model.mean, model.scale]
+    if poly is not None:
+        arrays += [poly.mean, poly.scale]
+    return all(bool(np.isfinite(a).all()) for a in arrays if a is not None)
+
+
 def statistics_to_record(stats: CoefficientStatistics | None) -> dict[str, Any] | None:
     if stats is None:
         return None
@@ -84,29 +113,61 @@ STATISTICS_NOT_STORED = "not computed: the model was stored before coefficient s
 
 
 def model_from_record(record: Record) -> LogisticModel:
+    """The engine's model from a stored record; ``ValueError`` if its arrays do not fit together."""
     m = record["model"]
 
     def arr(v: Any) -> np.ndarray | None:
         return None if v is None else np.asarray(v, dtype=np.float64)
 
-    coef = np.asarray(m["coef"], dtype=np.float64).reshape(len(m["intercept"]), -1)
+    classes = tuple(m["classes"])
+    intercept = np.asarray(m["intercept"], dtype=np.float64)
+    coef = np.asarray(m["coef"], dtype=np.float64)
+    mean, scale = arr(m["mean"]), arr(m["scale"])
     poly = m.get("polynomial")  # absent in records stored before polynomial models: degree 1
-    return LogisticModel(
-        classes=tuple(m["classes"]),
-        multiclass=m["multiclass"],
-        coef=coef,
-        intercept=np.asarray(m["intercept"], dtype=np.float64),
-        mean=arr(m["mean"]),
-        scale=arr(m["scale"]),
-        polynomial=None
+    polynomial = (
+        None
         if poly is None
         else PolynomialFeatures(
             n_input_features=poly["n_input_features"],
             degree=poly["degree"],
             mean=arr(poly["mean"]),
             scale=arr(poly["scale"]),
-        ),
+        )
     )
+    n_out = 1 if m["multiclass"] == "binary" else len(classes)
+    # records always carry n_features; a bare {"model": ...} (tests, tools) is checked by itself
+    default = polynomial.n_input_features if polynomial else (coef.shape[-1] if coef.ndim else 0)
+    n_inputs = record.get("n_features", default)
+    width = n_inputs if polynomial is None else polynomial.n_output_features
+    if (
+        len(classes) < 2
+        or intercept.shape != (n_out,)
+        or coef.shape != (n_out, width)
+        or any(a is not None and a.shape != (width,) for a in (mean, scale))
+        or (
+            polynomial is not None
+            and (
+                polynomial.n_input_features != n_inputs
+                or any(
+                    a is not None and a.shape != (n_inputs,)
+                    for a in (polynomial.mean, polynomial.scale)
+                )
+            )
+        )
+    ):
+        raise ValueError("the model's arrays do not have consistent shapes")
+    model = LogisticModel(
+        classes=classes,
+        multiclass=m["multiclass"],
+        coef=coef,
+        intercept=intercept,
+        mean=mean,
+        scale=scale,
+        polynomial=polynomial,
+    )
+    if not all_finite(model):
+        raise ValueError("the model holds values that are not finite numbers")
+    return model
 
 
 def summary_from_record(record: Record) -> ModelSummary:
@@ -134,7 +195,7 @@ class PreparedModel:
 
     @classmethod
     def from_record(cls, record: Record) -> PreparedModel:
-        model = model_from_record(record)
+        model = from_record(str(record.get("id", "?")), model_from_record, record)
         classes = list(model.classes)
         is_int = all(type(c) is int for c in classes)
         labels = np.array(classes, dtype=np.int64 if is_int else object)
@@ -206,6 +267,9 @@ class ModelService:
         n_rows, n_features = X.shape
         self._check_size(n_rows, n_features)
         p = request.params
+        if "max_iter" not in p.model_fields_set and p.max_iter > s.max_iter:
+            # the default must not break a service configured with a lower MAX_ITER
+            p = p.model_copy(update={"max_iter": s.max_iter})
         if p.max_iter > s.max_iter:
             raise InvalidParams(
                 f"params.max_iter: {p.max_iter} is more than the limit of {s.max_iter}"
@@ -224,8 +288,17 @@ class ModelService:
                     f"{s.max_features} (MAX_FEATURES)"
                 )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
-        with metrics.timed_training():
+        # Finite but huge values (|x| near 1e308) overflow the standardisation or the scores;
+        # that is the data's problem, answered below as a 422, not a warning in the logs.
+        with metrics.timed_training(), np.errstate(over="ignore", invalid="ignore"):
             result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
+        report = result.report
+        if not all_finite(result.model) or not np.isfinite(report.loss):
+            raise InvalidData(
+                "features: values too large to train on (a column's mean, spread or the "
+                "model's scores overflow 64-bit floats); rescale the data"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
             stats, stats_note = coefficient_statistics(
                 X,
                 request.labels,
@@ -234,7 +307,6 @@ class ModelService:
                 feature_names=request.feature_names,
                 sample_weight=request.sample_weight,
             )
-        report = result.report
         record: Record = {
             "id": new_model_id(),
             "name": request.name,
@@ -281,7 +353,20 @@ class ModelService:
         self._check_size(X.shape[0], X.shape[1])
         model_id = self.resolve(model_id)
         prepared = self.cache.get(check_model_id(model_id))
-        proba = prepared.predict_proba(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                proba = prepared.predict_proba(X)
+            except EngineError:
+                raise
+            except SHAPE_ERRORS as exc:  # a stored model that passed the checks but cannot work
+                raise CorruptModel(model_id, f"cannot predict ({exc})") from None
+        bad = ~np.isfinite(proba).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InvalidData(
+                f"features[{row}]: values too large for this model (its score overflows "
+                "64-bit floats)"
+            )
         index = prepared.model.index_from_proba(proba, threshold=threshold)
         metrics.record_predictions(
             model_id, X.shape[0], max_model_ids=self.settings.metrics_max_model_ids
@@ -317,38 +402,7 @@ class ModelService:
 
     def get(self, model_id: str) -> ModelDetail:
         record = self.store.load(check_model_id(model_id))
-        summary = summary_from_record(record)
-        m = record["model"]
-        poly = m.get("polynomial")
-        stats = record.get("statistics")
-        return ModelDetail(
-            **summary.model_dump(),
-            params=TrainParams(**record["params"]),
-            parameters=ModelParameters(
-                multiclass=m["multiclass"],
-                coef=m["coef"],
-                intercept=m["intercept"],
-                mean=m["mean"],
-                scale=m["scale"],
-                polynomial=None
-                if poly is None
-                else PolynomialParameters(
-                    degree=poly["degree"],
-                    mean=poly["mean"],
-                    scale=poly["scale"],
-                    features=monomial_names(
-                        record["feature_names"]
-                        or [f"x{i}" for i in range(poly["n_input_features"])],
-                        poly["degree"],
-                    ),
-                ),
-            ),
-            loss_history=record["training"]["loss_history"],
-            statistics=None if stats is None else CoefficientTable(**stats),
-            statistics_note=record.get("statistics_note", STATISTICS_NOT_STORED)
-            if stats is None
-            else None,
-        )
+        return from_record(model_id, detail_from_record, record)
 
     def list(self, *, limit: int, offset: int) -> ModelList:
         listing = self.store.list(offset=offset, limit=limit)
@@ -356,8 +410,11 @@ class ModelService:
         for model_id, entry in listing.entries:
             if isinstance(entry, CorruptModel):
                 unreadable.append(model_id)
-            else:
-                items.append(summary_from_record(entry))
+                continue
+            try:
+                items.append(from_record(model_id, summary_from_record, entry))
+            except CorruptModel:
+                unreadable.append(model_id)
         return ModelList(
             items=items, total=listing.total, limit=limit, offset=offset, unreadable=unreadable
         )
@@ -368,3 +425,37 @@ class ModelService:
     def delete(self, model_id: str) -> None:
         self.store.delete(check_model_id(model_id))
         self.cache.discard(model_id)
+
+
+def detail_from_record(record: Record) -> ModelDetail:
+    summary = summary_from_record(record)
+    m = record["model"]
+    poly = m.get("polynomial")
+    stats = record.get("statistics")
+    return ModelDetail(
+        **summary.model_dump(),
+        params=TrainParams(**record["params"]),
+        parameters=ModelParameters(
+            multiclass=m["multiclass"],
+            coef=m["coef"],
+            intercept=m["intercept"],
+            mean=m["mean"],
+            scale=m["scale"],
+            polynomial=None
+            if poly is None
+            else PolynomialParameters(
+                degree=poly["degree"],
+                mean=poly["mean"],
+                scale=poly["scale"],
+                features=monomial_names(
+                    record["feature_names"] or [f"x{i}" for i in range(poly["n_input_features"])],
+                    poly["degree"],
+                ),
+            ),
+        ),
+        loss_history=record["training"]["loss_history"],
+        statistics=None if stats is None else CoefficientTable(**stats),
+        statistics_note=record.get("statistics_note", STATISTICS_NOT_STORED)
+        if stats is None
+        else None,
+    )

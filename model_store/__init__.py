@@ -10,6 +10,7 @@ from .base import (
     ModelStore,
     Record,
     StoreError,
+    StoreWriteFailed,
     check_model_id,
     new_model_id,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "ModelStore",
     "Record",
     "StoreError",
+    "StoreWriteFailed",
     "check_model_id",
     "new_model_id",
 ]

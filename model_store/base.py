@@ -44,6 +44,17 @@ class CorruptModel(StoreError):
         self.reason = reason
 
 
+class StoreWriteFailed(StoreError):
+    """The file system refused a write (disk full, read-only, no permission); nothing was stored."""
+
+    def __init__(self, model_id: str, error: OSError) -> None:
+        super().__init__(
+            f"model {model_id!r} could not be stored: {error.strerror or error}; nothing was kept"
+        )
+        self.model_id = model_id
+        self.errno = error.errno
+
+
 def new_model_id() -> str:
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -12,19 +14,21 @@ from typing import Any
 import orjson
 
 from .base import (
+    ID_PATTERN,
     SCHEMA_VERSION,
     CorruptModel,
     Listing,
     ModelNotFound,
     ModelStore,
     Record,
+    StoreWriteFailed,
     check_model_id,
 )
 
 SUFFIX = ".json"
 TMP_PREFIX = ".tmp-"
-#: Temporary files older than this are leftovers of interrupted writes (a live write takes
-#: milliseconds); younger ones may belong to another worker writing right now.
+#: Where file locks are not supported, temporary files older than this are taken for leftovers
+#: of interrupted writes (a live write takes milliseconds).
 STALE_TMP_SECONDS = 300.0
 
 
@@ -80,9 +84,15 @@ class JsonFileStore(ModelStore):
     def save(self, record: Record) -> None:
         final = self.path(record["id"])
         data = encode(record)
-        tmp = self.root / f"{TMP_PREFIX}{final.name}.{os.getpid()}"
         try:
-            with open(tmp, "wb") as fh:
+            self._write(final, data)
+        except OSError as exc:
+            raise StoreWriteFailed(record["id"], exc) from exc
+
+    def _write(self, final: Path, data: bytes) -> None:
+        fd, tmp = self._create_locked_temporary(final.name)
+        try:
+            with open(fd, "wb", closefd=False) as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -91,7 +101,37 @@ class JsonFileStore(ModelStore):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
+        finally:
+            os.close(fd)  # releases the lock, after the rename
         self._fsync_dir()
+
+    def _create_locked_temporary(self, name: str) -> tuple[int, Path]:
+        """A new temporary file in the folder, open and exclusively ``flock``-ed.
+
+        The lock is how ``remove_stale_temporaries`` (in another worker, or at startup) tells a
+        live write from the leftover of a process that died: the kernel drops a dead process's
+        locks, even after ``kill -9``. A cleaner may unlink our file between its creation and our
+        lock; we then see a different inode at the path and start again.
+        """
+        while True:
+            tmp = self.root / f"{TMP_PREFIX}{name}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass  # a cleaner holds it and is about to unlink it: start again
+                except OSError:  # no locks on this filesystem: the cleaner goes by age
+                    return fd, tmp
+                else:
+                    if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                        return fd, tmp
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.root, os.O_RDONLY)
@@ -105,6 +145,8 @@ class JsonFileStore(ModelStore):
             return self.path(model_id).read_bytes()
         except FileNotFoundError:
             raise ModelNotFound(model_id) from None
+        except OSError as exc:  # a directory, no permission, I/O error: this model only
+            raise CorruptModel(model_id, f"cannot be read ({exc.strerror or exc})") from None
 
     def load(self, model_id: str) -> Record:
         return decode(model_id, self.read_bytes(model_id))
@@ -135,7 +177,8 @@ class JsonFileStore(ModelStore):
     def ids(self) -> list[str]:
         """Every stored id, newest first."""
         names = (e.name for e in os.scandir(self.root) if e.name.endswith(SUFFIX))
-        ids = [n[: -len(SUFFIX)] for n in names if not n.startswith(TMP_PREFIX)]
+        # anything else a person drops in the folder (notes.json, temporaries) is not a model
+        ids = [n[: -len(SUFFIX)] for n in names if ID_PATTERN.fullmatch(n[: -len(SUFFIX)])]
         return sorted(ids, reverse=True)
 
     def count(self) -> int:
@@ -161,13 +204,32 @@ class JsonFileStore(ModelStore):
         self._fsync_dir()
 
     def remove_stale_temporaries(self, *, older_than: float = STALE_TMP_SECONDS) -> int:
-        """Delete leftovers of interrupted writes; returns how many were removed."""
+        """Delete leftovers of interrupted writes; returns how many were removed.
+
+        A temporary file is a leftover when no process holds its lock (its writer died), or,
+        where locks are not supported, when it is older than ``older_than`` seconds. Writes in
+        progress in other processes are left alone, so any worker may call this at any time.
+        """
         now = time.time()
         removed = 0
         for entry in os.scandir(self.root):
-            if entry.name.startswith(TMP_PREFIX):
+            if not entry.name.startswith(TMP_PREFIX):
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY)
+            except FileNotFoundError:  # its writer just renamed it into place
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer holds it
+                except OSError:
+                    if now - os.fstat(fd).st_mtime <= older_than:
+                        continue
                 with contextlib.suppress(FileNotFoundError):
-                    if now - entry.stat().st_mtime > older_than:
-                        os.unlink(entry.path)
-                        removed += 1
+                    os.unlink(entry.path)
+                    removed += 1
+            finally:
+                os.close(fd)
         return removed

@@ -46,3 +46,20 @@ def train(client: ASGIClient, X: np.ndarray, y: list, **extra: object) -> dict:
     r = client.post("/train", json={"features": np.asarray(X).tolist(), "labels": y, **extra})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+#: Counts that fault, load and fuzz tests record (``record_figures``), printed at the end of the
+#: run so that CI logs carry them (trainings acknowledged and killed, fuzz cases, ...).
+FIGURES: list[tuple[str, dict[str, object]]] = []
+
+
+def record_figures(name: str, **counts: object) -> None:
+    FIGURES.append((name, counts))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("figures")
+        for name, counts in FIGURES:
+            shown = ", ".join(f"{k}={v}" for k, v in counts.items())
+            terminalreporter.write_line(f"{name}: {shown}")

@@ -47,6 +47,18 @@ def decode_json(content_type: str | None, body: bytes) -> Any:
         return body
     try:
         return json.loads(body)
+    except UnicodeDecodeError as exc:  # found by the fuzzer: not UTF-8 at all is malformed JSON
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", exc.start),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": f"not UTF-8 ({exc.reason})"},
+                }
+            ]
+        ) from None
     except json.JSONDecodeError as exc:
         raise RequestValidationError(
             [
@@ -59,7 +71,7 @@ def decode_json(content_type: str | None, body: bytes) -> Any:
                 }
             ]
         ) from None
-    except Exception:  # e.g. invalid UTF-8 (UnicodeDecodeError): FastAPI's generic answer
+    except Exception:  # anything else json.loads may raise (RecursionError on deep nesting)
         raise HTTPException(status_code=400, detail="There was an error parsing the body") from None
 
 

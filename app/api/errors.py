@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -11,8 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError
+from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError, StoreWriteFailed
 
 from ..csv_io import CsvEncodingError, CsvError
 from ..engine import EngineError
@@ -110,6 +112,20 @@ def validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[
     return 422, shown, items
 
 
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at this request's path (asked of the routes themselves,
+    so that routers included in any way, and routes added later, are all seen)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONBytes:
@@ -148,6 +164,12 @@ def install(app: FastAPI) -> None:
             return error_for(request, 404, str(exc))
         if isinstance(exc, CorruptModel):
             return error_for(request, 409, str(exc))
+        if isinstance(exc, StoreWriteFailed):
+            log.error("%s", exc)
+            # 507 when the disk is full: the operator's problem, and retrying later may work
+            return error_for(
+                request, 507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 503, str(exc)
+            )
         log.exception("store error")
         return error_for(request, 500, "internal error in the model store")
 
@@ -156,6 +178,9 @@ def install(app: FastAPI) -> None:
         resp = error_for(request, exc.status_code, str(exc.detail))
         if exc.headers:
             resp.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; list them all
+            resp.headers["Allow"] = ", ".join(allowed_methods(request))
         return resp
 
     @app.exception_handler(Exception)

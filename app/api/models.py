@@ -9,10 +9,10 @@ from .deps import get_service
 router = APIRouter(prefix="/models", tags=["models"])
 
 NOT_FOUND: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorResponse},
-    409: {"model": ErrorResponse},
+    code: {"model": ErrorResponse} for code in (404, 409, 422)
 }
-ModelId = Path(description="The id that `POST /train` answered.", max_length=100)
+# no max_length: any malformed id, however long, is the same clear 404 from check_model_id
+ModelId = Path(description="The id that `POST /train` answered.")
 
 
 @router.get("", response_model=ModelList, responses={422: {"model": ErrorResponse}})

@@ -48,7 +48,7 @@ BODY_DOC = json_or_csv_body(
     "/train",
     status_code=201,
     response_model=ModelSummary,
-    responses=ERROR_RESPONSES(400, 413, 415, 422, 429),
+    responses=ERROR_RESPONSES(400, 413, 415, 422, 429, 503, 507),
     openapi_extra=BODY_DOC,
 )
 async def train(request: Request) -> Response:

@@ -162,7 +162,12 @@ def gradient_descent(
     TrainingDiverged
         When the cost grows far above its starting value (the learning rate is too large).
     """
-    alpha = 1.0 / loss.lipschitz_bound() if learning_rate is None else float(learning_rate)
+    if learning_rate is None:
+        bound = loss.lipschitz_bound()
+        # zero: the cost is flat (every feature 0, no intercept, no penalty), any step will do
+        alpha = 1.0 / bound if bound > 0 else 1.0
+    else:
+        alpha = float(learning_rate)
     mask = loss.penalized()
     thresh = alpha * l1 * mask
     clock = _Clock(deadline)

@@ -179,6 +179,11 @@ def same(fast, slow, path, body, ctype):
     assert a.status_code == b.status_code, (body, ctype, a.text, b.text)
     if a.status_code < 300:
         return a.json(), b.json()
+    if b.json() == {"detail": "There was an error parsing the body"}:
+        # the one deliberate difference: FastAPI's generic answer to a body that is not UTF-8
+        # becomes a message that says so (tests/api/test_hostile.py)
+        assert a.json()["detail"].startswith("body: malformed JSON (not UTF-8"), (body, a.text)
+        return None
     assert a.json() == b.json(), (body, ctype)
     return None
 

@@ -1,5 +1,13 @@
+import errno
 import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +17,7 @@ from model_store import (
     InvalidModelId,
     JsonFileStore,
     ModelNotFound,
+    StoreWriteFailed,
     new_model_id,
 )
 
@@ -85,7 +94,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreWriteFailed):
         store.save(rec)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ModelNotFound):
@@ -132,16 +141,124 @@ def test_corruption_is_detected_and_listing_survives(tmp_path, damage):
     assert isinstance(entries[bad["id"]], CorruptModel)
 
 
-def test_stale_temporaries_are_removed_but_fresh_ones_kept(tmp_path):
+def test_leftovers_of_dead_writers_are_removed_but_live_writes_kept(tmp_path):
     store = JsonFileStore(tmp_path)
-    old = tmp_path / ".tmp-old.json.1"
-    fresh = tmp_path / ".tmp-fresh.json.2"
-    old.write_text("{")
-    fresh.write_text("{")
-    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    dead = tmp_path / ".tmp-dead.json.1.ab"  # no one holds its lock: its writer died
+    dead.write_text("{")
+    fd, live = store._create_locked_temporary("live.json")  # a write in progress
+    try:
+        assert store.remove_stale_temporaries() == 1
+        assert not dead.exists() and live.exists()
+    finally:
+        os.close(fd)
+    assert store.remove_stale_temporaries() == 1  # its writer is gone now
+    assert list(tmp_path.iterdir()) == []
+
+
+WRITER = """
+import sys, time
+from model_store import JsonFileStore
+store = JsonFileStore(sys.argv[1])
+fd, path = store._create_locked_temporary(sys.argv[2])
+import os
+os.write(fd, b'{"half": ')
+print(path, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_a_leftover_that_is_cleaned(tmp_path):
+    store = JsonFileStore(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path), "x.json"],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        path = proc.stdout.readline().decode().strip()
+        assert os.path.exists(path)
+        assert store.remove_stale_temporaries() == 0  # alive: its lock protects it
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        proc.stdout.close()
+    assert store.ids() == []  # never visible as a model
     assert store.remove_stale_temporaries() == 1
-    assert not old.exists() and fresh.exists()
-    assert store.ids() == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saves_race_a_cleaner_without_losing_anything(tmp_path):
+    store = JsonFileStore(tmp_path)
+    stop = threading.Event()
+
+    def clean():
+        while not stop.is_set():
+            store.remove_stale_temporaries()
+
+    cleaner = threading.Thread(target=clean)
+    cleaner.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            recs = [record() for _ in range(200)]
+            list(pool.map(store.save, recs))
+    finally:
+        stop.set()
+        cleaner.join()
+    assert sorted(store.ids()) == sorted(r["id"] for r in recs)
+    assert all(store.load(r["id"]) == r for r in recs)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_save_fsyncs_the_file_and_then_the_folder(tmp_path, monkeypatch):
+    store = JsonFileStore(tmp_path)
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store.save(record())
+    assert synced == ["file", "dir"]
+
+
+def test_other_files_in_the_folder_are_not_models(tmp_path):
+    store = JsonFileStore(tmp_path)
+    rec = record()
+    store.save(rec)
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "README").write_text("hi")
+    assert store.ids() == [rec["id"]]
+    assert [i for i, _ in store.list().entries] == [rec["id"]]
+
+
+def test_an_unreadable_entry_is_corrupt_not_a_crash(tmp_path):
+    store = JsonFileStore(tmp_path)
+    good = record()
+    store.save(good)
+    bad_id = new_model_id()
+    (tmp_path / f"{bad_id}.json").mkdir()  # a directory where a file should be
+    with pytest.raises(CorruptModel, match="cannot be read"):
+        store.load(bad_id)
+    entries = dict(store.list().entries)
+    assert entries[good["id"]] == good and isinstance(entries[bad_id], CorruptModel)
+
+
+@pytest.mark.parametrize("failing", ["open", "fsync", "replace"])
+def test_a_refused_write_is_a_store_error_and_leaves_nothing(tmp_path, monkeypatch, failing):
+    store = JsonFileStore(tmp_path)
+    rec = record()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, failing, full)
+    with pytest.raises(StoreWriteFailed, match="No space left") as info:
+        store.save(rec)
+    assert info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fingerprint_changes_when_a_model_is_replaced_and_fails_when_deleted(tmp_path):

@@ -1,0 +1,114 @@
+"""Request body size limit, as a pure ASGI middleware.
+
+Pure ASGI (not Starlette's ``BaseHTTPMiddleware``) so that it costs a header scan and a counter on
+the hot predict path, and sees the body as it streams: a declared ``Content-Length`` over the
+limit is refused before anything is read, and a chunked body is refused as soon as the bytes
+received pass the limit, so a client can never make the server buffer more than the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from .errors import error_content
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+
+
+class BodyTooLarge(Exception):
+    """Raised inside ``receive`` to stop the application reading a body past the limit."""
+
+
+async def send_error(
+    scope: Scope,
+    send: Any,
+    status: int,
+    detail: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer a JSON error straight over ASGI, in the shape the path's routes use (the service's
+    ``{"detail": ...}``, or ``{"error": ...}`` under ``/v2``; see ``errors.error_content``)."""
+    path = scope["path"].removeprefix(scope.get("root_path", ""))
+    status, content = error_content(path, status, detail)
+    body = orjson.dumps(content)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """Refuse request bodies larger than ``max_bytes`` with 413 and a JSON error."""
+
+    def __init__(self, app: Any, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def message(self, what: str) -> str:
+        return f"body: {what}; the limit is {self.max_bytes} bytes (setting MAX_BODY_BYTES)"
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    size = int(value)
+                except ValueError:
+                    await send_error(scope, send, 400, "Content-Length: not a number")
+                    return
+                if size > self.max_bytes:
+                    too_big = f"Content-Length {size} is too large"
+                    await send_error(scope, send, 413, self.message(too_big))
+                    return
+                declared = True
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared and not chunked:
+            # the server reads exactly Content-Length bytes: nothing to count (the fast path)
+            await self.app(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message: Message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_large:
+                return  # whatever the app made of the interrupted read, the answer is 413
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large and not started:
+            await send_error(
+                scope, send, 413, self.message(f"{received} bytes received is too many")
+            )

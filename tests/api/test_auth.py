@@ -1,0 +1,147 @@
+"""Optional API key: off by default; when set, every route but health and the docs answers 401
+without it, including routes the app gains later; the schema declares it for the docs page."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from app.api import auth
+from app.config import Settings
+from app.main import create_app
+from tests.asgi_client import ASGIClient
+from tests.conftest import train
+from tests.live_server import LiveServer
+
+KEY = "k3y-with-some-length-0123456789"
+GOOD = {"features": [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.0]], "labels": [0, 0, 1, 1]}
+
+
+@pytest.fixture
+def app(tmp_path):
+    return create_app(Settings(model_store_dir=tmp_path / "models", api_key=KEY))
+
+
+@pytest.fixture
+def locked(app):
+    c = ASGIClient(app)
+    yield c
+    c.close()
+
+
+def every_operation(app) -> list[tuple[str, str]]:
+    """(method, concrete path) of every operation the app documents, whoever added it."""
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "0" * 32, path))
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+    ]
+
+
+def test_off_by_default(client):
+    assert Settings().api_key is None
+    assert client.get("/models").status_code == 200
+    assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
+
+
+def test_every_route_but_health_and_docs_needs_the_key(app, locked):
+    ops = every_operation(app)
+    assert len(ops) >= 6
+    protected = [(m, p) for m, p in ops if not auth.is_open(p)]
+    assert {p for _, p in protected} >= {"/train", "/predict", "/models", "/models/" + "0" * 32}
+    for method, path in protected:
+        for headers in (
+            {},
+            {"X-API-Key": "wrong"},
+            {"X-API-Key": KEY[:-1]},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": f"Basic {KEY}"},
+            {"X-API-Key": ""},
+        ):
+            r = locked.request(method, path, headers=headers, json=GOOD)
+            assert r.status_code == 401, (method, path, headers, r.text)
+            assert r.headers["www-authenticate"].startswith("Bearer")
+            body = r.json()
+            # the Open Inference Protocol's error shape under /v2, the service's elsewhere
+            message = body["error"] if path.startswith("/v2") else body["detail"]
+            assert "X-API-Key" in message
+    for path in ("/health", "/docs", "/redoc", "/openapi.json", "/v2/health/live"):
+        assert locked.get(path).status_code == 200, path
+
+
+def test_the_key_opens_every_route_in_either_header(locked):
+    for headers in ({"X-API-Key": KEY}, {"Authorization": f"Bearer {KEY}"}):
+        model = locked.post("/train", json=GOOD, headers=headers)
+        assert model.status_code == 201
+        mid = model.json()["id"]
+        body = {"model_id": mid, "features": [[1.0, 2.0]]}
+        assert locked.post("/predict", json=body, headers=headers).status_code == 200
+        assert locked.get("/models", headers=headers).json()["total"] == 1
+        assert locked.get(f"/models/{mid}", headers=headers).status_code == 200
+        assert locked.delete(f"/models/{mid}", headers=headers).status_code == 204
+
+
+def test_metrics_and_v2_are_covered_and_docs_assets_are_open(locked):
+    """Routes of other modules (metrics, the Open Inference Protocol) need the key without
+    doing anything themselves; the docs pages' own assets and the health checks do not."""
+    assert locked.get("/metrics").status_code == 401
+    assert locked.get("/metrics", headers={"X-API-Key": KEY}).status_code == 200
+    assert locked.get("/v2/health/live").status_code == 200
+    assert locked.get("/v2/health/ready").status_code == 200
+    v2 = locked.get("/v2/models/nope")
+    assert v2.status_code == 401
+    assert "API key missing" in v2.json()["error"]  # the protocol's own error shape
+    assert locked.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert locked.get("/not-a-route").status_code == 401  # no probing of what exists
+
+
+def test_the_key_is_compared_in_constant_time(locked, monkeypatch):
+    calls = []
+    real = auth.hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    assert locked.get("/models", headers={"X-API-Key": "guess"}).status_code == 401
+    assert calls == [(b"guess", KEY.encode())]
+
+
+def test_schema_declares_the_scheme_for_the_docs_page(locked):
+    schema = locked.get("/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes[auth.SCHEME_HEADER] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schemes[auth.SCHEME_BEARER] == {"type": "http", "scheme": "bearer"}
+    assert {auth.SCHEME_HEADER: []} in schema["security"]
+    assert schema["paths"]["/health"]["get"]["security"] == []
+    for path, item in schema["paths"].items():
+        for op in item.values():
+            if not auth.is_open(path):
+                assert "401" in op["responses"], path
+    assert "swagger-ui" in locked.get("/docs").text
+
+
+def test_an_empty_key_means_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("API_KEY", "")
+    assert Settings(model_store_dir=tmp_path).api_key is None
+    with pytest.raises(ValueError, match="API_KEY"):
+        auth.APIKeyAuth(None, api_key="")
+
+
+def test_through_a_real_server(tmp_path):
+    with (
+        LiveServer(tmp_path / "models", env={"API_KEY": KEY}) as server,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+    ):
+        assert c.get("/health").status_code == 200
+        r = c.post("/train", json=GOOD)
+        assert r.status_code == 401 and "WWW-Authenticate" in r.headers
+        assert c.post("/train", json=GOOD, headers={"X-API-Key": KEY}).status_code == 201
+        assert c.get("/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+
+
+def test_train_helper_still_works_without_a_key(client):
+    assert train(client, GOOD["features"], GOOD["labels"])["id"]
