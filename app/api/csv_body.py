@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from .. import csv_io
@@ -39,6 +40,28 @@ def query_options(query: Mapping[str, str], model: type[M], *, text: Iterable[st
         return model.model_validate(values)
     except ValidationError as exc:
         raise validation_error(exc, ("query",)) from None
+
+
+def refuse_query_without_csv(request: Request) -> None:
+    """422 naming ``query.<name>`` for query parameters sent with a body that is not CSV.
+
+    They are the options of a CSV body; a JSON body carries its own (``params``, ``model_id``),
+    and a setting silently ignored would be worse than one refused."""
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not request.query_params or ctype == csv_io.MEDIA_TYPE:
+        return
+    raise RequestValidationError(
+        [
+            {
+                "type": "extra_forbidden",
+                "loc": ("query", key),
+                "msg": "query parameters are read only with a text/csv body; in a JSON body, "
+                "send this in the body instead",
+                "input": value,
+            }
+            for key, value in request.query_params.multi_items()
+        ]
+    )
 
 
 def train_options(query: Mapping[str, str]) -> tuple[CsvTrainOptions, TrainParams]:

@@ -13,7 +13,13 @@ from ..fast_body import parse_predict
 from ..schemas import CsvPredictOptions, PredictRequest, PredictResponse
 from ..service import ModelService, Prediction
 from .body import is_plain_json, validate_body
-from .csv_body import json_or_csv_body, query_doc, query_options, wants_csv
+from .csv_body import (
+    json_or_csv_body,
+    query_doc,
+    query_options,
+    refuse_query_without_csv,
+    wants_csv,
+)
 from .deps import body_kind
 from .docs import ERROR_RESPONSES
 
@@ -113,6 +119,7 @@ async def predict(request: Request) -> Response:
     if kind == "csv":
         model_id, p = await run_in_threadpool(predict_csv, service, request.query_params, body)
     else:
+        refuse_query_without_csv(request)
         out = fast_answer(service, body) if is_plain_json(request) and not csv_out else None
         if out is not None:
             return Response(out, media_type="application/json")
@@ -142,7 +149,12 @@ class PredictFastPath:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+        if (
+            scope["type"] != "http"
+            or scope["path"] != "/predict"
+            or scope["method"] != "POST"
+            or scope["query_string"]  # the route refuses query parameters with JSON
+        ):
             await self.app(scope, receive, send)
             return
         ctype = next((v for k, v in scope["headers"] if k == b"content-type"), None)

@@ -10,7 +10,7 @@ from .. import csv_io
 from ..schemas import CsvTrainOptions, ModelSummary, TrainParams, TrainRequest
 from ..train_runner import TrainRunner
 from .body import fastapi_reads_json
-from .csv_body import json_or_csv_body, query_doc
+from .csv_body import json_or_csv_body, query_doc, refuse_query_without_csv
 from .deps import JSON_TYPES, body_kind
 from .docs import ERROR_RESPONSES
 from .errors import JSONBytes, UnsupportedMediaType
@@ -59,6 +59,7 @@ async def train(request: Request) -> Response:
     ctype = request.headers.get("content-type")
     if not fastapi_reads_json(ctype):
         body_kind(ctype)  # 415 before reading a body that would not be parsed
+    refuse_query_without_csv(request)
     runner: TrainRunner = request.app.state.trainer
     runner.acquire()
     spill: str | None = None

@@ -256,3 +256,21 @@ def test_large_csv_round_trip(client):
     assert table.shape == (2000, 3)
     assert (table[:, 0] == y).mean() > 0.8
     np.testing.assert_allclose(table[:, 1:].sum(axis=1), 1.0)
+
+
+def test_query_parameters_with_a_json_body_are_refused_not_ignored(client):
+    """Found by Schemathesis: ``?max_iter=`` beside a JSON body was silently ignored."""
+    body = {"features": [[0.0], [1.0], [2.0], [3.0]], "labels": [0, 0, 1, 1]}
+    r = client.post("/train?max_iter=5&tol=abc", json=body)
+    assert r.status_code == 422, r.text
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert fields == {"query.max_iter", "query.tol"}
+    assert "text/csv" in r.json()["detail"]
+    assert client.get("/models").json()["total"] == 0  # nothing trained, nothing stored
+
+    mid = train(client, body["features"], body["labels"])["id"]
+    for query in (f"?model_id={mid}", "?threshold=0.9"):
+        r = client.post(f"/predict{query}", json={"model_id": mid, "features": [[1.0]]})
+        assert r.status_code == 422, (query, r.text)
+        assert r.json()["errors"][0]["field"] == "query." + query[1:].split("=")[0]
+    assert client.post("/predict", json={"model_id": mid, "features": [[1.0]]}).status_code == 200
