@@ -109,6 +109,13 @@ def json_or_csv_body(
 
 
 def query_doc(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """One CSV-only query parameter. Its default is told in words, not as the schema's
+    ``default``: Swagger UI's "Try it out" fills defaults in and sends them, also beside a JSON
+    body, where query parameters are refused (``refuse_query_without_csv``)."""
+    schema = dict(schema)
+    if "default" in schema:
+        default = schema.pop("default")
+        description = f"{description} Default: `{orjson.dumps(default).decode()}`."
     return {
         "name": name,
         "in": "query",
