@@ -117,7 +117,7 @@ def train_from_body(
     try:
         request, X = decode_train(content_type, body, query)
         del body
-        service = ModelService(JsonFileStore(settings.model_store_dir), settings)
+        service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
         return ("ok", service.train(request, X).model_dump(mode="json"))
     except RequestValidationError as exc:
         errors = [

@@ -44,6 +44,14 @@ class CorruptModel(StoreError):
         self.reason = reason
 
 
+class StoreUnavailable(StoreError):
+    """The model folder cannot be read at all (removed, unmounted, no permission)."""
+
+    def __init__(self, root: str, error: OSError) -> None:
+        super().__init__(f"the model folder cannot be read: {error.strerror or error} ({root})")
+        self.root = root
+
+
 class StoreWriteFailed(StoreError):
     """The file system refused a write (disk full, read-only, no permission); nothing was stored."""
 

@@ -21,6 +21,7 @@ from .base import (
     ModelNotFound,
     ModelStore,
     Record,
+    StoreUnavailable,
     StoreWriteFailed,
     check_model_id,
 )
@@ -73,9 +74,13 @@ class JsonFileStore(ModelStore):
     none, and a model whose save returned survives a crash.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
+        """``create``: make the folder if missing (the server at startup). The training child
+        passes ``False``: a folder that vanished under a running server (a volume unmounted)
+        must not be recreated empty, where models would be written and then lost."""
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
         self._prefix = os.path.join(self.root, "")  # str paths: fingerprint is on the hot path
 
     def path(self, model_id: str) -> Path:
@@ -176,7 +181,11 @@ class JsonFileStore(ModelStore):
 
     def ids(self) -> list[str]:
         """Every stored id, newest first."""
-        names = (e.name for e in os.scandir(self.root) if e.name.endswith(SUFFIX))
+        try:
+            with os.scandir(self.root) as entries:
+                names = [e.name for e in entries if e.name.endswith(SUFFIX)]
+        except OSError as exc:  # the folder was removed, unmounted or made unreadable
+            raise StoreUnavailable(str(self.root), exc) from None
         # anything else a person drops in the folder (notes.json, temporaries) is not a model
         ids = [n[: -len(SUFFIX)] for n in names if ID_PATTERN.fullmatch(n[: -len(SUFFIX)])]
         return sorted(ids, reverse=True)

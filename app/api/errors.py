@@ -14,7 +14,14 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from model_store import CorruptModel, InvalidModelId, ModelNotFound, StoreError, StoreWriteFailed
+from model_store import (
+    CorruptModel,
+    InvalidModelId,
+    ModelNotFound,
+    StoreError,
+    StoreUnavailable,
+    StoreWriteFailed,
+)
 
 from ..csv_io import CsvEncodingError, CsvError
 from ..engine import EngineError
@@ -164,6 +171,9 @@ def install(app: FastAPI) -> None:
             return error_for(request, 404, str(exc))
         if isinstance(exc, CorruptModel):
             return error_for(request, 409, str(exc))
+        if isinstance(exc, StoreUnavailable):
+            log.error("%s", exc)
+            return error_for(request, 503, str(exc))  # health checks fail, so orchestrators act
         if isinstance(exc, StoreWriteFailed):
             log.error("%s", exc)
             # 507 when the disk is full: the operator's problem, and retrying later may work

@@ -134,3 +134,30 @@ def test_corrupt_model_is_a_clear_409_and_listing_survives(client, settings):
     assert listing["unreadable"] == [bad["id"]]
     ok = client.post("/predict", json={"model_id": good["id"], "features": [[1.0, 2.0]]})
     assert ok.status_code == 200
+
+
+def test_a_vanished_model_folder_is_a_503_not_a_500(client, settings):
+    """The folder removed or unmounted under a running service: health says so (orchestrators
+    restart or alert), reads and writes answer 503 naming the cause, and all is well once the
+    folder is back."""
+    model = train(client, GOOD["features"], GOOD["labels"])
+    folder = settings.model_store_dir
+    aside = folder.with_name("moved-away")
+    folder.rename(aside)
+    try:
+        for method, path, body in (
+            ("GET", "/health", None),
+            ("GET", "/models", None),
+            ("POST", "/train", GOOD),
+            ("GET", "/v2/health/ready", None),
+        ):
+            r = client.request(method, path, json=body)
+            assert r.status_code == 503, (path, r.text)
+            message = r.json()["error" if path.startswith("/v2") else "detail"]
+            assert "model folder" in message or "could not be stored" in message, message
+        assert not folder.exists()  # nothing recreated a half-empty folder behind the operator
+    finally:
+        aside.rename(folder)
+    assert client.get("/health").json() == {"status": "ok", "models": 1}
+    r = client.post("/predict", json={"model_id": model["id"], "features": [[1.0, 2.0]]})
+    assert r.status_code == 200
