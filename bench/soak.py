@@ -5,7 +5,8 @@ prints the server's resident memory (RSS) at the start, along the way and at the
 
 Memory is read from ``/proc/<pid>/status`` (Linux) of the server process (with ``--workers N``,
 of the supervisor's children). Clients keep at most ``--keep`` models each, deleting the oldest,
-so the folder stays the same size and any growth is the server's own. Exit status 1 on any 5xx,
+so the folder stays the same size and any growth is the server's own. A 429 (training capacity,
+``TRAIN_CONCURRENCY``) is counted, and the client backs off briefly. Exit status 1 on any 5xx,
 lost or mixed-up model, or a request that hangs past its timeout.
 """
 
@@ -29,17 +30,23 @@ from tests.live_server import LiveServer
 CENTERS = [[-4.0, 0.0], [4.0, 0.0], [0.0, 5.0]]
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` and its children (uvicorn workers), in KiB."""
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def rss_kib(pid: int, workers: int) -> int:
+    """Resident memory of the serving processes, in KiB: the server itself with one worker, or
+    uvicorn's worker processes with several. Training runs in short-lived child processes
+    (app.train_runner) that come and go; they are not the server's memory and are left out."""
     total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
+    for p in [pid] if workers == 1 else children(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:  # gone between the listing and the read
+            continue
     return total
 
 
@@ -65,6 +72,9 @@ class Client(threading.Thread):
 
     def check(self, what: str, r: httpx.Response, status: int) -> bool:
         self.ops[f"{what} {r.status_code}"] += 1
+        if r.status_code == 429 and "retry-after" in r.headers:
+            time.sleep(0.2)  # documented back-pressure (TRAIN_CONCURRENCY): try again later
+            return False
         if r.status_code != status:
             self.problems.append(f"{what}: {r.status_code} {r.text[:200]}")
         return r.status_code == status
@@ -108,7 +118,7 @@ def main() -> int:
         with server:
             assert server.proc is not None
             pid = server.proc.pid
-            start_rss = rss_kib(pid)
+            start_rss = rss_kib(pid, args.workers)
             print(f"soak: {args.clients} clients, {args.seconds:.0f} s, workers={args.workers}")
             print(f"RSS at start (idle, after startup): {start_rss / 1024:.1f} MiB")
             stop = threading.Event()
@@ -119,12 +129,12 @@ def main() -> int:
             samples = []
             while (elapsed := time.monotonic() - t0) < args.seconds:
                 time.sleep(min(args.sample_every, max(0.0, args.seconds - elapsed)))
-                samples.append((time.monotonic() - t0, rss_kib(pid)))
+                samples.append((time.monotonic() - t0, rss_kib(pid, args.workers)))
                 print(f"  t={samples[-1][0]:6.0f} s  RSS {samples[-1][1] / 1024:7.1f} MiB")
             stop.set()
             for cl in clients:
                 cl.join(timeout=90)
-            end_rss = rss_kib(pid)
+            end_rss = rss_kib(pid, args.workers)
             ops = sum((cl.ops for cl in clients), Counter())
             problems = [p for cl in clients for p in cl.problems]
             hung = sum(cl.is_alive() for cl in clients)
