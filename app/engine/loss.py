@@ -164,7 +164,8 @@ class Design:
         """``X1.T @ diag(C[:, j]) @ X1`` for every column j of ``C``, of shape (m, q, q).
 
         ``X1`` is ``Xs`` with a column of ones appended when ``ones``; ``q`` is its width.
-        Accumulated over blocks of rows of the raw ``X`` (no (n_samples, q) copy is made), then
+        Accumulated over blocks of rows of the raw ``X`` (at most ``CHUNK_ROWS`` rows weighted at a
+        time, so a large X is never copied whole; below that, one block is all of X), then
         the standardisation is applied to the small result: with ``s = X.T c`` and ``t = sum c``,
         ``Xs.T diag(c) Xs = S^-1 (X.T diag(c) X - mean s.T - s mean.T + t mean mean.T) S^-1``.
         (Folding can cancel a few digits when ``|mean| / scale`` is large; a Hessian only steers
