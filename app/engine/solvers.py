@@ -107,6 +107,18 @@ class _Clock:
         return self.deadline is not None and time.monotonic() > self.deadline
 
 
+def _stop_reason(gn: float, tol: float, it: int, max_iter: int, clock: _Clock) -> str | None:
+    """Why a solver stops before iteration ``it`` (converged, out of iterations, out of time),
+    or ``None`` to go on; the same order of checks for every solver."""
+    if gn <= tol:
+        return "tol"
+    if it >= max_iter:
+        return "max_iter"
+    if clock.expired():
+        return "time_budget"
+    return None
+
+
 def _result(
     coef: Array, it: int, f: float, gn: float, stop: str, hist: list[float]
 ) -> SolverResult:
@@ -326,13 +338,8 @@ def newton(
     it = 0
     stop = "max_iter"
     while True:
-        if gn <= tol:
-            stop = "tol"
-            break
-        if it >= max_iter:
-            break
-        if clock.expired():
-            stop = "time_budget"
+        if (reason := _stop_reason(gn, tol, it, max_iter, clock)) is not None:
+            stop = reason
             break
         step = newton_direction(hloss.hessian(coef), g, null)
         slope = float(g @ step)
@@ -496,13 +503,8 @@ def lbfgs(
     gamma = None
     stop = "max_iter"
     while True:
-        if gn <= tol:
-            stop = "tol"
-            break
-        if it >= max_iter:
-            break
-        if clock.expired():
-            stop = "time_budget"
+        if (reason := _stop_reason(gn, tol, it, max_iter, clock)) is not None:
+            stop = reason
             break
         # two-loop recursion: d = -H_k g
         q = g.copy()
@@ -603,13 +605,8 @@ def fista(
     it = 0
     stop = "max_iter"
     while True:
-        if gn <= tol:
-            stop = "tol"
-            break
-        if it >= max_iter:
-            break
-        if clock.expired():
-            stop = "time_budget"
+        if (reason := _stop_reason(gn, tol, it, max_iter, clock)) is not None:
+            stop = reason
             break
         for _ in range(60):
             x_new = soft_threshold(yv - gy / L, (l1 / L) * mask)
@@ -704,13 +701,8 @@ def proximal_newton(
     it = 0
     stop = "max_iter"
     while True:
-        if gn <= tol:
-            stop = "tol"
-            break
-        if it >= max_iter:
-            break
-        if clock.expired():
-            stop = "time_budget"
+        if (reason := _stop_reason(gn, tol, it, max_iter, clock)) is not None:
+            stop = reason
             break
         H = loss.hessian(coef)
         u = _prox_quadratic(H, g, coef, l1=l1, mask=mask, tol=max(min(0.1 * gn, gn * gn), tol / 10))
