@@ -15,11 +15,20 @@ The folder must be chosen before the first metric is created, so it is done when
 imported. The number of models in the store is not a multiprocess gauge: it is read from the
 store at scrape time (``StoreCollector``), so it is right whichever worker answers.
 
+Increments are buffered in the process (``BufferedValue``): the hot path adds to a float, and a
+daemon thread writes the totals to the memory-mapped files every ``FLUSH_SECONDS``. A scrape
+flushes the answering process first, so it is exact for that worker and at most
+``FLUSH_SECONDS`` behind for its siblings; a worker killed with SIGKILL loses at most its last
+``FLUSH_SECONDS`` of counts. Writing each increment straight to the file cost about 2 us per
+value, five per prediction: about 15% of a 1-row prediction's time in the server.
+
 This module does not import FastAPI: the service layer records predictions and trainings here.
 """
 
 from __future__ import annotations
 
+import atexit
+import bisect
 import contextlib
 import logging
 import os
@@ -92,6 +101,97 @@ def auto_dir(*, root: Path = AUTO_ROOT, pid: int | None = None) -> Path:
     return path
 
 
+#: How often buffered increments reach the shared files (seconds).
+FLUSH_SECONDS = 1.0
+_buffered: list[BufferedValue] = []
+_pending_lock = threading.Lock()  # guards every BufferedValue._pending
+_flush_lock = threading.Lock()  # one flush at a time, so a scrape waits for one under way
+_flusher_pid: int | None = None
+
+
+class BufferedValue:
+    """A ``prometheus_client`` value whose increments wait in this process for ``flush``.
+
+    Wraps the multiprocess ``MmapedValue`` (``inner``); ``set`` (gauges) writes through.
+    """
+
+    _multiprocess = True
+    inner_class: Any = None  # set by buffered_value_class
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._inner = self.inner_class(*args, **kwargs)
+        self._pending = 0.0
+        with _pending_lock:
+            _buffered.append(self)
+        _start_flusher()
+
+    def inc(self, amount: float) -> None:
+        with _pending_lock:
+            self._pending += amount
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        with _flush_lock:
+            with _pending_lock:
+                self._pending = 0.0
+            self._inner.set(value, timestamp)
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        return  # not supported in multiprocess mode
+
+    def get(self) -> float:
+        with _flush_lock, _pending_lock:
+            return float(self._inner.get()) + self._pending
+
+    def get_exemplar(self) -> None:
+        return None
+
+
+def buffered_value_class(inner: Any) -> type[BufferedValue]:
+    return type("BufferedValue", (BufferedValue,), {"inner_class": inner})
+
+
+def flush() -> None:
+    """Write every buffered increment of this process to its memory-mapped file."""
+    with _flush_lock:
+        with _pending_lock:
+            work = [(v, v._pending) for v in _buffered if v._pending]
+            for v, _ in work:
+                v._pending = 0.0
+        for v, amount in work:
+            v._inner.inc(amount)
+
+
+def _flush_forever() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        try:
+            flush()
+        except Exception:  # a full disk must not end the counting for good
+            log.warning("metrics: could not write the counts", exc_info=True)
+
+
+def _start_flusher() -> None:
+    global _flusher_pid
+    if _flusher_pid == os.getpid():
+        return
+    _flusher_pid = os.getpid()
+    threading.Thread(target=_flush_forever, name="metrics-flush", daemon=True).start()
+
+
+def _after_fork_in_child() -> None:
+    # the parent's pending increments are the parent's to write; threads do not survive a fork
+    global _flusher_pid
+    for v in _buffered:
+        v._pending = 0.0
+    _flusher_pid = None
+    if _buffered:
+        _start_flusher()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(flush)
+
+
 def setup_dir() -> Path:
     """Choose the multiprocess folder (see the module docstring) and switch ``prometheus_client``
     to multiprocess mode, whatever was imported first."""
@@ -104,8 +204,8 @@ def setup_dir() -> Path:
         # prometheus_client reads the folder from the environment when it opens its files;
         # child processes (a process pool, say) inherit it and add to the same totals.
         os.environ[ENV_DIR] = str(path)
-    if not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.MultiProcessValue()
+    if not issubclass(values.ValueClass, BufferedValue):
+        values.ValueClass = buffered_value_class(values.MultiProcessValue())
     return path
 
 
@@ -197,9 +297,11 @@ def timed_training() -> Iterator[None]:
         yield
     except Exception:
         TRAININGS.labels("error").inc()
+        flush()
         raise
     TRAINING_DURATION.observe(time.perf_counter() - start)
     TRAININGS.labels("ok").inc()
+    flush()  # trainings are rare, and may run in a child process that ends soon
 
 
 class StoreCollector(Collector):
@@ -221,6 +323,7 @@ class StoreCollector(Collector):
 def render(*, accept: str | None, count_models: Callable[[], int]) -> tuple[bytes, str]:
     """The exposition of every process's counts plus the store gauge, and its content type
     (Prometheus text format, or OpenMetrics when the scraper asks for it)."""
+    flush()  # this process's counts, exactly; the other workers' as of their last flush
     registry = CollectorRegistry(auto_describe=False)
     MultiProcessCollector(registry, path=str(METRICS_DIR))
     registry.register(StoreCollector(count_models))
@@ -265,16 +368,19 @@ def route_template(scope: Scope) -> str | None:
     return None
 
 
+_clock = time.perf_counter
+
+
 class PrometheusMiddleware:
     """Counts and times every HTTP request by method, route template and status.
 
     A plain ASGI middleware (no ``BaseHTTPMiddleware``: no extra task or body copying), whose
-    cost per request is a dict lookup and three increments of memory-mapped values.
+    cost per request is a dict lookup and three buffered increments (``_Series``).
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str, str], _Series] = {}
         self._fixed_paths: dict[str, str] | None = None
 
     def _route(self, scope: Scope) -> str:
@@ -293,18 +399,19 @@ class PrometheusMiddleware:
             self._fixed_paths = {p: p for p in paths if p is not None and "{" not in p}
         return self._fixed_paths.get(scope["path"], UNMATCHED)
 
-    def _metrics(self, key: tuple[str, str, str]) -> tuple[Any, Any]:
-        children = self._children.get(key)
-        if children is None:
-            children = (HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key))
-            self._children[key] = children
-        return children
+    def _series(self, key: tuple[str, str, str]) -> _Series:
+        series = self._children.get(key)
+        if series is None:
+            series = self._children[key] = _Series(
+                HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key)
+            )
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
+        start = _clock()
         status = 500  # if the app raises before answering, the server answers 500
 
         async def send_status(message: Message) -> None:
@@ -317,6 +424,24 @@ class PrometheusMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            requests, duration = self._metrics((method, self._route(scope), str(status)))
-            requests.inc()
-            duration.observe(time.perf_counter() - start)
+            self._series((method, self._route(scope), str(status))).add(_clock() - start)
+
+
+class _Series:
+    """One request counter and one duration histogram (children of the same labels), counted
+    under one lock: what ``Counter.inc`` and ``Histogram.observe`` do, in a third of the time.
+    Relies on the children's values being ``BufferedValue`` (this module's multiprocess mode);
+    tests/api/test_metrics.py checks the buckets against ``Histogram.observe``."""
+
+    def __init__(self, requests: Any, duration: Any) -> None:
+        self.count: BufferedValue = requests._value
+        self.sum: BufferedValue = duration._sum
+        self.buckets: list[BufferedValue] = duration._buckets
+        self.bounds: list[float] = duration._upper_bounds  # ends with +Inf
+
+    def add(self, seconds: float) -> None:
+        bucket = self.buckets[bisect.bisect_left(self.bounds, seconds)]  # first bound >= seconds
+        with _pending_lock:
+            self.count._pending += 1.0
+            self.sum._pending += seconds
+            bucket._pending += 1.0

@@ -219,18 +219,70 @@ class PreparedModel:
         goes to the engine itself.
         """
         m = self.model
-        if m.multiclass != "binary" or m.polynomial is not None or X.shape[1] != m.n_features:
+        if not self._plain_binary(X):
             return m.predict_proba(X)  # also raises the engine's message for a width mismatch
-        if m.mean is not None and m.scale is not None:
-            X = X - m.mean
-            X /= m.scale
-        z = (X @ m.coef.T + m.intercept)[:, 0]
-        e = np.exp(-np.abs(z))  # sigmoid(z) and sigmoid(-z) share e = exp(-|z|)
+        z, e = self._binary_scores(X)
         denom = 1.0 + e
         P = np.empty((z.shape[0], 2))
         np.divide(np.where(z <= 0, 1.0, e), denom, out=P[:, 0])
         np.divide(np.where(z >= 0, 1.0, e), denom, out=P[:, 1])
         return P
+
+    def classify(self, X: np.ndarray, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, index into classes)`` for ``X`` float64, 2-D and finite; the same
+        numbers as ``predict_proba`` and ``model.index_from_proba``, bit for bit.
+
+        ``InvalidData`` names the first row whose probabilities are not finite numbers.
+        """
+        if len(X) <= SMALL_BATCH and self._plain_binary(X):
+            return self._classify_small_binary(X, threshold)
+        proba = self.predict_proba(X)
+        bad = ~np.isfinite(proba).all(axis=1)
+        if bad.any():
+            raise _overflow(int(np.argmax(bad)))
+        return proba, self.model.index_from_proba(proba, threshold=threshold)
+
+    def _plain_binary(self, X: np.ndarray) -> bool:
+        m = self.model
+        return m.multiclass == "binary" and m.polynomial is None and X.shape[1] == m.n_features
+
+    def _binary_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``z`` of shape (n,), and ``e = exp(-|z|)`` that ``sigmoid(z)`` and ``sigmoid(-z)``
+        share (app.engine.loss.sigmoid)."""
+        m = self.model
+        if m.mean is not None and m.scale is not None:
+            X = X - m.mean
+            X /= m.scale
+        z = (X @ m.coef.T + m.intercept)[:, 0]
+        return z, np.exp(-np.abs(z))
+
+    def _classify_small_binary(
+        self, X: np.ndarray, threshold: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``classify`` for a few rows: the same IEEE operations as ``predict_proba`` after the
+        exponential, on Python floats, because a NumPy call on a tiny array costs more than the
+        arithmetic (a 1-row prediction went from about 45 to 12 us)."""
+        z, e = self._binary_scores(X)
+        t = 0.5 if threshold is None else threshold
+        P, index = [], []
+        for row, (zi, ei) in enumerate(zip(z.tolist(), e.tolist(), strict=True)):
+            if zi != zi:  # NaN: the inputs overflowed the standardisation or the score
+                raise _overflow(row)
+            d = 1.0 + ei
+            p1 = (1.0 if zi >= 0 else ei) / d
+            P.append(((1.0 if zi <= 0 else ei) / d, p1))
+            index.append(p1 >= t)
+        return np.array(P), np.array(index, dtype=np.intp)
+
+
+#: Up to this many rows, ``PreparedModel.classify`` works on Python floats (measured faster).
+SMALL_BATCH = 16
+
+
+def _overflow(row: int) -> InvalidData:
+    return InvalidData(
+        f"features[{row}]: values too large for this model (its score overflows 64-bit floats)"
+    )
 
 
 @dataclass(frozen=True)
@@ -355,19 +407,11 @@ class ModelService:
         prepared = self.cache.get(check_model_id(model_id))
         with np.errstate(over="ignore", invalid="ignore"):
             try:
-                proba = prepared.predict_proba(X)
+                proba, index = prepared.classify(X, threshold)
             except EngineError:
                 raise
             except SHAPE_ERRORS as exc:  # a stored model that passed the checks but cannot work
                 raise CorruptModel(model_id, f"cannot predict ({exc})") from None
-        bad = ~np.isfinite(proba).all(axis=1)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise InvalidData(
-                f"features[{row}]: values too large for this model (its score overflows "
-                "64-bit floats)"
-            )
-        index = prepared.model.index_from_proba(proba, threshold=threshold)
         metrics.record_predictions(
             model_id, X.shape[0], max_model_ids=self.settings.metrics_max_model_ids
         )

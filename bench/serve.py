@@ -156,12 +156,12 @@ def prepare(tmp: Path, service_url: str) -> tuple[str, Path]:
     return mid, ref
 
 
-def bodies(tmp: Path, mid: str) -> dict[int, Path]:
+def bodies(tmp: Path, mid: str, sizes: tuple[int, ...] = (1, 100, 10_000)) -> dict[int, Path]:
     from sklearn.datasets import load_breast_cancer
 
     X = load_breast_cancer().data
     out = {}
-    for n in (1, 100, 10_000):
+    for n in sizes:
         rows = np.resize(X, (n, X.shape[1]))
         path = tmp / f"rows-{n}.json"
         path.write_bytes(orjson.dumps({"model_id": mid, "features": rows.tolist()}))
@@ -179,7 +179,7 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
     try:
         mid, ref_model = prepare(tmp, svc.url)
         ref = Server("bench.reference_server:app", {"REFERENCE_MODEL": str(ref_model)})
-        files = bodies(tmp, mid)
+        files = bodies(tmp, mid, tuple(sorted({100, *args.rows})))
         check = [
             httpx.post(
                 f"{u}/predict",
@@ -204,7 +204,9 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n, path in files.items():
-            for conc in (1, 32):
+            if n not in args.rows:
+                continue  # the 100-row body is only for the check above
+            for conc in args.conc_table:
                 # big bodies at 32 connections need longer for a few hundred samples
                 secs = args.seconds * (4 if n >= 10_000 and conc > 1 else 1)
                 for s in (ref, svc):  # warm-up
@@ -344,12 +346,20 @@ def mode_startup(args: argparse.Namespace, tmp: Path) -> None:
         s.stop()
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mode", choices=["table", "training", "startup", "all"], default="table")
     ap.add_argument("--seconds", type=float, default=3.0, help="wrk duration per run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per server and cell (medians)")
     ap.add_argument("--conc", type=int, default=8, help="connections in --mode training")
+    ap.add_argument(
+        "--rows", type=_ints, default=(1, 100, 10_000), help="--mode table: rows per request"
+    )
+    ap.add_argument("--conc-table", type=_ints, default=(1, 32), help="--mode table: connections")
     ap.add_argument("--train-rows", type=int, default=200_000)
     ap.add_argument("--train-features", type=int, default=50)
     ap.add_argument("--train-iter", type=int, default=300)

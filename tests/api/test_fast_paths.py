@@ -20,9 +20,10 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from app import fast_body
 from app.api import errors
 from app.api.deps import require_json_or_csv
-from app.fast_body import parse_predict, parse_rows_body
+from app.fast_body import parse_predict, parse_rows_body, parse_simdjson, parse_small
 from app.main import create_app
 from app.schemas import ModelSummary, PredictRequest, PredictResponse, TrainRequest
 from app.service import ModelService
@@ -188,7 +189,9 @@ def same(fast, slow, path, body, ctype):
     return None
 
 
-def test_predict_answers_match_fastapi_for_every_body(pair):
+@pytest.mark.parametrize("small_body", [fast_body.SMALL_BODY, 0], ids=["orjson", "simdjson"])
+def test_predict_answers_match_fastapi_for_every_body(pair, monkeypatch, small_body):
+    monkeypatch.setattr(fast_body, "SMALL_BODY", small_body)  # which parser the fast path uses
     fast, slow = pair
     mid = train(fast, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
     statuses = set()
@@ -286,9 +289,10 @@ EDGE = [
 ]
 
 
-def test_fast_decode_is_bit_exact_on_edge_numbers():
+@pytest.mark.parametrize("parse", [parse_small, parse_simdjson])
+def test_fast_decode_is_bit_exact_on_edge_numbers(parse):
     body = ('{"model_id": "m", "features": [[' + ", ".join(EDGE) + "]]}").encode()
-    got = parse_predict(body)
+    got = parse(body)
     assert got is not None
     expected = [float(v) for v in json.loads(body)["features"][0]]
     assert struct.pack(f"{len(EDGE)}d", *got[1][0]) == struct.pack(f"{len(EDGE)}d", *expected)
@@ -310,7 +314,7 @@ def test_fast_decode_is_bit_exact_on_edge_numbers():
 )
 def test_fast_decode_matches_json_bit_for_bit(rows):
     body = json.dumps({"model_id": "m", "features": rows}).encode()
-    for parsed in (parse_predict(body), parse_rows_body(body)):
+    for parsed in (parse_small(body), parse_simdjson(body), parse_rows_body(body)):
         assert parsed is not None
         expected = np.array([[float(v) for v in r] for r in json.loads(body)["features"]])
         assert parsed[1].tobytes() == expected.tobytes()
@@ -336,12 +340,12 @@ def test_fast_decode_accepts_exactly_the_valid_matrices(rows):
     """Ragged, nested, empty, non-number rows: declined; rectangular numbers: the same bits."""
     body = json.dumps({"model_id": "m", "features": rows}).encode()
     expected = _rows_value(rows)
-    got = parse_predict(body)
-    if expected is None:
-        assert got is None
-    else:
-        assert got is not None and got[0] == {"model_id": "m"}
-        assert got[1].shape == expected.shape and got[1].tobytes() == expected.tobytes()
+    for got in (parse_small(body), parse_simdjson(body)):
+        if expected is None:
+            assert got is None
+        else:
+            assert got is not None and got[0] == {"model_id": "m"}
+            assert got[1].shape == expected.shape and got[1].tobytes() == expected.tobytes()
 
 
 def test_fast_decode_reuses_its_parser_across_calls_and_threads():
@@ -379,7 +383,8 @@ def test_fast_paths_decline_what_they_cannot_prove_valid(features):
     except Exception:
         pass
     if not ok_by_json:
-        assert parse_predict(body) is None
+        assert parse_small(body) is None
+        assert parse_simdjson(body) is None
         assert parse_rows_body(body) is None
 
 
@@ -412,6 +417,34 @@ def test_prepared_binary_probabilities_equal_the_engine_bit_for_bit(rows):
     prepared = PreparedModel.from_record({"model": model_to_record(model)})
     X = np.array(rows)
     assert prepared.predict_proba(X).tobytes() == model.predict_proba(X).tobytes()
+    # classify: few rows on Python floats, more through NumPy; the same numbers either way
+    for threshold in (None, 0.3):
+        proba, index = prepared.classify(X, threshold)
+        assert proba.tobytes() == model.predict_proba(X).tobytes()
+        assert index.tolist() == model.index_from_proba(proba, threshold=threshold).tolist()
+
+
+def test_classify_refuses_exactly_the_rows_the_engine_cannot_score():
+    from app.engine import InvalidData, fit
+    from app.service import SMALL_BATCH, PreparedModel, model_to_record
+
+    model = fit(np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.5]]), [0, 0, 1, 1]).model
+    prepared = PreparedModel.from_record({"model": model_to_record(model)})
+    refused = 0
+    for n in (1, 2, SMALL_BATCH, SMALL_BATCH + 1):
+        X = np.ones((n, 2))
+        X[n - 1] = [1.7e308, -1.7e308]  # one term of the score is +inf, the other -inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected = model.predict_proba(X)
+            if np.isfinite(expected).all():
+                # BLAS may fuse the multiply-add for some shapes and get inf, not inf - inf
+                assert prepared.classify(X, None)[0].tobytes() == expected.tobytes()
+                continue
+            with pytest.raises(InvalidData) as err:
+                prepared.classify(X, None)
+        assert str(err.value).startswith(f"features[{n - 1}]: values too large")
+        refused += 1
+    assert refused  # the small path's refusal, at least, is exercised
 
 
 def test_no_base_http_middleware_on_the_hot_path(settings):

@@ -94,6 +94,43 @@ def test_counts_after_known_requests(client):
     assert value(scrape(client), "logreg_models") == 0
 
 
+def test_request_durations_land_in_the_bucket_histogram_observe_would_choose(monkeypatch):
+    """The middleware counts a request's series under one lock (``_Series``), not through
+    ``Histogram.observe``; a duration must land where ``observe`` puts it: the first bucket whose
+    upper bound is at least the duration (bounds are inclusive)."""
+
+    async def answer(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def ignore(message):
+        return None
+
+    middleware = metrics.PrometheusMiddleware(answer)
+    middleware._fixed_paths = {}  # no app to list routes from
+    series = middleware._series(("PATCH", metrics.UNMATCHED, "204"))
+    bounds = [*metrics.HTTP_BUCKETS, float("inf")]
+    assert series.bounds == bounds
+    scope = {"type": "http", "method": "PATCH", "path": "/bucket-check"}
+    for seconds, le in [
+        (0.0, 0.0005),
+        (0.0005, 0.0005),
+        (0.0007, 0.001),
+        (0.005, 0.005),
+        (0.0051, 0.01),
+        (299.0, 300),
+        (301.0, float("inf")),
+    ]:
+        monkeypatch.setattr(metrics, "_clock", iter([0.0, seconds]).__next__)
+        before = [b.get() for b in series.buckets]
+        count, total = series.count.get(), series.sum.get()
+        asyncio.run(middleware(scope, None, ignore))
+        added = [b.get() - x for b, x in zip(series.buckets, before, strict=True)]
+        assert added == [float(bound == le) for bound in bounds], seconds
+        assert series.count.get() == count + 1
+        assert series.sum.get() == pytest.approx(total + seconds)
+
+
 def test_model_cache_hits_and_misses(client):
     model_id = client.post("/train", json=TRAIN).json()["id"]
     before = scrape(client)
@@ -299,6 +336,7 @@ def test_totals_add_up_across_two_workers(tmp_path):
         while True:
             assert all(s == 200 for s in fresh_connection_predicts(server.url, model_id, 40))
             sent += 40
+            time.sleep(2 * metrics.FLUSH_SECONDS)  # each worker writes its counts this often
             workers = per_worker_predicts(folder)
             if sum(v > 0 for v in workers.values()) >= 2 or time.monotonic() > deadline:
                 break
@@ -317,3 +355,27 @@ def test_totals_add_up_across_two_workers(tmp_path):
             )
             assert value(samples, "logreg_trainings_total", outcome="ok") == 1
             assert value(samples, "logreg_models") == 1
+
+
+def test_increments_reach_the_shared_file_within_the_flush_interval(client):
+    """Counts are buffered in the process; the flusher thread writes them without a scrape."""
+    folder = metrics.METRICS_DIR
+    before = sum(
+        s.value
+        for f in MultiProcessCollector.merge([str(p) for p in folder.glob("counter_*.db")])
+        for s in f.samples
+        if s.name == "logreg_model_cache_misses_total"
+    )
+    metrics.CACHE_MISSES.inc(3)
+    deadline = time.monotonic() + 10 * metrics.FLUSH_SECONDS
+    while True:
+        after = sum(
+            s.value
+            for f in MultiProcessCollector.merge([str(p) for p in folder.glob("counter_*.db")])
+            for s in f.samples
+            if s.name == "logreg_model_cache_misses_total"
+        )
+        if after == before + 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert after == before + 3
