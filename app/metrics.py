@@ -378,8 +378,9 @@ class PrometheusMiddleware:
     cost per request is a dict lookup and three buffered increments (``_Series``).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, routes_of: Any = None) -> None:
         self.app = app
+        self.routes_of = routes_of  # the app whose routes name requests answered before routing
         self._children: dict[tuple[str, str, str], _Series] = {}
         self._fixed_paths: dict[str, str] | None = None
 
@@ -390,7 +391,7 @@ class PrometheusMiddleware:
         # Answered before routing (e.g. a fast path in front of the router), or not found: a
         # route without parameters is known by its path; anything else is one bounded label.
         if self._fixed_paths is None:
-            app = scope.get("app")
+            app = self.routes_of or scope.get("app")
             paths = [_template(route) for route in getattr(app, "routes", ())]
             # routers included in FastAPI apps are not flattened into app.routes; the OpenAPI
             # document lists their full paths

@@ -14,6 +14,8 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from .errors import is_open_inference
 from .limits import send_error
 
@@ -45,7 +47,7 @@ def is_open(path: str) -> bool:
 class APIKeyAuth:
     """Answer 401 (JSON error, ``WWW-Authenticate``) unless the request carries ``api_key``."""
 
-    def __init__(self, app: Any, *, api_key: str) -> None:
+    def __init__(self, app: ASGIApp, *, api_key: str) -> None:
         if not api_key:
             raise ValueError("API_KEY: must not be empty when set")
         self.app = app
@@ -64,7 +66,7 @@ class APIKeyAuth:
             ok |= hmac.compare_digest(candidate, self.key)
         return ok
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # behind a proxy that strips a prefix (uvicorn --root-path), the path still carries it
         path = scope["path"].removeprefix(scope.get("root_path", ""))
         if scope["type"] not in ("http", "websocket") or is_open(path):

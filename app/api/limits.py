@@ -12,11 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_content
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
 
 
 class BodyTooLarge(Exception):
@@ -52,14 +50,14 @@ async def send_error(
 class BodySizeLimit:
     """Refuse request bodies larger than ``max_bytes`` with 413 and a JSON error."""
 
-    def __init__(self, app: Any, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     def message(self, what: str) -> str:
         return f"body: {what}; the limit is {self.max_bytes} bytes (setting MAX_BODY_BYTES)"
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -47,6 +47,7 @@ BODY_DOC = json_or_csv_body(
 )
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
+_CSV = csv_io.MEDIA_TYPE.encode()
 
 
 def _plain_fields(obj: dict[str, Any]) -> tuple[str, float | None] | None:
@@ -134,14 +135,14 @@ async def predict(request: Request) -> Response:
 
 
 class PredictFastPath:
-    """Pure ASGI middleware answering the common ``POST /predict`` before FastAPI's routing and
-    dependency machinery (most of a 1-row prediction's cost otherwise).
+    """Pure ASGI middleware answering the common ``POST /predict`` before FastAPI's middleware,
+    routing and dependency machinery (most of a 1-row prediction's cost otherwise).
 
     It answers only a plain ``application/json`` body that ``fast_answer`` accepts and that
     predicts without error; any other request, and any error (unknown model, wrong width...),
     goes on to the app with the body replayed, where the route and the error handlers produce
-    the documented answer. Install it innermost (first ``add_middleware``) so that other pure
-    ASGI middleware (metrics, auth) still sees every request.
+    the documented answer. It is the innermost of the service's front layers (app.main), right in
+    front of FastAPI, so that metrics, the API key and the body size limit see every request.
     """
 
     def __init__(self, app: ASGIApp, *, service: ModelService) -> None:
@@ -157,9 +158,13 @@ class PredictFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        ctype = next((v for k, v in scope["headers"] if k == b"content-type"), None)
-        accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
-        if ctype != b"application/json" or csv_io.MEDIA_TYPE.encode() in accept:
+        ctype = accept = None  # the first of each, as Starlette's Headers.get
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                ctype = value if ctype is None else ctype
+            elif name == b"accept":
+                accept = value if accept is None else accept
+        if ctype != b"application/json" or (accept is not None and _CSV in accept):
             await self.app(scope, receive, send)  # CSV answers are the route's
             return
         chunks: list[bytes] = []

@@ -449,10 +449,17 @@ def test_classify_refuses_exactly_the_rows_the_engine_cannot_score():
 
 def test_no_base_http_middleware_on_the_hot_path(settings):
     """BaseHTTPMiddleware costs every request a task and a queue; only pure ASGI middleware."""
+    from pydantic import SecretStr
     from starlette.middleware.base import BaseHTTPMiddleware
 
-    app = create_app(settings)
-    classes = [m.cls for m in app.user_middleware]
+    app = create_app(settings.model_copy(update={"api_key": SecretStr("k")}))
+    layers, layer = [], app.front
+    while layer != app.fastapi:  # the service's own layers, in front of FastAPI
+        layers.append(layer)
+        layer = layer.app
+    names = [type(x).__name__ for x in layers]
+    assert names == ["PrometheusMiddleware", "APIKeyAuth", "BodySizeLimit", "PredictFastPath"]
+    classes = [type(x) for x in layers] + [m.cls for m in app.user_middleware]
     assert not any(isinstance(c, type) and issubclass(c, BaseHTTPMiddleware) for c in classes)
 
 
