@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,10 +56,13 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.remove_stale_temporaries()
+        cache = app.state.service.cache
+        cache.watch(asyncio.get_running_loop(), str(store.root), store.model_id_of)
         # Everything built so far (FastAPI, pydantic schemas, the app) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()
         yield
+        cache.unwatch()
         app.state.trainer.shutdown()
 
     app = ServiceApp(

@@ -1,23 +1,38 @@
 """Per-process cache of ready-to-predict models, bounded and least-recently-used.
 
-A hit costs one ``stat`` of the model's file (the store's ``fingerprint``), never a read: a model
-deleted or replaced through another worker or replica stops being served at once, because its
-fingerprint no longer matches the copy held here. No FastAPI here.
+A hit never reads the file, and a model deleted or replaced through another worker or replica
+stops being served at once, in one of two ways:
+
+* watched (``watch``; the server, on Linux): the kernel tells this process of every change in
+  the model folder (app.folder_watch) and the changed model leaves the cache, so a hit costs no
+  system call. Each model's file is still checked at least every ``REVALIDATE_SECONDS``, for
+  changes the notifications cannot see (another host writing to a network share).
+* otherwise: a hit costs one ``stat`` of the model's file (the store's ``fingerprint``), which
+  must match the copy held here.
+
+No FastAPI here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from model_store import ModelNotFound, ModelStore, Record
 
 from . import metrics
+from .folder_watch import FolderWatcher
 
 T = TypeVar("T")
+#: When watched, a cached model's file is still checked at least this often (seconds).
+REVALIDATE_SECONDS = 1.0
+_NEVER = float("-inf")
+_now = time.monotonic
 
 
 @dataclass
@@ -48,14 +63,62 @@ class ModelCache(Generic[T]):
         self.build = build
         self.size = size
         self.stats = CacheStats()
-        self._entries: OrderedDict[str, tuple[Hashable, T]] = OrderedDict()
+        # model id -> [fingerprint, value, when the file was last checked (monotonic)]
+        self._entries: OrderedDict[str, list[Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._watcher: FolderWatcher | None = None
+        self._model_id_of: Callable[[str], str | None] = lambda name: None
+        self._changes = 0  # folder changes heard of; a load that overlaps one is not trusted
+
+    def watch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        folder: str,
+        model_id_of: Callable[[str], str | None],
+    ) -> bool:
+        """Hear of changes in ``folder`` from ``loop`` (``model_id_of``: a file name's model id,
+        or ``None``); ``False`` if notifications are not available (then every hit checks)."""
+        watcher = FolderWatcher(folder, self._changed)
+        self._model_id_of = model_id_of
+        with self._lock:
+            for entry in self._entries.values():
+                entry[2] = _NEVER  # checked before the watch: check again
+        if not watcher.start(loop):
+            return False
+        self._watcher = watcher
+        return True
+
+    def unwatch(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+
+    def _changed(self, name: str | None) -> None:
+        with self._lock:
+            self._changes += 1
+            if name is None:  # the watch is lost: forget everything, check every hit from now
+                self._entries.clear()
+                return
+            model_id = self._model_id_of(name)
+            if model_id is not None:
+                self._entries.pop(model_id, None)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, model_id: str) -> T:
         """The value for ``model_id``; ``ModelNotFound`` / ``CorruptModel`` from the store."""
+        watcher = self._watcher
+        if watcher is not None and watcher.alive:
+            with self._lock:
+                entry = self._entries.get(model_id)
+                if entry is not None and _now() - entry[2] < REVALIDATE_SECONDS:
+                    self._entries.move_to_end(model_id)
+                    self.stats.hits += 1
+                    metrics.CACHE_HITS.inc()
+                    return entry[1]
+        changes = self._changes
+        checked = _now()
         try:
             fp = self.store.fingerprint(model_id)
         except ModelNotFound:
@@ -64,6 +127,7 @@ class ModelCache(Generic[T]):
         with self._lock:
             entry = self._entries.get(model_id)
             if entry is not None and entry[0] == fp:
+                entry[2] = checked if changes == self._changes else _NEVER
                 self._entries.move_to_end(model_id)
                 self.stats.hits += 1
                 metrics.CACHE_HITS.inc()
@@ -77,7 +141,8 @@ class ModelCache(Generic[T]):
         value = self.build(record)
         if self.size > 0:
             with self._lock:
-                self._entries[model_id] = (fp, value)
+                trusted = checked if changes == self._changes else _NEVER
+                self._entries[model_id] = [fp, value, trusted]
                 self._entries.move_to_end(model_id)
                 while len(self._entries) > self.size:
                     self._entries.popitem(last=False)

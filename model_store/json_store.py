@@ -86,6 +86,13 @@ class JsonFileStore(ModelStore):
     def path(self, model_id: str) -> Path:
         return Path(self._file(model_id))
 
+    def model_id_of(self, name: str) -> str | None:
+        """The model id a file name in the folder stands for (``None``: not a model's file)."""
+        model_id = name.removesuffix(SUFFIX)
+        if model_id == name or not ID_PATTERN.fullmatch(model_id):
+            return None
+        return model_id
+
     def _file(self, model_id: str) -> str:
         # A str, never a Path, for every file the service touches. Found by a soak: with a Path
         # per model file and per temporary file, the server's memory grew with every model

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
+import asyncio
+import os
+import sys
 
+import httpx
+import numpy as np
+import pytest
+
+from app import model_cache
 from app.config import Settings
+from app.folder_watch import FolderWatcher
 from app.main import create_app
 from app.model_cache import ModelCache
 from model_store import JsonFileStore, ModelNotFound
 from tests.asgi_client import ASGIClient
 from tests.conftest import make_blobs, train
+from tests.live_server import LiveServer
 
 
 def predict(client, mid, X):
@@ -96,3 +105,120 @@ def test_cache_over_a_store_without_fingerprints_always_reloads(tmp_path):
         raise AssertionError("deleted model still served")
     except ModelNotFound:
         pass
+
+
+# --- the watched cache: change notifications instead of a stat per hit ----------------------
+
+
+def run_loop_briefly(loop: asyncio.AbstractEventLoop) -> None:
+    """A few turns of the loop: enough for it to read events already queued by the kernel."""
+    for _ in range(3):
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux's")
+def test_the_folder_watcher_reports_each_change_and_a_lost_watch(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    heard: list[str | None] = []
+    loop = asyncio.new_event_loop()
+    watcher = FolderWatcher(str(folder), heard.append)
+    try:
+        assert watcher.start(loop) and watcher.alive
+        (folder / "a.json").write_text("{}")
+        os.replace(folder / "a.json", folder / "b.json")
+        (folder / "b.json").unlink()
+        run_loop_briefly(loop)
+        assert {"a.json", "b.json"} <= set(heard) and None not in heard
+        heard.clear()
+        folder.rmdir()  # the watch ends with the folder
+        run_loop_briefly(loop)
+        assert heard[-1] is None and not watcher.alive
+    finally:
+        watcher.stop()
+        loop.close()
+
+
+class CountingStore(JsonFileStore):
+    def __init__(self, root):
+        super().__init__(root)
+        self.stats = 0
+
+    def fingerprint(self, model_id):
+        self.stats += 1
+        return super().fingerprint(model_id)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="inotify is Linux's")
+def test_a_watched_hit_makes_no_stat_until_a_change_or_the_revalidation_interval(
+    tmp_path, monkeypatch
+):
+    store = CountingStore(tmp_path)
+    mid = "c" * 32
+    store.save({"id": mid, "v": 1})
+    cache = ModelCache(store, lambda r: r["v"], size=4)
+    loop = asyncio.new_event_loop()
+    clock = [1000.0]
+    monkeypatch.setattr(model_cache, "_now", lambda: clock[0])
+    try:
+        assert cache.watch(loop, str(store.root), store.model_id_of)
+        assert cache.get(mid) == 1 and store.stats == 1  # the miss checks the file
+        for _ in range(5):
+            assert cache.get(mid) == 1
+        assert store.stats == 1  # hits within the interval: no system call
+        clock[0] += model_cache.REVALIDATE_SECONDS
+        assert cache.get(mid) == 1 and store.stats == 2  # checked again after the interval
+        store.save({"id": mid, "v": 2})  # replaced, as by another worker
+        run_loop_briefly(loop)  # the server's loop hears of it before the next request
+        assert cache.get(mid) == 2
+        store.delete(mid)
+        run_loop_briefly(loop)
+        with pytest.raises(ModelNotFound):
+            cache.get(mid)
+        assert cache.snapshot()["entries"] == 0
+    finally:
+        cache.unwatch()
+        loop.close()
+
+
+def test_a_lost_watch_falls_back_to_a_stat_per_hit(tmp_path):
+    store = CountingStore(tmp_path)
+    mid = "d" * 32
+    store.save({"id": mid, "v": 1})
+    cache = ModelCache(store, lambda r: r["v"], size=4)
+    cache.get(mid)
+    cache._changed(None)  # what the watcher says when the kernel drops events
+    assert cache.snapshot()["entries"] == 0
+    before = store.stats
+    cache.get(mid)
+    cache.get(mid)
+    assert store.stats == before + 2
+
+
+def test_model_ids_of_file_names(tmp_path):
+    store = JsonFileStore(tmp_path)
+    assert store.model_id_of("a" * 32 + ".json") == "a" * 32
+    for name in ("a" * 32, ".tmp-" + "a" * 32 + ".json", "x.json", "A" * 32 + ".json"):
+        assert store.model_id_of(name) is None
+
+
+@pytest.mark.slow
+def test_a_running_server_stops_serving_a_file_deleted_or_replaced_by_hand(tmp_path):
+    X, y = make_blobs(n=60)
+    folder = tmp_path / "models"
+    with LiveServer(folder) as server, httpx.Client(base_url=server.url) as c:
+        a = c.post("/train", json={"features": X.tolist(), "labels": y.tolist()}).json()["id"]
+        flipped = (1 - y).tolist()
+        b = c.post("/train", json={"features": X.tolist(), "labels": flipped}).json()["id"]
+        body = {"model_id": a, "features": X[:6].tolist()}
+        before = [c.post("/predict", json=body).json()["predictions"] for _ in range(20)][-1]
+        # replaced by hand (atomically, as the store writes): the next request sees the new one
+        store = JsonFileStore(folder)  # as another process, or a restore script, would
+        record = store.load(b)
+        record["id"] = a
+        store.save(record)
+        assert c.post("/predict", json=body).json()["predictions"] == [1 - p for p in before]
+        for _ in range(20):
+            assert c.post("/predict", json=body).status_code == 200
+        (folder / f"{a}.json").unlink()
+        assert c.post("/predict", json=body).status_code == 404
