@@ -19,7 +19,7 @@ BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 #: Scheduling priority of training children: the predictions of their worker come first.
-CHILD_NICENESS = 10
+CHILD_NICENESS = 19
 
 
 def init_child() -> None:

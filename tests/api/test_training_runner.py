@@ -128,3 +128,24 @@ def test_predictions_flow_while_a_training_runs(tmp_path):
         app.state.trainer.shutdown()
     assert still_training  # 50 predictions answered while the fit was running
     assert busy_status == 429  # and a second training was refused, not queued
+
+
+def _child_state() -> tuple[int, str | None]:
+    import os
+
+    return os.nice(0), os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+def test_training_children_run_at_the_lowest_priority_with_one_blas_thread():
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from app.train_job import CHILD_NICENESS, init_child
+
+    with ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn"), initializer=init_child
+    ) as pool:
+        niceness, blas = pool.submit(_child_state).result(timeout=60)
+    assert niceness == min(19, os.nice(0) + CHILD_NICENESS) == 19
+    assert blas == "1"
