@@ -2,7 +2,7 @@
 (no sockets): a bare Starlette endpoint, the same wrapped in ``PrometheusMiddleware``, and the
 service's ``GET /health`` with and without it. Prints microseconds per request.
 
-    python bench/metrics_overhead.py [n_requests]
+    python bench/metrics_overhead.py [n_requests]   # after pip install -e . (or PYTHONPATH=.)
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def bare() -> Starlette:
 def service(*, instrumented: bool) -> Any:
     app = create_app(Settings(model_store_dir=Path(tempfile.mkdtemp())))
     if not instrumented:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not PrometheusMiddleware]
+        assert isinstance(app.front, PrometheusMiddleware)  # the outermost front layer
+        app.front = app.front.app
     return app
 
 

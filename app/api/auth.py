@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import is_open_inference
+from .errors import is_open_inference, route_path
 from .limits import send_error
 
 #: Paths anyone may reach: orchestrator health checks and the documentation.
@@ -68,7 +68,7 @@ class APIKeyAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # behind a proxy that strips a prefix (uvicorn --root-path), the path still carries it
-        path = scope["path"].removeprefix(scope.get("root_path", ""))
+        path = route_path(scope)
         if scope["type"] not in ("http", "websocket") or is_open(path):
             await self.app(scope, receive, send)
             return

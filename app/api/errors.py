@@ -84,12 +84,17 @@ def error_content(
     return status, body
 
 
+def route_path(scope: Any) -> str:
+    """The request's path without the server's ``--root-path`` prefix: what routes match, and
+    what decides the shape of an error (``error_content``)."""
+    return str(scope["path"]).removeprefix(scope.get("root_path", ""))
+
+
 def error_for(
     request: Request, status: int, detail: str, errors: list[dict[str, str]] | None = None
 ) -> JSONBytes:
     """The error response to ``request`` (see ``error_content``)."""
-    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-    status, body = error_content(path, status, detail, errors)
+    status, body = error_content(route_path(request.scope), status, detail, errors)
     return JSONBytes(status_code=status, content=body)
 
 

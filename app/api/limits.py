@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_content
+from .errors import error_content, route_path
 
 
 class BodyTooLarge(Exception):
@@ -30,8 +30,7 @@ async def send_error(
 ) -> None:
     """Answer a JSON error straight over ASGI, in the shape the path's routes use (the service's
     ``{"detail": ...}``, or ``{"error": ...}`` under ``/v2``; see ``errors.error_content``)."""
-    path = scope["path"].removeprefix(scope.get("root_path", ""))
-    status, content = error_content(path, status, detail)
+    status, content = error_content(route_path(scope), status, detail)
     body = orjson.dumps(content)
     await send(
         {
