@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -242,30 +243,44 @@ class PreparedModel:
             raise _overflow(int(np.argmax(bad)))
         return proba, self.model.index_from_proba(proba, threshold=threshold)
 
-    def _plain_binary(self, X: np.ndarray) -> bool:
+    @cached_property
+    def _binary_width(self) -> int | None:
+        """The number of features of a binary model without polynomial features, else None:
+        the models whose probabilities this class computes itself."""
         m = self.model
-        return m.multiclass == "binary" and m.polynomial is None and X.shape[1] == m.n_features
+        return m.n_features if m.multiclass == "binary" and m.polynomial is None else None
+
+    def _plain_binary(self, X: np.ndarray) -> bool:
+        return X.shape[1] == self._binary_width
+
+    def _standardised(self, X: np.ndarray) -> np.ndarray:
+        m = self.model
+        if m.mean is not None and m.scale is not None:
+            X = X - m.mean
+            X /= m.scale
+        return X
 
     def _binary_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``z`` of shape (n,), and ``e = exp(-|z|)`` that ``sigmoid(z)`` and ``sigmoid(-z)``
         share (app.engine.loss.sigmoid)."""
         m = self.model
-        if m.mean is not None and m.scale is not None:
-            X = X - m.mean
-            X /= m.scale
-        z = (X @ m.coef.T + m.intercept)[:, 0]
+        z = (self._standardised(X) @ m.coef.T + m.intercept)[:, 0]
         return z, np.exp(-np.abs(z))
 
     def _classify_small_binary(
         self, X: np.ndarray, threshold: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``classify`` for a few rows: the same IEEE operations as ``predict_proba`` after the
-        exponential, on Python floats, because a NumPy call on a tiny array costs more than the
-        arithmetic (a 1-row prediction went from about 45 to 12 us)."""
-        z, e = self._binary_scores(X)
+        """``classify`` for a few rows: the operations of ``predict_proba`` that NumPy does
+        elementwise (adding the intercept, ``-|z|``, the divisions) on Python floats, the same
+        IEEE operations, because a NumPy call on a tiny array costs more than its arithmetic;
+        the matrix product and ``exp`` stay NumPy's (one row: 51 us before, 20 us now)."""
+        m = self.model
+        b = float(m.intercept[0])
+        zs = [d + b for d in (self._standardised(X) @ m.coef.T).ravel().tolist()]
+        es = np.exp([-abs(z) for z in zs]).tolist()
         t = 0.5 if threshold is None else threshold
         P, index = [], []
-        for row, (zi, ei) in enumerate(zip(z.tolist(), e.tolist(), strict=True)):
+        for row, (zi, ei) in enumerate(zip(zs, es, strict=True)):
             if zi != zi:  # NaN: the inputs overflowed the standardisation or the score
                 raise _overflow(row)
             d = 1.0 + ei
