@@ -385,9 +385,10 @@ class PrometheusMiddleware:
         self._fixed_paths: dict[str, str] | None = None
 
     def _route(self, scope: Scope) -> str:
-        template = route_template(scope)
-        if template is not None:
-            return template
+        if "route" in scope or "endpoint" in scope:  # routed by FastAPI or Starlette
+            template = route_template(scope)
+            if template is not None:
+                return template
         # Answered before routing (e.g. a fast path in front of the router), or not found: a
         # route without parameters is known by its path; anything else is one bounded label.
         if self._fixed_paths is None:
