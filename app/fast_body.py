@@ -142,13 +142,8 @@ def _parse_predict(doc: Any, body: bytes) -> tuple[dict[str, Any], np.ndarray] |
 SMALL_BODY = 4096
 
 
-def parse_small(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
-    """``parse_predict`` for small bodies: orjson, then a check of every value in Python.
-
-    orjson accepts a subset of what ``json.loads`` accepts (no ``NaN``, no lone surrogates, no
-    numbers beyond the double range), keeps the last of duplicate keys as ``json.loads`` does,
-    and rounds numbers (integers beyond 64 bits included) as ``float()`` does.
-    """
+def _object_with_rows(body: bytes) -> tuple[dict[str, Any], list[Any]] | None:
+    """orjson's object without its ``features``, and those (a non-empty list); else ``None``."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -156,7 +151,23 @@ def parse_small(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
     if type(obj) is not dict:
         return None
     rows = obj.pop("features", None)
-    if type(rows) is not list or not rows or type(rows[0]) is not list:
+    if type(rows) is not list or not rows:
+        return None
+    return obj, rows
+
+
+def parse_small(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
+    """``parse_predict`` for small bodies: orjson, then a check of every value in Python.
+
+    orjson accepts a subset of what ``json.loads`` accepts (no ``NaN``, no lone surrogates, no
+    numbers beyond the double range), keeps the last of duplicate keys as ``json.loads`` does,
+    and rounds numbers (integers beyond 64 bits included) as ``float()`` does.
+    """
+    got = _object_with_rows(body)
+    if got is None:
+        return None
+    obj, rows = got
+    if type(rows[0]) is not list:
         return None
     w = len(rows[0])
     if w == 0:
@@ -181,15 +192,10 @@ def parse_rows_body(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
     labels and names may be strings): the rows' dtype, not a quote count, proves them numbers."""
     if not _no_bool_or_escape(body):
         return None
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    got = _object_with_rows(body)
+    if got is None:
         return None
-    if type(obj) is not dict:
-        return None
-    rows = obj.pop("features", None)
-    if type(rows) is not list or not rows:
-        return None
+    obj, rows = got
     try:
         X = np.array(rows)
     except (TypeError, ValueError):
