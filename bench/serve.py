@@ -309,6 +309,11 @@ def mode_training(args: argparse.Namespace, tmp: Path) -> None:
 
 
 def mode_startup(args: argparse.Namespace, tmp: Path) -> None:
+    floor = []
+    for _ in range(3):  # what any FastAPI service pays on this interpreter
+        bare = Server("bench.bare_fastapi:app", {})
+        floor.append(bare.ready_after)
+        bare.stop()
     times = []
     for i in range(3):
         s = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / f"m{i}")})
@@ -339,6 +344,11 @@ def mode_startup(args: argparse.Namespace, tmp: Path) -> None:
         print(
             f"startup to first answer: median {statistics.median(times):.2f} s "
             f"(runs: {', '.join(f'{t:.2f}' for t in times)})"
+        )
+        runs = ", ".join(f"{t:.2f}" for t in floor)
+        print(
+            "a one-route FastAPI app (bench/bare_fastapi.py): "
+            f"median {statistics.median(floor):.2f} s (runs: {runs})"
         )
         print(f"idle RSS of one worker after training + a prediction: {s.rss_mib():.1f} MiB")
         print(f"heavy modules imported by app.main: {mods or 'none'}")
