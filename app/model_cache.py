@@ -113,10 +113,7 @@ class ModelCache(Generic[T]):
             with self._lock:
                 entry = self._entries.get(model_id)
                 if entry is not None and _now() - entry[2] < REVALIDATE_SECONDS:
-                    self._entries.move_to_end(model_id)
-                    self.stats.hits += 1
-                    metrics.CACHE_HITS.inc()
-                    return entry[1]
+                    return self._hit(model_id, entry)
         changes = self._changes
         checked = _now()
         try:
@@ -128,10 +125,7 @@ class ModelCache(Generic[T]):
             entry = self._entries.get(model_id)
             if entry is not None and entry[0] == fp:
                 entry[2] = checked if changes == self._changes else _NEVER
-                self._entries.move_to_end(model_id)
-                self.stats.hits += 1
-                metrics.CACHE_HITS.inc()
-                return entry[1]
+                return self._hit(model_id, entry)
             self.stats.misses += 1
             metrics.CACHE_MISSES.inc()
             if entry is not None:
@@ -148,6 +142,13 @@ class ModelCache(Generic[T]):
                     self._entries.popitem(last=False)
                     self.stats.evictions += 1
         return value
+
+    def _hit(self, model_id: str, entry: list[Any]) -> T:
+        """Count a hit on ``entry`` and mark it most recently used (call with the lock held)."""
+        self._entries.move_to_end(model_id)
+        self.stats.hits += 1
+        metrics.CACHE_HITS.inc()
+        return entry[1]
 
     def discard(self, model_id: str) -> None:
         with self._lock:
