@@ -352,7 +352,8 @@ def route_template(scope: Scope) -> str | None:
     """The matched route's path template (``/models/{model_id}``, ``/static/{path}``), never the
     raw path, so the number of label values stays bounded whatever paths clients send; ``None``
     when the router did not match the request."""
-    path = _template(scope.get("route"))
+    route = scope.get("route")
+    path = None if route is None else _template(route)
     if path is not None:
         return path
     # FastAPI sets scope["route"] for its own routes only; for plain Starlette routes and mounts
@@ -385,10 +386,9 @@ class PrometheusMiddleware:
         self._fixed_paths: dict[str, str] | None = None
 
     def _route(self, scope: Scope) -> str:
-        if "route" in scope or "endpoint" in scope:  # routed by FastAPI or Starlette
-            template = route_template(scope)
-            if template is not None:
-                return template
+        template = route_template(scope)
+        if template is not None:
+            return template
         # Answered before routing (e.g. a fast path in front of the router), or not found: a
         # route without parameters is known by its path; anything else is one bounded label.
         if self._fixed_paths is None:
