@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, BinaryIO
 
 from .config import Settings
-from .train_job import init_child, train_from_body
+from .train_job import init_child, lowest_priority, train_from_body
 
 
 class TrainingBusy(Exception):
@@ -37,6 +37,7 @@ class TrainRunner:
         self.settings = settings
         self.running = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._demoted: set[int] = set()
 
     def acquire(self) -> None:
         """Take a training slot or raise ``TrainingBusy``; pair with ``release``."""
@@ -73,12 +74,23 @@ class TrainRunner:
             )
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
+            future = loop.run_in_executor(
                 self.pool(), train_from_body, self.settings, content_type, spill, query or {}
             )
+            self._demote_new_children()
+            return await future
         except BrokenProcessPool:
             self.shutdown()  # a child died (e.g. killed for memory): start afresh next time
             raise
+
+    def _demote_new_children(self) -> None:
+        """A child spawned by the submit above runs Python's start-up and imports at the worker's
+        priority until its ``init_child`` lowers it; that ~0.15 s of a core at full priority
+        showed as the worst predict window of a big training. Lower it now, from here."""
+        for pid in getattr(self._pool, "_processes", {}):
+            if pid not in self._demoted:
+                self._demoted.add(pid)
+                lowest_priority(pid)
 
     def spill_file(self) -> tuple[BinaryIO, str]:
         fd, path = tempfile.mkstemp(prefix="train-body-")
@@ -97,3 +109,4 @@ class TrainRunner:
                 proc.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+            self._demoted.clear()

@@ -84,7 +84,9 @@ async def train(request: Request) -> Response:
         outcome = await runner.run(ctype, chunks, spill, query=dict(request.query_params))
     finally:
         runner.release()
-        if spill is not None:  # unlinking a file of hundreds of MiB can take tens of ms
+        # The child deletes the spilled body once read; this is for an upload that broke off or a
+        # child that died first (in a thread: a big unlink takes ~20 ms).
+        if spill is not None:
             await asyncio.to_thread(runner.remove, spill)
     kind, payload = outcome
     if kind == "invalid":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import httpx
 import pytest
@@ -130,10 +131,11 @@ def test_predictions_flow_while_a_training_runs(tmp_path):
     assert busy_status == 429  # and a second training was refused, not queued
 
 
-def _child_state() -> tuple[int, str | None]:
+def _child_state() -> tuple[int, int | None, str | None]:
     import os
 
-    return os.nice(0), os.environ.get("OPENBLAS_NUM_THREADS")
+    policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else None
+    return os.nice(0), policy, os.environ.get("OPENBLAS_NUM_THREADS")
 
 
 def test_training_children_run_at_the_lowest_priority_with_one_blas_thread():
@@ -146,6 +148,69 @@ def test_training_children_run_at_the_lowest_priority_with_one_blas_thread():
     with ProcessPoolExecutor(
         1, mp_context=multiprocessing.get_context("spawn"), initializer=init_child
     ) as pool:
-        niceness, blas = pool.submit(_child_state).result(timeout=60)
+        niceness, policy, blas = pool.submit(_child_state).result(timeout=60)
     assert niceness == min(19, os.nice(0) + CHILD_NICENESS) == 19
+    if hasattr(os, "SCHED_IDLE"):  # Linux
+        assert policy == os.SCHED_IDLE
     assert blas == "1"
+
+
+def _leave_priority_alone() -> None:
+    """A training child's initializer that does not lower the child's priority."""
+
+
+def _report_policy(settings, content_type, body, query) -> int:
+    """Stands in for ``train_from_body``: the scheduling policy the child runs the job under."""
+    import os
+
+    return os.sched_getscheduler(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_the_runner_lowers_a_new_child_s_priority_before_the_child_does(monkeypatch, tmp_path):
+    """A new child runs Python's start-up and its imports before its initializer: the worker
+    lowers the child's priority itself, as soon as it has spawned it."""
+    from app import train_runner
+
+    monkeypatch.setattr(train_runner, "init_child", _leave_priority_alone)
+    monkeypatch.setattr(train_runner, "train_from_body", _report_policy)
+    runner = train_runner.TrainRunner(Settings(model_store_dir=tmp_path))
+    try:
+        policy = asyncio.run(runner.run("application/json", [], "spill-path"))
+    finally:
+        runner.shutdown()
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # not inherited from this process
+    assert policy == os.SCHED_IDLE
+
+
+def test_the_spilled_body_is_deleted_whatever_the_outcome(child_client, monkeypatch, tmp_path):
+    import tempfile
+
+    c, _ = child_client
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))  # where mkstemp puts the spilled body
+    X, y = make_blobs(n=50, d=3)
+    ok = c.post("/train", json={"features": X.tolist(), "labels": y.tolist()})
+    assert ok.status_code == 201, ok.text
+    assert list(spills.iterdir()) == []
+    bad = c.post("/train", json={"features": X.tolist(), "labels": [0] * len(X)})
+    assert bad.status_code == 422, bad.text
+    assert list(spills.iterdir()) == []
+    malformed = c.post("/train", content=b"{oops", headers={"content-type": "application/json"})
+    assert malformed.status_code == 400
+    assert list(spills.iterdir()) == []
+
+
+def test_the_child_deletes_the_spilled_body_once_read(tmp_path):
+    """Freeing a big file's pages costs a core tens of ms: the child does it, at its priority."""
+    from app.train_job import train_from_body
+
+    (tmp_path / "m").mkdir()
+    spill = tmp_path / "train-body-x"
+    spill.write_bytes(b'{"features": [[0.0], [1.0]], "labels": [0, 1]}')
+    kind, summary = train_from_body(
+        Settings(model_store_dir=tmp_path / "m"), "application/json", str(spill)
+    )
+    assert kind == "ok" and summary["n_features"] == 1
+    assert not spill.exists()
