@@ -10,11 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        extra="ignore",
-        protected_namespaces=(),
-        use_attribute_docstrings=True,
-    )
+    # The docstrings below document the fields for readers of this file. They are not turned
+    # into field descriptions (``use_attribute_docstrings``): pydantic reads this file's source
+    # for that, and ``inspect.getmodule`` walks every loaded module, ~40 ms of every start.
+    model_config = SettingsConfigDict(extra="ignore", protected_namespaces=())
 
     model_store_dir: Path = Path("models")
     """Folder where trained models are kept, one JSON file each (created if missing)."""
