@@ -334,11 +334,12 @@ def mode_training(args: argparse.Namespace, tmp: Path) -> None:
 
 
 def mode_startup(args: argparse.Namespace, tmp: Path) -> None:
-    floor = []
-    for _ in range(3):  # what any FastAPI service pays on this interpreter
-        bare = Server("bench.bare_fastapi:app", {})
-        floor.append(bare.ready_after)
-        bare.stop()
+    floors: dict[str, list[float]] = {"": [], "1": []}
+    for _ in range(3):  # what any FastAPI (+ NumPy) service pays on this interpreter
+        for numpy_too, runs in floors.items():
+            bare = Server("bench.bare_fastapi:app", {"BARE_WITH_NUMPY": numpy_too})
+            runs.append(bare.ready_after)
+            bare.stop()
     times = []
     for i in range(3):
         s = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / f"m{i}")})
@@ -370,11 +371,12 @@ def mode_startup(args: argparse.Namespace, tmp: Path) -> None:
             f"startup to first answer: median {statistics.median(times):.2f} s "
             f"(runs: {', '.join(f'{t:.2f}' for t in times)})"
         )
-        runs = ", ".join(f"{t:.2f}" for t in floor)
-        print(
-            "a one-route FastAPI app (bench/bare_fastapi.py): "
-            f"median {statistics.median(floor):.2f} s (runs: {runs})"
-        )
+        for numpy_too, floor in floors.items():
+            each = ", ".join(f"{t:.2f}" for t in floor)
+            print(
+                f"a one-route FastAPI app{' importing numpy' if numpy_too else ''} "
+                f"(bench/bare_fastapi.py): median {statistics.median(floor):.2f} s (runs: {each})"
+            )
         print(f"idle RSS of one worker after training + a prediction: {s.rss_mib():.1f} MiB")
         print(f"heavy modules imported by app.main: {mods or 'none'}")
     finally:
