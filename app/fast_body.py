@@ -105,6 +105,8 @@ def _parse_predict(doc: Any, body: bytes) -> tuple[dict[str, Any], np.ndarray] |
     keys = list(doc.keys())
     if len(set(keys)) != len(keys) or "features" not in keys:
         return None  # json.loads keeps the last of duplicate keys, simdjson finds the first
+    if any("\x00" in key for key in keys):
+        return None  # simdjson looks keys up as C strings: "\u0000" would find "" (or nothing)
     fields = {}
     for key in keys:
         if key != "features":

@@ -160,6 +160,10 @@ def predict_bodies(mid: str) -> list[bytes]:
         b'{"model_id": "\\ud800", "features": [[1.0, 2.0]]}',
         b'{"model_id": ' + m + b', "features": [[1.0, 2.0]]}\x00',
         b'\t{"model_id": ' + m + b', "features":\r\n[[1.0, 2.0]]} ',
+        # simdjson looks keys up as C strings: "\u0000" must not find "" (or raise)
+        b'{"model_id": ' + m + b', "\\u0000": 1, "features": [[1.0, 2.0]]}',
+        b'{"model_id": ' + m + b', "": 0.9, "\\u0000": 0.1, "features": [[1.0, 2.0]]}',
+        b'{"\\u0000": 1, "model_id": ' + m + b', "features": [[1.0, 2.0]]}',
     ]
     return out
 
