@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,22 +20,39 @@ if TYPE_CHECKING:
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-#: Niceness of training children. On Linux they also get the SCHED_IDLE policy (below), which
-#: makes the niceness moot for the CPU; it still lowers their I/O priority, and it is what other
-#: systems get.
+#: Niceness of training children: what they get where Linux's SCHED_IDLE (below) is missing.
 CHILD_NICENESS = 19
 
 
 def lowest_priority(pid: int = 0) -> None:
-    """Give process ``pid`` (0: this one) Linux's SCHED_IDLE policy: it runs only on a core that
-    nothing else wants, and any waking request handler takes the core from it at once. Nice 19
-    alone still left it a share of the CPU: the predict p99 of 1-s windows during a big fit was
-    2.9-3.9 ms at nice 19, 2.4-2.7 with SCHED_IDLE (idle: 2.0-2.5; docs/DEVELOPING.md).
-    No privilege is needed to lower one's own priority; where the policy is missing or
-    refused, niceness is all there is."""
+    """Give process ``pid`` (0: this one) Linux's SCHED_IDLE policy: it gets a core almost only
+    when nothing else wants one (a weight of 3 against 1,024 at nice 0), any waking request
+    handler takes the core from it at once, and its I/O gets the idle class. Nice 19 alone still
+    left it a share of the CPU: the predict p99 of 1-s windows during a big fit was 2.9-3.9 ms
+    at nice 19, 2.4-2.7 with SCHED_IDLE (idle: 2.0-2.5; docs/DEVELOPING.md). The price: on a
+    saturated server a training barely moves, and holds its slot meanwhile. No privilege is
+    needed to lower a priority; where the policy is missing or refused, niceness is all there is.
+    """
     if hasattr(os, "sched_setscheduler"):
         with contextlib.suppress(OSError):  # also ProcessLookupError: the child already left
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+
+
+class IdleSpawnProcess(SpawnProcess):
+    """A spawned process that its parent gives the lowest priority as soon as it exists:
+    Python's start-up and imports in the child (~0.15 s of a core) run before any initializer
+    of the child could lower it."""
+
+    def start(self) -> None:
+        super().start()
+        if self.pid is not None:
+            lowest_priority(self.pid)
+
+
+class IdleSpawnContext(SpawnContext):
+    """The ``spawn`` start method, with ``IdleSpawnProcess``: the context of the training pool."""
+
+    Process = IdleSpawnProcess
 
 
 def init_child() -> None:

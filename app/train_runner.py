@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -18,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, BinaryIO
 
 from .config import Settings
-from .train_job import init_child, lowest_priority, train_from_body
+from .train_job import IdleSpawnContext, init_child, train_from_body
 
 
 class TrainingBusy(Exception):
@@ -32,12 +31,22 @@ class TrainingBusy(Exception):
         self.retry_after = retry_after
 
 
+class TrainingCrashed(Exception):
+    """The training child process died before answering (HTTP 503): killed, most often by the
+    kernel for memory. Nothing was stored."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the training process stopped before it finished (killed, most likely for lack of "
+            "memory); nothing was stored. Retry with fewer rows, or once other trainings end"
+        )
+
+
 class TrainRunner:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.running = 0
         self._pool: ProcessPoolExecutor | None = None
-        self._demoted: set[int] = set()
 
     def acquire(self) -> None:
         """Take a training slot or raise ``TrainingBusy``; pair with ``release``."""
@@ -52,7 +61,7 @@ class TrainRunner:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.settings.train_concurrency,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=IdleSpawnContext(),
                 initializer=init_child,
             )
         return self._pool
@@ -74,23 +83,12 @@ class TrainRunner:
             )
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(
+            return await loop.run_in_executor(
                 self.pool(), train_from_body, self.settings, content_type, spill, query or {}
             )
-            self._demote_new_children()
-            return await future
         except BrokenProcessPool:
-            self.shutdown()  # a child died (e.g. killed for memory): start afresh next time
-            raise
-
-    def _demote_new_children(self) -> None:
-        """A child spawned by the submit above runs Python's start-up and imports at the worker's
-        priority until its ``init_child`` lowers it; that ~0.15 s of a core at full priority
-        showed as the worst predict window of a big training. Lower it now, from here."""
-        for pid in getattr(self._pool, "_processes", {}):
-            if pid not in self._demoted:
-                self._demoted.add(pid)
-                lowest_priority(pid)
+            self.shutdown()  # start afresh next time
+            raise TrainingCrashed() from None
 
     def spill_file(self) -> tuple[BinaryIO, str]:
         fd, path = tempfile.mkstemp(prefix="train-body-")
@@ -109,4 +107,3 @@ class TrainRunner:
                 proc.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-            self._demoted.clear()

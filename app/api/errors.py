@@ -27,7 +27,7 @@ from ..csv_io import CsvEncodingError, CsvError
 from ..engine import EngineError
 from ..open_inference import ProtocolError, UnknownVersion
 from ..service import LimitExceeded
-from ..train_runner import TrainingBusy
+from ..train_runner import TrainingBusy, TrainingCrashed
 
 log = logging.getLogger("app.errors")
 
@@ -169,6 +169,11 @@ def install(app: FastAPI) -> None:
         resp = error(429, str(exc))
         resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
+
+    @app.exception_handler(TrainingCrashed)
+    async def _crashed(request: Request, exc: TrainingCrashed) -> JSONBytes:
+        log.error("a training child process died: %s", exc)
+        return error(503, str(exc))
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:

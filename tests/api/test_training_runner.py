@@ -132,8 +132,6 @@ def test_predictions_flow_while_a_training_runs(tmp_path):
 
 
 def _child_state() -> tuple[int, int | None, str | None]:
-    import os
-
     policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else None
     return os.nice(0), policy, os.environ.get("OPENBLAS_NUM_THREADS")
 
@@ -161,8 +159,6 @@ def _leave_priority_alone() -> None:
 
 def _report_policy(settings, content_type, body, query) -> int:
     """Stands in for ``train_from_body``: the scheduling policy the child runs the job under."""
-    import os
-
     return os.sched_getscheduler(0)
 
 
@@ -172,6 +168,7 @@ def test_the_runner_lowers_a_new_child_s_priority_before_the_child_does(monkeypa
     lowers the child's priority itself, as soon as it has spawned it."""
     from app import train_runner
 
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # so the child cannot inherit it
     monkeypatch.setattr(train_runner, "init_child", _leave_priority_alone)
     monkeypatch.setattr(train_runner, "train_from_body", _report_policy)
     runner = train_runner.TrainRunner(Settings(model_store_dir=tmp_path))
@@ -179,11 +176,46 @@ def test_the_runner_lowers_a_new_child_s_priority_before_the_child_does(monkeypa
         policy = asyncio.run(runner.run("application/json", [], "spill-path"))
     finally:
         runner.shutdown()
-    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # not inherited from this process
     assert policy == os.SCHED_IDLE
 
 
+def _die(settings, content_type, body, query) -> None:
+    """Stands in for ``train_from_body``: the child is killed before it answers."""
+    os._exit(1)
+
+
+def test_a_killed_training_child_is_a_503_and_leaves_nothing_behind(monkeypatch, tmp_path):
+    """As when the kernel kills a child for memory: a clear 503 (not a 500), no spilled body
+    left, nothing stored, and the next training gets a new child."""
+    import tempfile
+
+    from app import train_runner
+
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))
+    app = create_app(Settings(model_store_dir=tmp_path / "m", train_inline_max_bytes=0))
+    c = ASGIClient(app)
+    X, y = make_blobs(n=50, d=3)
+    body = {"features": X.tolist(), "labels": y.tolist()}
+    try:
+        monkeypatch.setattr(train_runner, "train_from_body", _die)
+        r = c.post("/train", json=body)
+        assert r.status_code == 503, r.text
+        assert "stopped before it finished" in r.json()["detail"]
+        assert list(spills.iterdir()) == []
+        assert c.get("/models").json()["total"] == 0
+        monkeypatch.undo()
+        monkeypatch.setattr(tempfile, "tempdir", str(spills))
+        assert c.post("/train", json=body).status_code == 201
+        assert list(spills.iterdir()) == []
+    finally:
+        app.state.trainer.shutdown()
+        c.close()
+
+
 def test_the_spilled_body_is_deleted_whatever_the_outcome(child_client, monkeypatch, tmp_path):
+    """A 201, a 422 and a 400 from the child: no spilled body is left in the temp folder."""
     import tempfile
 
     c, _ = child_client
