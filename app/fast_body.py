@@ -16,7 +16,8 @@ structure is proven apart: every row an array of the first row's length, the fla
 ``n * w``, and exactly ``n + 1`` ``[`` bytes in the whole body (the features and its rows: no array
 nested anywhere; a ``[`` inside a string only adds to the count, so it can only make this decline).
 
-``parse_rows_body`` (training bodies, parsed in the child process) keeps orjson + ``np.array``.
+``parse_rows_body`` (training bodies, parsed in the child process) does the same, and turns the
+body's other arrays and objects (labels, params...) into Python values.
 
 A byte-level NumPy decoder (classify bytes, check the bracket structure, assemble mantissas and
 exponents vectorised) was prototyped and measured 2.4x slower than ``orjson.loads`` +
@@ -59,12 +60,6 @@ def _count_open_brackets(body: bytes) -> int:
     return int(np.count_nonzero(np.frombuffer(body, np.uint8) == 0x5B))
 
 
-def _no_bool_or_escape(body: bytes) -> bool:
-    # ``true``/``false`` would become 1.0/0.0 in NumPy; escapes could hide quotes (see below).
-    # A false alarm (e.g. a label "true") only sends the body down the ordinary path.
-    return b"true" not in body and b"false" not in body and b"\\" not in body
-
-
 def parse_predict(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
     """``{"model_id": ..., "features": [[...]], "threshold": ...}`` -> (fields, X of shape (n, w)).
 
@@ -78,6 +73,22 @@ def parse_predict(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
 
 def parse_simdjson(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
     """``parse_predict`` for large bodies (see the module docstring); declines duplicate keys."""
+    return _with_document(body, nested=False)
+
+
+def parse_rows_body(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
+    """``parse_simdjson`` for any object with a ``features`` matrix, such as training bodies,
+    whose other fields may be arrays and objects (labels, params, names): those become Python
+    values as ``json.loads`` makes them (simdjson's ``as_list``/``as_dict``; nested duplicate
+    keys keep the last value, as there), and their arrays are counted into the ``[`` proof.
+
+    On a 200,000 x 50 training body (188 MiB): 0.9-1.0 s and a peak RSS of 909 MiB, against
+    2.5 s and 963 MiB for orjson + ``np.array``, which built a Python float per number.
+    """
+    return _with_document(body, nested=True)
+
+
+def _with_document(body: bytes, *, nested: bool) -> tuple[dict[str, Any], np.ndarray] | None:
     try:
         parser = _parser(len(body))
         try:
@@ -91,14 +102,31 @@ def parse_simdjson(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _parse_predict(doc, body)
+        return _parse_predict(doc, body, nested=nested)
     finally:
         del doc  # before the parser parses again
         if collecting:
             gc.enable()
 
 
-def _parse_predict(doc: Any, body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
+def _count_lists(value: Any) -> int:
+    """The JSON arrays in a value made by ``as_list``/``as_dict``, nested ones included
+    (iteratively: the nesting is the client's to choose)."""
+    count, stack = 0, [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is list:
+            count += 1
+            stack.extend([x for x in v if type(x) in (list, dict)])
+        elif type(v) is dict:
+            stack.extend([x for x in v.values() if type(x) in (list, dict)])
+    return count
+
+
+def _parse_predict(
+    doc: Any, body: bytes, *, nested: bool = False
+) -> tuple[dict[str, Any], np.ndarray] | None:
+    """``nested``: fields other than ``features`` may be arrays and objects (else: declined)."""
     Array, Object = simdjson.Array, simdjson.Object
     if type(doc) is not Object:
         return None
@@ -107,13 +135,22 @@ def _parse_predict(doc: Any, body: bytes) -> tuple[dict[str, Any], np.ndarray] |
         return None  # json.loads keeps the last of duplicate keys, simdjson finds the first
     if any("\x00" in key for key in keys):
         return None  # simdjson looks keys up as C strings: "\u0000" would find "" (or nothing)
-    fields = {}
+    fields: dict[str, Any] = {}
+    other_arrays = 0
     for key in keys:
         if key != "features":
             value = doc[key]
-            if type(value) in (Array, Object):
-                return None
-            fields[key] = value
+            if isinstance(value, (Array, Object)):
+                if not nested:
+                    return None
+                try:
+                    plain = value.as_list() if isinstance(value, Array) else value.as_dict()
+                except RecursionError:  # deeply nested: the ordinary path decides
+                    return None
+                other_arrays += _count_lists(plain)
+                fields[key] = plain
+            else:
+                fields[key] = value
     rows = doc["features"]
     if type(rows) is not Array:
         return None
@@ -132,7 +169,7 @@ def _parse_predict(doc: Any, body: bytes) -> tuple[dict[str, Any], np.ndarray] |
     except TypeError:  # true/false, null, a string or an object among the numbers
         return None
     del rows
-    if X.size != n * w or _count_open_brackets(body) != n + 1:
+    if X.size != n * w or _count_open_brackets(body) != n + 1 + other_arrays:
         return None  # an array nested in a row (as_buffer flattens it), or elsewhere
     if not np.isfinite(X).all():
         return None
@@ -187,24 +224,3 @@ def parse_small(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
         if type(v) in (list, dict):
             return None
     return obj, np.array(rows, dtype=np.float64)
-
-
-def parse_rows_body(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
-    """Like ``parse_predict`` for any object with a ``features`` matrix (training bodies, whose
-    labels and names may be strings): the rows' dtype, not a quote count, proves them numbers."""
-    if not _no_bool_or_escape(body):
-        return None
-    got = _object_with_rows(body)
-    if got is None:
-        return None
-    obj, rows = got
-    try:
-        X = np.array(rows)
-    except (TypeError, ValueError):
-        return None
-    if X.ndim != 2 or X.shape[1] == 0 or X.dtype.kind not in "fiu":  # u: all in [2**63, 2**64)
-        return None  # strings, null, nested or ragged rows, integers beyond int64
-    X = X.astype(np.float64, copy=False)
-    if not np.isfinite(X).all():
-        return None
-    return obj, X

@@ -230,6 +230,9 @@ def test_train_answers_match_fastapi_for_every_body(pair):
         b'{"features": [[1.0], [2.0]], "labels": [0, 1], "params": {"max_iter": 1000000000}}',
         b'{"features": [[1.0], [2.0]], "labels": [0, 1], "nope": 1}',
         b'{"features": [[1.0], [2.0]], "labels": [0, 1], "name": "\xff"}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, 1], "\\u0000": 1}',
+        b'{"features": [[1.0], [2.0]], "": [0, 1], "\\u0000": [0, 1]}',
+        b'{"features": [[1.0], [2.0]], "labels": [0, ' + b"[" * 900 + b"]" * 900 + b"]}",
     ]
     for body in bodies:
         for ctype in CTYPES:
@@ -322,6 +325,86 @@ def test_fast_decode_matches_json_bit_for_bit(rows):
         assert parsed is not None
         expected = np.array([[float(v) for v in r] for r in json.loads(body)["features"]])
         assert parsed[1].tobytes() == expected.tobytes()
+
+
+_json_scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64) + 1, 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=("Cs",), exclude_characters="["), max_size=5)
+)
+_json_value = st.recursive(
+    _json_scalar,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(st.characters(exclude_characters="["), max_size=3), inner, max_size=3
+        )
+    ),
+    max_leaves=8,
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=4).filter(lambda k: k != "features"), _json_value, max_size=4),
+    st.lists(
+        st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=2),
+        min_size=1,
+        max_size=3,
+    ),
+    st.booleans(),
+)
+def test_training_decode_keeps_every_other_field_as_json_loads_does(others, rows, rows_first):
+    """Labels, params, names: arrays, objects, strings (with escapes), booleans, big integers.
+    Strings here hold no ``[`` (one would only make the bracket count decline)."""
+    fields = {"features": rows, **others} if rows_first else {**others, "features": rows}
+    body = json.dumps(fields).encode()
+    got = parse_rows_body(body)
+    if "[" in json.dumps(list(others)):  # a "[" in a key: the count declines, as documented
+        assert got is None or json.dumps(got[0]) == json.dumps(others)
+        return
+    assert got is not None
+    expected = json.loads(body)
+    expected_rows = expected.pop("features")
+    assert json.dumps(got[0]) == json.dumps(expected)  # same types: 1 vs 1.0 vs true, -0.0
+    assert got[1].tobytes() == np.array(expected_rows, dtype=np.float64).tobytes()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # an array nested in a row, its extra "[" hidden by counting an array that is not there
+        b'{"labels": [0, 1], "features": [[[1.0], 2.0], [3.0, 4.0]]}',
+        b'{"labels": [0, 1], "features": [[[], 1.0, 2.0], [[3.0, 4.0]]]}',
+        b'{"labels": [0], "features": [[1.0, 2.0]], "features": [[3.0, 4.0]]}',  # duplicate
+        b'{"labels": [0], "features": [[1.0, true]]}',
+        b'{"labels": [123456789012345678901234567890], "features": [[1.0]]}',  # beyond 64 bits
+        b'{"labels": ["\\ud800"], "features": [[1.0]]}',  # a lone surrogate json.loads keeps
+    ],
+)
+def test_training_decode_declines_what_it_cannot_prove(body):
+    assert parse_rows_body(body) is None
+
+
+@pytest.mark.parametrize("depth", [900, 2000])
+def test_training_decode_of_deeply_nested_fields_raises_nothing(depth):
+    """Nesting is the client's to choose: counting its arrays must not hit the recursion limit
+    (900 levels: the same value as json.loads; 2000: beyond simdjson's 1024, declined)."""
+    body = b'{"labels": ' + b"[" * depth + b"]" * depth + b', "features": [[1.0]]}'
+    got = parse_rows_body(body)
+    if depth < 1024:
+        assert got is not None and got[1].tolist() == [[1.0]]
+        assert got[0] == {"labels": json.loads(body)["labels"]}
+    else:
+        assert got is None
+
+
+def test_training_decode_takes_nested_duplicate_keys_as_json_loads_does():
+    body = b'{"params": {"l2": 1.0, "l2": 2.0}, "labels": [0, 1], "features": [[1.0], [2.0]]}'
+    got = parse_rows_body(body)
+    assert got is not None and got[0] == {"params": {"l2": 2.0}, "labels": [0, 1]}
 
 
 def _rows_value(rows):
