@@ -102,7 +102,7 @@ def _with_document(body: bytes, *, nested: bool) -> tuple[dict[str, Any], np.nda
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _parse_predict(doc, body, nested=nested)
+        return _parse_document(doc, body, nested=nested)
     finally:
         del doc  # before the parser parses again
         if collecting:
@@ -123,10 +123,11 @@ def _count_lists(value: Any) -> int:
     return count
 
 
-def _parse_predict(
-    doc: Any, body: bytes, *, nested: bool = False
+def _parse_document(
+    doc: Any, body: bytes, *, nested: bool
 ) -> tuple[dict[str, Any], np.ndarray] | None:
-    """``nested``: fields other than ``features`` may be arrays and objects (else: declined)."""
+    """The fields and rows of the parsed ``body`` (predict or training); ``nested``: fields other
+    than ``features`` may be arrays and objects (else: declined)."""
     Array, Object = simdjson.Array, simdjson.Object
     if type(doc) is not Object:
         return None
