@@ -14,6 +14,7 @@ from model_store import JsonFileStore
 
 from . import metrics as prometheus
 from .api import auth, docs, docs_ui, errors, health, metrics, models, prediction, training, v2
+from .api.front.fast_predict import PredictFastPath
 from .api.limits import BodySizeLimit
 from .config import Settings
 from .schemas import PredictRequest, TrainRequest
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     docs_ui.install(app)
     # The front layers, innermost first. Per-request policy (auth, limits) must be a layer here,
     # not a route dependency, or predictions answered by the fast path would bypass it.
-    front: ASGIApp = prediction.PredictFastPath(app.fastapi, service=app.state.service)
+    front: ASGIApp = PredictFastPath(app.fastapi, fastapi=app, service=app.state.service)
     front = BodySizeLimit(front, max_bytes=settings.max_body_bytes)
     if settings.api_key is not None:
         front = auth.APIKeyAuth(front, api_key=settings.api_key.get_secret_value())

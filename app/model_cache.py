@@ -106,14 +106,24 @@ class ModelCache(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, model_id: str) -> T:
-        """The value for ``model_id``; ``ModelNotFound`` / ``CorruptModel`` from the store."""
+    def peek(self, model_id: str) -> T | None:
+        """The value for ``model_id`` when it is cached and known to be current without asking
+        the store (watched, and checked within ``REVALIDATE_SECONDS``), else ``None``: never
+        any I/O, so it is safe on the event loop."""
         watcher = self._watcher
         if watcher is not None and watcher.alive:
             with self._lock:
                 entry = self._entries.get(model_id)
                 if entry is not None and _now() - entry[2] < REVALIDATE_SECONDS:
                     return self._hit(model_id, entry)
+        return None
+
+    def get(self, model_id: str) -> T:
+        """The value for ``model_id``; ``ModelNotFound`` / ``CorruptModel`` from the store.
+        May read the store (a ``stat``, or the whole file): call it off the event loop."""
+        value = self.peek(model_id)
+        if value is not None:
+            return value
         changes = self._changes
         checked = _now()
         try:

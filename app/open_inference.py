@@ -2,7 +2,8 @@
 
 Decodes infer requests (JSON, or the binary tensor extension: a JSON header of
 ``Inference-Header-Content-Length`` bytes followed by raw little-endian tensors), calls the one
-prediction path (``ModelService.predict_array``) and encodes the answer the same two ways.
+prediction path (``ModelService.served``, then ``predict``) and encodes the answer the same two
+ways.
 No FastAPI here; ``app/api/v2.py`` is the HTTP side.
 
 Each model is served under its id, as version ``"1"``, with one input and two outputs::
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from .records import ServedModel
 from .service import ModelService, Prediction
 
 SERVER_NAME = "logreg-service"
@@ -77,10 +79,9 @@ def label_datatype(classes: Sequence[Any]) -> str:
     return "BYTES"
 
 
-def model_metadata(service: ModelService, model_id: str) -> dict[str, Any]:
-    m = service.prepared(model_id)
+def model_metadata(m: ServedModel) -> dict[str, Any]:
     return {
-        "name": model_id,
+        "name": m.id,
         "versions": [MODEL_VERSION],
         "platform": PLATFORM,
         "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, m.n_features]}],
@@ -357,19 +358,21 @@ def encode_response(
 
 def infer(
     service: ModelService,
-    model_id: str,
+    ref: str,
     body: bytes,
     *,
     header_length: str | None,
     content_encoding: str | None = None,
 ) -> tuple[bytes, int | None]:
-    """Decode, check against the model, predict, encode. See ``encode_response``."""
+    """Decode, check against the model ``ref`` names, predict, encode (see
+    ``encode_response``). Reads the store on a cache miss: call it off the event loop."""
     request = decode_request(body, header_length, content_encoding)
-    n_features = service.prepared(model_id).n_features
+    model = service.served(ref)
+    n_features = model.n_features
     if request.X.shape[1] != n_features:
         raise ProtocolError(
             f"input {request.input_name!r}: shape {list(request.X.shape)}, but the model "
             f"expects [-1, {n_features}]"
         )
-    prediction = service.predict_array(model_id, request.X, threshold=request.threshold)
-    return encode_response(model_id, request, prediction)
+    prediction = service.predict(model, request.X, threshold=request.threshold)
+    return encode_response(model.id, request, prediction)

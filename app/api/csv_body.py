@@ -73,8 +73,13 @@ def train_options(query: Mapping[str, str]) -> tuple[CsvTrainOptions, TrainParam
 
 def wants_csv(request: Request) -> bool:
     """True when the Accept header prefers ``text/csv`` to JSON (JSON wins ties it names)."""
+    return wants_csv_accept(request.headers.get("accept"))
+
+
+def wants_csv_accept(accept: str | None) -> bool:
+    """``wants_csv`` for the value of an Accept header (``None``: none sent)."""
     quality: dict[str, float] = {}
-    for part in request.headers.get("accept", "").split(","):
+    for part in (accept or "").split(","):
         media, *params = (p.strip().lower() for p in part.split(";"))
         q = 1.0
         for p in params:

@@ -18,7 +18,10 @@ from .deps import get_service
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 
-ModelId = Path(description="The model's id (what `POST /train` answered).", max_length=100)
+ModelId = Path(
+    description="The model: its id (what `POST /train` answered), or `latest` for the newest.",
+    max_length=100,
+)
 Version = Path(description="Models have one version, `1`.", max_length=20)
 
 ERROR = {"content": {"application/json": {"example": {"error": "what is wrong"}}}}
@@ -71,14 +74,13 @@ def model_metadata(
     model_id: str = ModelId, service: ModelService = Depends(get_service)
 ) -> Response:
     """Model metadata: input `features` (FP64, [-1, n_features]), its outputs and classes."""
-    return _json(oip.model_metadata(service, model_id))
+    return _json(oip.model_metadata(service.served(model_id)))
 
 
 @router.get("/models/{model_id}/ready", responses=ERRORS)
 def model_ready(model_id: str = ModelId, service: ModelService = Depends(get_service)) -> Response:
     """Model readiness: 200 when the model exists and can be loaded."""
-    service.load_model(model_id)
-    return _json({"name": model_id, "ready": True})
+    return _json({"name": service.served(model_id).id, "ready": True})
 
 
 @router.post("/models/{model_id}/infer", responses=ERRORS, openapi_extra=INFER_DOC)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .errors import InvalidData, InvalidParams
-from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid, sigmoid, softmax
+from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid
 from .polynomial import PolynomialFeatures, check_degree, fit_polynomial
 from .preprocessing import Standardizer, check_features, ensure_finite
 from .solvers import (
@@ -173,48 +174,172 @@ class LogisticModel:
         return Standardizer(self.mean, self.scale).transform(X)
 
     def decision_function(self, X: ArrayLike) -> Array:
-        """Raw scores ``z = x . w + b`` of shape (n_samples, n_outputs)."""
-        Xc = check_features(X, n_features=self.n_features)
-        return self.transform(Xc) @ self.coef.T + self.intercept
+        """Scores ``z = x . w + b`` of shape (n_samples, n_outputs).
+
+        Each row's score is computed by the same operations in the same order whatever the batch
+        (``row_scores``), so a row gives the same bits alone or among others, on any CPU.
+        ``InvalidData`` names the first row whose score is not a finite number: a cell that is
+        not a finite number, or values that overflow this model.
+        """
+        Xc = check_features(X, n_features=self.n_features, check_finite=False)
+        if len(Xc) <= SMALL_BATCH and self.polynomial is None:
+            Z = small_scores(Xc.tolist(), *self._small)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                Z = row_scores(self.transform(Xc), self.coef, self.intercept)
+        finite = np.isfinite(Z)
+        if not finite.all():
+            ensure_finite(Xc)  # a NaN or an infinity in X is named by its cell
+            row = int(np.argmin(finite.all(axis=1)))
+            raise InvalidData(
+                f"features[{row}]: values too large for this model (its score overflows 64-bit "
+                "floats)"
+            )
+        return Z
 
     def predict_proba(self, X: ArrayLike) -> Array:
         """Class probabilities of shape (n_samples, n_classes), columns in ``classes`` order.
 
         Binary: ``[1 - h(x), h(x)]``. One-vs-all: the K values ``h_k(x)`` normalised to sum to 1
         (done in the log domain so that rows where every ``h_k`` underflows stay defined).
-        Multinomial: ``softmax(z)``.
+        Multinomial: ``softmax(z)``. Row by row: a row's probabilities never depend on the others.
         """
-        Z = self.decision_function(X)
-        if self.multiclass == "binary":
-            p1 = sigmoid(Z[:, 0])
-            return np.column_stack([sigmoid(-Z[:, 0]), p1])
-        if self.multiclass == "multinomial":
-            return softmax(Z)
-        log_h = log_sigmoid(Z)
-        log_h -= log_h.max(axis=1, keepdims=True)
-        P = np.exp(log_h)
-        P /= P.sum(axis=1, keepdims=True)
-        return P
+        return self.classify(X)[0]
 
-    def index_from_proba(self, proba: Array, *, threshold: float | None = None) -> np.ndarray:
-        """Index into ``classes`` of the predicted class of each row of ``predict_proba``'s output.
+    def classify(self, X: ArrayLike, *, threshold: float | None = None) -> tuple[Array, np.ndarray]:
+        """``(predict_proba(X), index into classes of each row's predicted class)``.
 
         Binary: ``classes[1]`` where ``h(x) >= threshold`` (default 0.5). Multi-class: the class
-        with the largest probability (``threshold`` does not apply).
+        with the largest probability (``threshold`` does not apply). The one implementation of
+        prediction; up to ``SMALL_BATCH`` rows its per-element arithmetic runs on Python floats,
+        the same IEEE operations in the same order as the NumPy path, so the bits are the same.
         """
-        if self.multiclass == "binary":
-            t = 0.5 if threshold is None else threshold
-            return (proba[:, 1] >= t).astype(np.intp)
-        if threshold is not None:
+        if threshold is not None and self.multiclass != "binary":
             raise InvalidParams("threshold: applies to binary models only")
-        return np.argmax(proba, axis=1)
+        Z = self.decision_function(X)
+        if self.multiclass == "binary":
+            return binary_proba(Z[:, 0], 0.5 if threshold is None else threshold)
+        with np.errstate(over="ignore", under="ignore"):
+            if self.multiclass == "multinomial":
+                P = Z - Z.max(axis=1, keepdims=True)  # <= 0: exp cannot overflow
+            else:
+                P = log_sigmoid(Z)
+                P -= P.max(axis=1, keepdims=True)
+            np.exp(P, out=P)
+        P /= column_sum(P)[:, None]
+        return P, np.argmax(P, axis=1)
 
     def predict_index(self, X: ArrayLike, *, threshold: float | None = None) -> np.ndarray:
-        return self.index_from_proba(self.predict_proba(X), threshold=threshold)
+        return self.classify(X, threshold=threshold)[1]
 
     def predict(self, X: ArrayLike, *, threshold: float | None = None) -> list[Any]:
         """Predicted labels, of the same kind (int or str) as the training labels."""
-        return [self.classes[i] for i in self.predict_index(X, threshold=threshold)]
+        return self.labels[self.predict_index(X, threshold=threshold)].tolist()
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """``classes`` as an array, for indexing by ``classify``'s output: int64 when every
+        label fits, else objects."""
+        fits = all(type(c) is int and INT64_MIN <= c <= INT64_MAX for c in self.classes)
+        return np.array(self.classes, dtype=np.int64 if fits else object)
+
+    @cached_property
+    def _small(self) -> tuple[Floats | None, Floats | None, list[Floats], Floats]:
+        """``mean``, ``scale``, ``coef`` and ``intercept`` as Python floats (``small_scores``)."""
+        mean = None if self.mean is None else self.mean.tolist()
+        scale = None if self.scale is None else self.scale.tolist()
+        return mean, scale, self.coef.tolist(), self.intercept.tolist()
+
+
+#: Up to this many rows, prediction does its per-element arithmetic on Python floats: a NumPy
+#: call costs more than its arithmetic on a few rows (measured in docs/DEVELOPING.md).
+SMALL_BATCH = 16
+Floats = list[float]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def row_scores(D: Array, W: Array, b: Array) -> Array:
+    """``Z[i, k] = ((0 + D[i, 0] W[k, 0]) + D[i, 1] W[k, 1] + ...) + b[k]``, left to right.
+
+    Parameters
+    ----------
+    D : ndarray of shape (n_samples, n_design_features)
+        Standardised (and expanded) features.
+    W : ndarray of shape (n_outputs, n_design_features)
+    b : ndarray of shape (n_outputs,)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_outputs)
+
+    A matrix product would be faster on many rows, but BLAS chooses its summation order (and
+    fused multiply-adds) by batch shape and CPU, so a row's score, and whether it overflows,
+    would change with the rows beside it. Here each term is one rounded product and one rounded
+    sum in a fixed order: the same bits alone or in any batch, on any machine.
+    """
+    Z = np.zeros((D.shape[0], W.shape[0]))
+    term = np.empty_like(Z)
+    for j in range(W.shape[1]):
+        np.multiply(D[:, j : j + 1], W[:, j], out=term)
+        Z += term
+    Z += b
+    return Z
+
+
+def small_scores(
+    rows: list[list[float]],
+    mean: list[float] | None,
+    scale: list[float] | None,
+    W: list[list[float]],
+    b: list[float],
+) -> Array:
+    """``row_scores(Standardizer(mean, scale).transform(X), W, b)`` for ``X = rows``, on Python
+    floats: the same IEEE operations (``(x - mean) / scale``, then the products and sums) in the
+    same order, so the same bits, without NumPy's cost per call on a few rows."""
+    if mean is not None and scale is not None:
+        rows = [[(x - m) / s for x, m, s in zip(row, mean, scale, strict=True)] for row in rows]
+    out = []
+    for row in rows:
+        zs = []
+        for wk, bk in zip(W, b, strict=True):
+            z = 0.0
+            for d, w in zip(row, wk, strict=True):
+                z += d * w
+            zs.append(z + bk)
+        out.append(zs)
+    return np.array(out, dtype=np.float64).reshape(len(rows), len(b))
+
+
+def column_sum(P: Array) -> Array:
+    """Sum of each row of ``P`` (n_samples, n_classes), left to right (NumPy's pairwise sum
+    may order the terms of a row differently by batch shape)."""
+    s = P[:, 0].copy()
+    for k in range(1, P.shape[1]):
+        s += P[:, k]
+    return s
+
+
+def binary_proba(z: Array, threshold: float) -> tuple[Array, np.ndarray]:
+    """``([1 - h, h], h >= threshold)`` for finite scores ``z`` of shape (n_samples,).
+
+    ``h = sigmoid(z)`` through ``e = exp(-|z|)`` as ``app.engine.loss.sigmoid``: ``1 / (1 + e)``
+    for ``z >= 0``, else ``e / (1 + e)``. Few rows: the same operations on Python floats, after
+    NumPy's ``exp`` (which gives an element the same bits wherever it sits in an array).
+    """
+    e = np.exp(-np.abs(z))
+    if len(z) <= SMALL_BATCH:
+        rows, index = [], []
+        for zi, ei in zip(z.tolist(), e.tolist(), strict=True):
+            d = 1.0 + ei
+            h = (1.0 if zi >= 0 else ei) / d
+            rows.append(((1.0 if zi <= 0 else ei) / d, h))
+            index.append(h >= threshold)
+        return np.array(rows, dtype=np.float64).reshape(len(z), 2), np.array(index, dtype=np.intp)
+    d = 1.0 + e
+    P = np.empty((len(z), 2))
+    np.divide(np.where(z <= 0, 1.0, e), d, out=P[:, 0])
+    np.divide(np.where(z >= 0, 1.0, e), d, out=P[:, 1])
+    return P, (P[:, 1] >= threshold).astype(np.intp)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from app.engine import FitParams, fit
-from app.service import model_from_record, model_to_record
+from app.records import model_from_record, model_to_record
 
 FINITE = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

@@ -1,0 +1,1 @@
+"""The pure ASGI layers in front of FastAPI, one module each (``app.main`` stacks them)."""

@@ -1,0 +1,225 @@
+"""Stored records: the engine's model <-> the record the store keeps <-> the response schemas.
+No FastAPI here, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import numpy as np
+
+from model_store import CorruptModel, Record
+
+from .engine import LogisticModel
+from .engine.polynomial import PolynomialFeatures, monomial_names
+from .engine.statistics import CoefficientStatistics
+from .schemas import (
+    CoefficientTable,
+    ModelDetail,
+    ModelParameters,
+    ModelSummary,
+    PolynomialParameters,
+    TrainingSummary,
+    TrainParams,
+)
+
+T = TypeVar("T")
+#: What reading a record of the wrong shape raises (a file edited by hand whose checksum was
+#: recomputed, or written by an incompatible version): the model is corrupt, not the server.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+def from_record(model_id: str, build: Callable[[Record], T], record: Record) -> T:
+    """``build(record)``, with a record of the wrong shape reported as ``CorruptModel``.
+
+    The record must hold a usable model whatever is built from it, so that listing, reading
+    and predicting agree on which models are corrupt.
+    """
+    try:
+        if build is not model_from_record:
+            model_from_record(record)
+        return build(record)
+    except SHAPE_ERRORS as exc:
+        raise CorruptModel(model_id, f"unexpected content ({type(exc).__name__}: {exc})") from None
+
+
+def _floats(a: np.ndarray | None) -> list[Any] | None:
+    return None if a is None else a.tolist()
+
+
+def model_to_record(model: LogisticModel) -> dict[str, Any]:
+    return {
+        "multiclass": model.multiclass,
+        "classes": list(model.classes),
+        "coef": model.coef.tolist(),
+        "intercept": model.intercept.tolist(),
+        "mean": _floats(model.mean),
+        "scale": _floats(model.scale),
+        "polynomial": None
+        if model.polynomial is None
+        else {
+            "degree": model.polynomial.degree,
+            "n_input_features": model.polynomial.n_input_features,
+            "mean": _floats(model.polynomial.mean),
+            "scale": _floats(model.polynomial.scale),
+        },
+    }
+
+
+def all_finite(model: LogisticModel) -> bool:
+    poly = model.polynomial
+    arrays: list[np.ndarray | None] = [model.coef, model.intercept, model.mean, model.scale]
+    if poly is not None:
+        arrays += [poly.mean, poly.scale]
+    return all(bool(np.isfinite(a).all()) for a in arrays if a is not None)
+
+
+def statistics_to_record(stats: CoefficientStatistics | None) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {
+        "coefficients": stats.rows(),
+        "log_likelihood": stats.log_likelihood,
+        "n_samples": stats.n_samples,
+        "newton_steps": stats.newton_steps,
+    }
+
+
+#: Shown for models stored before coefficient statistics existed (no key in the record).
+STATISTICS_NOT_STORED = "not computed: the model was stored before coefficient statistics existed"
+
+
+def model_from_record(record: Record) -> LogisticModel:
+    """The engine's model from a stored record; ``ValueError`` if its arrays do not fit together."""
+    m = record["model"]
+
+    def arr(v: Any) -> np.ndarray | None:
+        return None if v is None else np.asarray(v, dtype=np.float64)
+
+    classes = tuple(m["classes"])
+    intercept = np.asarray(m["intercept"], dtype=np.float64)
+    coef = np.asarray(m["coef"], dtype=np.float64)
+    mean, scale = arr(m["mean"]), arr(m["scale"])
+    poly = m.get("polynomial")  # absent in records stored before polynomial models: degree 1
+    polynomial = (
+        None
+        if poly is None
+        else PolynomialFeatures(
+            n_input_features=poly["n_input_features"],
+            degree=poly["degree"],
+            mean=arr(poly["mean"]),
+            scale=arr(poly["scale"]),
+        )
+    )
+    n_out = 1 if m["multiclass"] == "binary" else len(classes)
+    # records always carry n_features; a bare {"model": ...} (tests, tools) is checked by itself
+    default = polynomial.n_input_features if polynomial else (coef.shape[-1] if coef.ndim else 0)
+    n_inputs = record.get("n_features", default)
+    width = n_inputs if polynomial is None else polynomial.n_output_features
+    if (
+        len(classes) < 2
+        or intercept.shape != (n_out,)
+        or coef.shape != (n_out, width)
+        or any(a is not None and a.shape != (width,) for a in (mean, scale))
+        or (
+            polynomial is not None
+            and (
+                polynomial.n_input_features != n_inputs
+                or any(
+                    a is not None and a.shape != (n_inputs,)
+                    for a in (polynomial.mean, polynomial.scale)
+                )
+            )
+        )
+    ):
+        raise ValueError("the model's arrays do not have consistent shapes")
+    model = LogisticModel(
+        classes=classes,
+        multiclass=m["multiclass"],
+        coef=coef,
+        intercept=intercept,
+        mean=mean,
+        scale=scale,
+        polynomial=polynomial,
+    )
+    if not all_finite(model):
+        raise ValueError("the model holds values that are not finite numbers")
+    return model
+
+
+def summary_from_record(record: Record) -> ModelSummary:
+    t = record["training"]
+    return ModelSummary(
+        id=record["id"],
+        name=record["name"],
+        created_at=datetime.fromisoformat(record["created_at"]),
+        classes=record["model"]["classes"],
+        n_features=record["n_features"],
+        feature_names=record.get("feature_names"),
+        training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields}),
+    )
+
+
+def detail_from_record(record: Record) -> ModelDetail:
+    summary = summary_from_record(record)
+    m = record["model"]
+    poly = m.get("polynomial")
+    stats = record.get("statistics")
+    return ModelDetail(
+        **summary.model_dump(),
+        params=TrainParams(**record["params"]),
+        parameters=ModelParameters(
+            multiclass=m["multiclass"],
+            coef=m["coef"],
+            intercept=m["intercept"],
+            mean=m["mean"],
+            scale=m["scale"],
+            polynomial=None
+            if poly is None
+            else PolynomialParameters(
+                degree=poly["degree"],
+                mean=poly["mean"],
+                scale=poly["scale"],
+                features=monomial_names(
+                    record["feature_names"] or [f"x{i}" for i in range(poly["n_input_features"])],
+                    poly["degree"],
+                ),
+            ),
+        ),
+        loss_history=record["training"]["loss_history"],
+        statistics=None if stats is None else CoefficientTable(**stats),
+        statistics_note=record.get("statistics_note", STATISTICS_NOT_STORED)
+        if stats is None
+        else None,
+    )
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A stored model as the predict paths need it: the engine's model, its id and what the
+    front ends check inputs against (number and names of features)."""
+
+    id: str
+    model: LogisticModel
+    feature_names: list[str] | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_record(cls, record: Record) -> ServedModel:
+        model_id = str(record.get("id", "?"))
+        return cls(
+            id=model_id,
+            model=from_record(model_id, model_from_record, record),
+            feature_names=record.get("feature_names"),
+            name=record.get("name"),
+        )
+
+    @property
+    def n_features(self) -> int:
+        return self.model.n_features
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.model.classes)
