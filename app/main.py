@@ -50,9 +50,12 @@ class ServiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> ServiceApp:
+def create_app(
+    settings: Settings | None = None, *, store: JsonFileStore | None = None
+) -> ServiceApp:
+    """The service; ``store`` defaults to the folder ``settings.model_store_dir``."""
     settings = settings or Settings()
-    store = JsonFileStore(settings.model_store_dir)
+    store = store or JsonFileStore(settings.model_store_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -160,14 +161,28 @@ class JsonFileStore(ModelStore):
         finally:
             os.close(fd)
 
-    def read_bytes(self, model_id: str) -> bytes:
+    def _read(self, model_id: str) -> tuple[bytes, os.stat_result]:
+        """The file's bytes and its ``fstat``. Opened without blocking: a FIFO or a device under
+        a model's name would otherwise hang the reader until something wrote to it."""
         try:
-            with open(self._file(model_id), "rb") as fh:
-                return fh.read()
+            fd = os.open(self._file(model_id), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise ModelNotFound(model_id) from None
-        except OSError as exc:  # a directory, no permission, I/O error: this model only
+        except OSError as exc:  # no permission, I/O error: this model only
             raise CorruptModel(model_id, f"cannot be read ({exc.strerror or exc})") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CorruptModel(model_id, "cannot be read (not a regular file)")
+            with open(fd, "rb", closefd=False) as fh:
+                return fh.read(), st
+        except OSError as exc:  # a directory (EISDIR), an I/O error
+            raise CorruptModel(model_id, f"cannot be read ({exc.strerror or exc})") from None
+        finally:
+            os.close(fd)
+
+    def read_bytes(self, model_id: str) -> bytes:
+        return self._read(model_id)[0]
 
     def load(self, model_id: str) -> Record:
         return decode(model_id, self.read_bytes(model_id))
@@ -187,12 +202,7 @@ class JsonFileStore(ModelStore):
     def load_with_fingerprint(self, model_id: str) -> tuple[Record, tuple[int, int, int]]:
         # fstat on the open file: the fingerprint belongs to the bytes read, even if another
         # process renames a new version over the name meanwhile.
-        try:
-            with open(self._file(model_id), "rb") as fh:
-                st = os.fstat(fh.fileno())
-                data = fh.read()
-        except FileNotFoundError:
-            raise ModelNotFound(model_id) from None
+        data, st = self._read(model_id)
         return decode(model_id, data), (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def ids(self) -> list[str]:
