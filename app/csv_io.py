@@ -16,18 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import CsvEncodingError, CsvError
+
 MEDIA_TYPE = "text/csv"
 MAX_NAME_LENGTH = 200  # the same limit as JSON's feature_names and string labels
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-class CsvError(ValueError):
-    """The CSV body cannot be used; the message names the line and column (HTTP 422)."""
-
-
-class CsvEncodingError(CsvError):
-    """The body is not UTF-8 text (HTTP 400, like malformed JSON)."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from .errors import ProtocolError, UnknownVersion
 from .records import ServedModel
 from .service import ModelService, Prediction
 
@@ -53,14 +54,6 @@ DTYPES: dict[str, np.dtype[Any]] = {
     }.items()
 }
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-class ProtocolError(ValueError):
-    """A malformed or unusable infer request; the message names the input or output (HTTP 400)."""
-
-
-class UnknownVersion(ProtocolError):
-    """A model version that does not exist (HTTP 404)."""
 
 
 def server_metadata(*, version: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, fit
 from .engine.polynomial import n_output_features
 from .engine.statistics import coefficient_statistics
+from .errors import LimitExceeded
 from .model_cache import ModelCache
 from .records import (
     SHAPE_ERRORS,
@@ -42,10 +43,6 @@ from .schemas import ModelDetail, ModelList, ModelSummary, TrainRequest
 
 #: The reference to the newest model, so the docs page's examples work as shipped.
 LATEST = "latest"
-
-
-class LimitExceeded(ValueError):
-    """A request is larger than the service's configured limits allow (HTTP 413)."""
 
 
 class Prediction(NamedTuple):  # a NamedTuple: a third of a frozen dataclass's cost to build

@@ -140,10 +140,9 @@ def train_from_body(
 
     from model_store import JsonFileStore
 
-    from .api.errors import UnsupportedMediaType
-    from .csv_io import CsvError
     from .engine import EngineError
-    from .service import LimitExceeded, ModelService
+    from .errors import CsvError, LimitExceeded, UnsupportedMediaType
+    from .service import ModelService
 
     if isinstance(body, str):
         with open(body, "rb") as fh:

@@ -17,29 +17,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, BinaryIO
 
 from .config import Settings
+from .errors import TrainingBusy, TrainingCrashed
 from .train_job import IdleSpawnContext, init_child, train_from_body
-
-
-class TrainingBusy(Exception):
-    """Every training slot of this worker process is taken (HTTP 429 with Retry-After)."""
-
-    def __init__(self, running: int, retry_after: int) -> None:
-        super().__init__(
-            f"training capacity reached: {running} training(s) already running in this "
-            f"worker (TRAIN_CONCURRENCY={running}); retry in {retry_after} s"
-        )
-        self.retry_after = retry_after
-
-
-class TrainingCrashed(Exception):
-    """The training child process died before answering (HTTP 503): killed, most often by the
-    kernel for memory. Nothing was stored."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the training process stopped before it finished (killed, most likely for lack of "
-            "memory); nothing was stored. Retry with fewer rows, or once other trainings end"
-        )
 
 
 class TrainRunner:

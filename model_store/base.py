@@ -19,8 +19,21 @@ SCHEMA_VERSION = 1
 Record = dict[str, Any]
 
 
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class StoreError(Exception):
-    """Base class of the store's errors."""
+    """Base class of the store's errors.
+
+    They pickle as their class, message and attributes, without calling ``__init__`` (whose
+    arguments are not the message): a training child process raises them in the server."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, self.__dict__)
 
 
 class InvalidModelId(StoreError):

@@ -7,8 +7,8 @@ from typing import Literal
 from fastapi import Request
 
 from .. import csv_io
+from ..errors import UnsupportedMediaType
 from ..service import ModelService
-from .errors import UnsupportedMediaType
 
 JSON_TYPES = ("application/json",)
 BodyKind = Literal["json", "csv"]

@@ -14,30 +14,25 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from model_store import (
+from ..errors import (
     CorruptModel,
+    CsvEncodingError,
+    CsvError,
+    EngineError,
     InvalidModelId,
+    LimitExceeded,
     ModelNotFound,
+    ProtocolError,
     StoreError,
     StoreUnavailable,
     StoreWriteFailed,
+    TrainingBusy,
+    TrainingCrashed,
+    UnknownVersion,
+    UnsupportedMediaType,
 )
 
-from ..csv_io import CsvEncodingError, CsvError
-from ..engine import EngineError
-from ..open_inference import ProtocolError, UnknownVersion
-from ..service import LimitExceeded
-from ..train_runner import TrainingBusy, TrainingCrashed
-
 log = logging.getLogger("app.errors")
-
-
-class UnsupportedMediaType(Exception):
-    def __init__(self, content_type: str, allowed: Sequence[str]) -> None:
-        super().__init__(
-            f"Content-Type {content_type or '(none)'!r} is not supported here; "
-            f"send {' or '.join(allowed)}"
-        )
 
 
 def field_path(loc: Sequence[Any]) -> str:

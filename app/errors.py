@@ -1,0 +1,149 @@
+"""Every domain error of the service, in one place. No web imports: ``app.api.errors`` alone turns
+them into HTTP answers (the status of each is noted below). The engine's and the store's errors
+stay in their packages, which import nothing of ``app``; they are re-exported here.
+
+Exception hierarchy::
+
+    ValueError
+    ├── EngineError ................... app.engine.errors; the computation is impossible (422)
+    │   ├── InvalidData ............... features or labels unusable
+    │   ├── InvalidParams ............. a training parameter out of range
+    │   └── TrainingDiverged .......... the solver's cost blew up
+    └── RequestError .................. the request cannot be used as sent
+        ├── UnsupportedMediaType ...... a Content-Type the route does not read (415)
+        ├── LimitExceeded ............. larger than the configured limits (413)
+        ├── CsvError .................. the CSV names a bad line or column (422)
+        │   └── CsvEncodingError ...... the CSV is not UTF-8 (400)
+        └── ProtocolError ............. an unusable Open Inference request (400)
+            └── UnknownVersion ........ a model version that does not exist (404)
+    StoreError ........................ model_store; a stored model cannot be used
+    ├── InvalidModelId ................ not an id (404)
+    ├── ModelNotFound ................. no such model (404)
+    ├── CorruptModel .................. unreadable or tampered file (409)
+    ├── StoreUnavailable .............. the model folder cannot be read (503)
+    └── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
+    TrainingUnavailable ............... the training could not run; nothing was stored
+    ├── TrainingBusy .................. every training slot is taken (429); ``retry_after``
+    └── TrainingCrashed ............... the training child died (503)
+
+They cross the process boundary from the training child (``app.training``), so every one
+pickles, whatever its ``__init__`` takes (``tests/test_errors_pickle.py`` round-trips them all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from model_store import (
+    CorruptModel,
+    InvalidModelId,
+    ModelNotFound,
+    StoreError,
+    StoreUnavailable,
+    StoreWriteFailed,
+)
+
+from .engine.errors import EngineError, InvalidData, InvalidParams, TrainingDiverged
+
+__all__ = [
+    "CorruptModel",
+    "CsvEncodingError",
+    "CsvError",
+    "EngineError",
+    "InvalidData",
+    "InvalidModelId",
+    "InvalidParams",
+    "LimitExceeded",
+    "ModelNotFound",
+    "ProtocolError",
+    "RequestError",
+    "StoreError",
+    "StoreUnavailable",
+    "StoreWriteFailed",
+    "TrainingBusy",
+    "TrainingCrashed",
+    "TrainingDiverged",
+    "TrainingUnavailable",
+    "UnknownVersion",
+    "UnsupportedMediaType",
+]
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+class _Picklable(Exception):
+    """Pickles as its class, ``args`` (the message) and attributes, without calling
+    ``__init__``: the default (``cls(*args)``) fails for an ``__init__`` that takes other
+    arguments than the message, and a training child's error would break the process pool."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+class RequestError(_Picklable, ValueError):
+    """The request cannot be used as sent: the client's mistake, a 4xx."""
+
+
+class UnsupportedMediaType(RequestError):
+    """The body's Content-Type is not one this route reads (HTTP 415)."""
+
+    def __init__(self, content_type: str, allowed: Sequence[str]) -> None:
+        self.content_type = content_type
+        self.allowed = tuple(allowed)
+        super().__init__(
+            f"Content-Type {content_type or '(none)'!r} is not supported here; "
+            f"send {' or '.join(allowed)}"
+        )
+
+
+class LimitExceeded(RequestError):
+    """A request is larger than the service's configured limits allow (HTTP 413)."""
+
+
+class CsvError(RequestError):
+    """The CSV body cannot be used; the message names the line and column (HTTP 422)."""
+
+
+class CsvEncodingError(CsvError):
+    """The body is not UTF-8 text (HTTP 400, like malformed JSON)."""
+
+
+class ProtocolError(RequestError):
+    """A malformed or unusable infer request; the message names the input or output (HTTP 400)."""
+
+
+class UnknownVersion(ProtocolError):
+    """A model version that does not exist (HTTP 404)."""
+
+
+class TrainingUnavailable(_Picklable):
+    """The training could not run; nothing was stored."""
+
+
+class TrainingBusy(TrainingUnavailable):
+    """Every training slot of this worker process is taken (HTTP 429 with Retry-After)."""
+
+    def __init__(self, running: int, retry_after: int) -> None:
+        self.running = running
+        self.retry_after = retry_after
+        super().__init__(
+            f"training capacity reached: {running} training(s) already running in this "
+            f"worker (TRAIN_CONCURRENCY={running}); retry in {retry_after} s"
+        )
+
+
+class TrainingCrashed(TrainingUnavailable):
+    """The training child process died before answering (HTTP 503): killed, most often by the
+    kernel for memory."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the training process stopped before it finished (killed, most likely for lack of "
+            "memory); nothing was stored. Retry with fewer rows, or once other trainings end"
+        )
