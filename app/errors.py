@@ -10,6 +10,8 @@ Exception hierarchy::
     │   ├── InvalidParams ............. a training parameter out of range
     │   └── TrainingDiverged .......... the solver's cost blew up
     └── RequestError .................. the request cannot be used as sent
+        ├── InvalidRequest ............ fields fail validation (422); ``errors``, ``total``
+        ├── MalformedJSON ............. the body is not JSON (400)
         ├── UnsupportedMediaType ...... a Content-Type the route does not read (415)
         ├── LimitExceeded ............. larger than the configured limits (413)
         ├── CsvError .................. the CSV names a bad line or column (422)
@@ -54,7 +56,9 @@ __all__ = [
     "InvalidData",
     "InvalidModelId",
     "InvalidParams",
+    "InvalidRequest",
     "LimitExceeded",
+    "MalformedJSON",
     "ModelNotFound",
     "ProtocolError",
     "RequestError",
@@ -88,6 +92,40 @@ class _Picklable(Exception):
 
 class RequestError(_Picklable, ValueError):
     """The request cannot be used as sent: the client's mistake, a 4xx."""
+
+
+#: ``InvalidRequest`` keeps this many errors; the rest are only counted.
+MAX_LISTED = 20
+#: Its message names this many.
+MAX_IN_MESSAGE = 5
+
+
+class InvalidRequest(RequestError):
+    """Fields of the request fail validation (HTTP 422).
+
+    ``errors``: ``{"field": "features[3][2]", "message": "..."}`` for at most ``MAX_LISTED``
+    of them, so that an answer stays small whatever the input; ``total``: how many there are.
+    """
+
+    def __init__(self, errors: Sequence[dict[str, str]], total: int | None = None) -> None:
+        self.errors = list(errors[:MAX_LISTED])
+        self.total = len(errors) if total is None else total
+        shown = "; ".join(f"{e['field']}: {e['message']}" for e in self.errors[:MAX_IN_MESSAGE])
+        if self.total > MAX_IN_MESSAGE:
+            shown += f"; and {self.total - MAX_IN_MESSAGE} more"
+        super().__init__(shown)
+
+
+class MalformedJSON(RequestError):
+    """The body is declared as JSON and is not (HTTP 400); ``reason`` says why, if known."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(
+            f"body: malformed JSON ({reason})"
+            if reason is not None
+            else "There was an error parsing the body"  # FastAPI's words, for the rare rest
+        )
 
 
 class UnsupportedMediaType(RequestError):

@@ -64,3 +64,11 @@ def test_round_trip(cls):
         assert type(copy) is cls
         assert str(copy) == str(original) and copy.args == original.args
         assert vars(copy) == vars(original)
+
+
+def test_invalid_request_keeps_its_cap_and_count():
+    error = instance(app.errors.InvalidRequest)
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy, app.errors.InvalidRequest)
+    assert len(copy.errors) == app.errors.MAX_LISTED and copy.total == 40_000
+    assert str(copy).endswith(f"; and {40_000 - app.errors.MAX_IN_MESSAGE} more")

@@ -1,0 +1,247 @@
+"""Request bytes -> validated request, for every path: the predict route and its front layer, and
+the training child. No web framework here; errors are those of ``app.errors``.
+
+JSON bodies go to the fast decoders of ``app.fast_body`` first: they turn the ``features``
+matrix into one float64 array and hand back the other fields, or decline. The other fields are
+then validated by the request's own schema, with a one-row placeholder for ``features``: what
+the fast decoder proved is not checked again. A body it declines takes the ordinary path, which
+is FastAPI's for a ``body: Model`` parameter (``json.loads``, then the schema); either way a bad
+request gets the documented error. CSV bodies are read by ``app.csv_io``; their options come as
+query parameters, which are refused beside a JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from . import csv_io, fast_body, media
+from .errors import InvalidRequest, MalformedJSON, UnsupportedMediaType
+from .schemas import CsvPredictOptions, CsvTrainOptions, PredictRequest, TrainParams, TrainRequest
+
+M = TypeVar("M", bound=BaseModel)
+#: Query parameters as sent, repeated names included (Starlette's ``multi_items()``).
+Query = Sequence[tuple[str, str]]
+
+#: Union branch names that pydantic adds to an error's location.
+_BRANCHES = frozenset({"int", "str", "float", "constrained-str", "function-after[...]"})
+
+
+class PredictInput(NamedTuple):
+    """A decoded JSON predict body."""
+
+    model_id: str  # the reference as sent (an id, or ``latest``)
+    X: np.ndarray  # (n_samples, n_features) float64, finite
+    threshold: float | None
+
+
+# ---- errors --------------------------------------------------------------------------------
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """``('body', 'features', 3, 2)`` -> ``features[3][2]``."""
+    out = ""
+    for p in loc:
+        if p == "body" or p in _BRANCHES:
+            continue
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out or "body"
+
+
+def request_error(errors: Sequence[Mapping[str, Any]]) -> MalformedJSON | InvalidRequest:
+    """The domain error for a list of pydantic's (or FastAPI's) errors: ``MalformedJSON`` for a
+    ``json_invalid`` one, else ``InvalidRequest``."""
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            return MalformedJSON((e.get("ctx") or {}).get("error", "invalid JSON"))
+    return invalid_request(errors)
+
+
+def invalid_request(errors: Iterable[Mapping[str, Any]]) -> InvalidRequest:
+    """``InvalidRequest`` for pydantic-style errors (``loc``, ``msg``): one item per field and
+    message, in order."""
+    items: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for e in errors:
+        msg = str(e.get("msg", "invalid"))
+        if msg.startswith("Value error, "):
+            # our own model validators name the field in the message
+            msg = msg.removeprefix("Value error, ")
+            field, _, rest = msg.partition(": ")
+            key = (field, rest) if rest else (field_path(e.get("loc", ())), msg)
+        else:
+            key = (field_path(e.get("loc", ())), msg)
+        if key not in seen:
+            seen.add(key)
+            items.append({"field": key[0], "message": key[1]})
+    return InvalidRequest(items)
+
+
+def invalid(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> InvalidRequest:
+    """``InvalidRequest`` for pydantic's errors on a value found at ``prefix``."""
+    return invalid_request(
+        {**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False)
+    )
+
+
+# ---- the ordinary path ---------------------------------------------------------------------
+
+
+def json_document(body: bytes) -> Any:
+    """``json.loads`` of a JSON body, as FastAPI does it; ``MalformedJSON`` when it fails."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as exc:  # found by the fuzzer: not UTF-8 at all is malformed JSON
+        raise MalformedJSON(f"not UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJSON(exc.msg) from None
+    except Exception:  # anything else json.loads may raise (RecursionError on deep nesting)
+        raise MalformedJSON() from None
+
+
+def validate(body: bytes, model: type[M], **kw: Any) -> M:
+    """FastAPI's handling of a ``body: model`` parameter on a JSON body: ``json.loads``, then
+    presence and validation (``InvalidRequest`` with locations under ``body``). ``kw`` goes to
+    ``model_validate`` (e.g. a ``context``)."""
+    if not body:
+        raise InvalidRequest([{"field": "body", "message": "Field required"}])
+    try:
+        return model.model_validate(json_document(body), from_attributes=True, **kw)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def _with_rows(fields: dict[str, Any], X: np.ndarray, model: type[M]) -> M:
+    """``model`` from the fields the fast decoder handed back; ``features`` a one-row
+    placeholder, and the real shape in the validation context."""
+    try:
+        return model.model_validate(
+            {**fields, "features": [[0.0] * X.shape[1]]}, context={"shape": X.shape}
+        )
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+# ---- query parameters ----------------------------------------------------------------------
+
+
+def check_query(content_type: str | None, query: Query) -> None:
+    """``InvalidRequest`` naming ``query.<name>`` for query parameters sent with a body that is
+    not CSV: they are the options of a CSV body; a JSON body carries its own (``params``,
+    ``model_id``), and a setting silently ignored would be worse than one refused."""
+    if not query or media.media_type(content_type) == media.CSV:
+        return
+    raise invalid_request(
+        {
+            "loc": ("query", key),
+            "msg": "query parameters are read only with a text/csv body; in a JSON body, "
+            "send this in the body instead",
+        }
+        for key, _ in query
+    )
+
+
+def check_request(content_type: str | None, query: Query) -> media.BodyKind:
+    """What a ``/train`` or ``/predict`` request's headers and query decide before its body is
+    read: ``UnsupportedMediaType``, or query parameters refused beside a JSON body."""
+    kind = media.body_kind(content_type)
+    check_query(content_type, query)
+    return kind
+
+
+def query_options(query: Query, model: type[M], *, text: Iterable[str] = ()) -> M:
+    """``model`` from query parameters (the last of a repeated name); ``InvalidRequest`` naming
+    ``query.<name>`` when one is wrong or unknown.
+
+    Values are read as JSON where they parse as JSON (``2000``, ``0.001``, ``true``, ``null``)
+    and as text otherwise; the parameters named in ``text`` are always text.
+    """
+    text = set(text)
+    values: dict[str, Any] = {}
+    for key, value in query:
+        if key in text:
+            values[key] = value
+            continue
+        try:
+            values[key] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            values[key] = value
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise invalid(exc, ("query",)) from None
+
+
+def train_options(query: Query) -> tuple[CsvTrainOptions, TrainParams]:
+    """``?label=&name=`` and every ``params`` field (``?max_iter=2000&l2=0.001``)."""
+    own = [(k, v) for k, v in query if k in CsvTrainOptions.model_fields]
+    rest = [(k, v) for k, v in query if k not in CsvTrainOptions.model_fields]
+    options = query_options(own, CsvTrainOptions, text=CsvTrainOptions.model_fields)
+    return options, query_options(rest, TrainParams)
+
+
+def predict_options(query: Query) -> CsvPredictOptions:
+    """``?model_id=&threshold=`` of a CSV predict body (the rows need the model: ``csv_io``)."""
+    return query_options(query, CsvPredictOptions, text=["model_id"])
+
+
+# ---- the requests --------------------------------------------------------------------------
+
+
+def decode_predict(content_type: str | None, body: bytes, query: Query = ()) -> PredictInput:
+    """A JSON predict body (CSV ones: ``predict_options``, then ``csv_io.read_features``).
+
+    Raises ``UnsupportedMediaType``, ``InvalidRequest`` (also for query parameters) or
+    ``MalformedJSON``.
+    """
+    if check_request(content_type, query) != "json":
+        raise UnsupportedMediaType(media.CSV, (media.JSON,))  # the caller reads CSV itself
+    parsed = fast_body.parse_predict(body)
+    if parsed is not None:
+        fields, X = parsed
+        request = _with_rows(fields, X, PredictRequest)
+        return PredictInput(request.model_id, X, request.threshold)
+    request = validate(body, PredictRequest)
+    return PredictInput(
+        request.model_id, np.asarray(request.features, dtype=np.float64), request.threshold
+    )
+
+
+def decode_train_csv(body: bytes, query: Query) -> tuple[TrainRequest, np.ndarray]:
+    """A ``text/csv`` training body, its options in ``query``: the request (``features`` a
+    placeholder) and the rows. Raises ``CsvError`` or ``InvalidRequest`` (``query.<name>``)."""
+    options, params = train_options(query)
+    table = csv_io.read_training(body, label=options.label)
+    stub = {
+        "labels": table.labels,
+        "feature_names": table.feature_names,
+        "name": options.name,
+        "params": params,
+    }
+    # csv_io checks first, naming lines; the schema is a backstop
+    return _with_rows(stub, table.X, TrainRequest), table.X
+
+
+def decode_train(
+    content_type: str | None, body: bytes, query: Query = ()
+) -> tuple[TrainRequest, np.ndarray | None]:
+    """The validated training request and, when decoded apart, its rows (else ``None``: they
+    are ``request.features``).
+
+    Raises ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON`` or ``CsvError``.
+    """
+    if check_request(content_type, query) == "csv":
+        return decode_train_csv(body, query)
+    parsed = fast_body.parse_rows_body(body)
+    if parsed is not None:
+        fields, X = parsed
+        return _with_rows(fields, X, TrainRequest), X
+    return validate(body, TrainRequest), None
