@@ -18,7 +18,6 @@ import numpy as np
 
 from .errors import CsvEncodingError, CsvError
 
-MEDIA_TYPE = "text/csv"
 MAX_NAME_LENGTH = 200  # the same limit as JSON's feature_names and string labels
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")

@@ -1,9 +1,12 @@
-"""Fast decoding of request bodies whose bulk is a ``features`` matrix. No FastAPI here.
+"""Fast decoding of request bodies whose bulk is a ``features`` matrix: the engine room of
+``app.decode``, its only caller. No FastAPI here.
 
-Each function is a fast path: it returns exactly what the ordinary path (``json.loads``, as
-FastAPI does, then the pydantic schema) would accept, with the same float64 values bit for bit,
-or ``None`` to decline. Callers then take the ordinary path, which alone produces the documented
-error messages, so a bad body costs a second parse but never gets a different answer.
+Each function is a fast path: it returns the ``features`` that the ordinary path (``json.loads``,
+as FastAPI does, then the pydantic schema) would accept, with the same float64 values bit for
+bit, and the body's other fields as ``json.loads`` makes them, or ``None`` to decline.
+``app.decode`` validates those fields with the schema, or, for a declined body, takes the
+ordinary path, which alone words the errors: a declined body costs a second parse but never
+gets a different answer.
 
 ``parse_predict`` uses simdjson (pysimdjson): it parses the body into its own tape and copies the
 rows straight into a buffer of doubles, without a Python object per number (about 4x faster than

@@ -19,7 +19,7 @@ from .api.limits import BodySizeLimit
 from .config import Settings
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
-from .train_runner import TrainRunner
+from .training.runner import TrainRunner
 
 DESCRIPTION = """
 Train logistic-regression classifiers from labelled rows, keep them, and serve predictions.

@@ -239,7 +239,7 @@ class TrainRequest(Strict):
         width = check_rows(self.features)
         n_rows = len(self.features)
         if info.context and "shape" in info.context:
-            # the rows were decoded apart (app.fast_body); ``features`` is a placeholder
+            # the rows were decoded apart (app.decode); ``features`` is a placeholder
             n_rows, width = info.context["shape"]
         if len(self.labels) != n_rows:
             raise ValueError(

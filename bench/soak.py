@@ -38,7 +38,7 @@ def children(pid: int) -> list[int]:
 def rss_kib(pid: int, workers: int) -> int:
     """Resident memory of the serving processes, in KiB: the server itself with one worker, or
     uvicorn's worker processes with several. Training runs in short-lived child processes
-    (app.train_runner) that come and go; they are not the server's memory and are left out."""
+    (app.training) that come and go; they are not the server's memory and are left out."""
     total = 0
     for p in [pid] if workers == 1 else children(pid):
         try:

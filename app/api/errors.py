@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,13 +13,16 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ..decode import request_error
 from ..errors import (
     CorruptModel,
     CsvEncodingError,
     CsvError,
     EngineError,
     InvalidModelId,
+    InvalidRequest,
     LimitExceeded,
+    MalformedJSON,
     ModelNotFound,
     ProtocolError,
     StoreError,
@@ -33,20 +35,6 @@ from ..errors import (
 )
 
 log = logging.getLogger("app.errors")
-
-
-def field_path(loc: Sequence[Any]) -> str:
-    """``('body', 'features', 3, 2)`` -> ``features[3][2]``."""
-    parts = [p for p in loc if p != "body"]
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif p in ("int", "str", "float", "constrained-str", "function-after[...]"):
-            continue  # union branch names that pydantic adds to the location
-        else:
-            out += f".{p}" if out else str(p)
-    return out or "body"
 
 
 class JSONBytes(Response):
@@ -93,32 +81,6 @@ def error_for(
     return JSONBytes(status_code=status, content=body)
 
 
-def validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[str, str]]]:
-    raw = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in raw):
-        e = next(e for e in raw if e.get("type") == "json_invalid")
-        reason = (e.get("ctx") or {}).get("error", "invalid JSON")
-        return 400, f"body: malformed JSON ({reason})", []
-    items: list[dict[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for e in raw:
-        msg = str(e.get("msg", "invalid"))
-        if msg.startswith("Value error, "):
-            # our own model validators already name the field in the message
-            msg = msg.removeprefix("Value error, ")
-            field, _, rest = msg.partition(": ")
-            key = (field, rest) if rest else (field_path(e.get("loc", ())), msg)
-        else:
-            key = (field_path(e.get("loc", ())), msg)
-        if key not in seen:
-            seen.add(key)
-            items.append({"field": key[0], "message": key[1]})
-    shown = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
-    if len(items) > 5:
-        shown += f"; and {len(items) - 5} more"
-    return 422, shown, items
-
-
 METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
@@ -134,9 +96,21 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(request: Request, exc: InvalidRequest) -> JSONBytes:
+        return error_for(request, 422, str(exc), exc.errors)
+
+    @app.exception_handler(MalformedJSON)
+    async def _malformed(request: Request, exc: MalformedJSON) -> JSONBytes:
+        return error_for(request, 400, str(exc))
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONBytes:
-        return error_for(request, *validation_errors(exc))
+        # FastAPI's own, for the parameters routes declare (query, path): the same answers
+        error = request_error(exc.errors())
+        if isinstance(error, MalformedJSON):
+            return await _malformed(request, error)
+        return await _invalid(request, error)
 
     @app.exception_handler(UnsupportedMediaType)
     async def _media(request: Request, exc: UnsupportedMediaType) -> JSONBytes:

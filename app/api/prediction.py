@@ -1,33 +1,24 @@
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from .. import csv_io
-from ..fast_body import SMALL_BODY, parse_predict
-from ..schemas import CsvPredictOptions, PredictRequest, PredictResponse
+from .. import csv_io, media
+from ..decode import PredictInput, check_request, decode_predict, predict_options
+from ..fast_body import SMALL_BODY
+from ..schemas import PredictRequest, PredictResponse
 from ..service import ModelService, Prediction
-from .body import validate_body
-from .csv_body import (
-    json_or_csv_body,
-    query_doc,
-    query_options,
-    refuse_query_without_csv,
-    wants_csv,
-)
-from .deps import body_kind
-from .docs import ERROR_RESPONSES
+from .docs import ERROR_RESPONSES, json_or_csv_body, query_doc
 
 router = APIRouter(tags=["prediction"])
 
 CSV_RESPONSE: dict[str, Any] = {
     "description": "With `Accept: text/csv`: `prediction`, then `proba_<class>` per class.",
     "content": {
-        csv_io.MEDIA_TYPE: {
+        media.CSV: {
             "schema": {"type": "string"},
             "example": "prediction,proba_fail,proba_pass\nfail,0.93,0.07\npass,0.04,0.96\n",
         }
@@ -51,36 +42,6 @@ _OPTS = orjson.OPT_SERIALIZE_NUMPY
 INLINE_BODY_BYTES = SMALL_BODY
 
 
-class PredictInput(NamedTuple):
-    model_id: str  # the reference as sent (an id, or ``latest``)
-    X: np.ndarray  # (n_samples, n_features) float64, finite
-    threshold: float | None
-
-
-def _plain_fields(obj: dict[str, Any]) -> tuple[str, float | None] | None:
-    """``(model_id, threshold)`` in the common, valid case without pydantic's overhead; ``None``
-    if in any doubt (then ``PredictRequest`` decides). Implies what ``PredictRequest`` accepts."""
-    model_id, threshold = obj.get("model_id"), obj.get("threshold")
-    if type(model_id) is not str or len(obj) > 2 or (len(obj) == 2 and "threshold" not in obj):
-        return None
-    if threshold is not None and not (type(threshold) in (int, float) and 0 <= threshold <= 1):
-        return None
-    return model_id, threshold
-
-
-def decode_json(content_type: str | None, body: bytes) -> PredictInput:
-    """A JSON predict body: the fast decoder, or, where it declines, ``PredictRequest``'s own
-    validation, which alone words the errors."""
-    parsed = parse_predict(body)
-    if parsed is not None:
-        fields = _plain_fields(parsed[0])
-        if fields is not None:
-            return PredictInput(fields[0], parsed[1], fields[1])
-    request = validate_body(content_type, body, PredictRequest)
-    X = np.asarray(request.features, dtype=np.float64)
-    return PredictInput(request.model_id, X, request.threshold)
-
-
 def encode(p: Prediction) -> bytes:
     labels = p.predictions
     out = {
@@ -100,7 +61,7 @@ def predict_input(service: ModelService, request: PredictInput) -> Prediction:
 
 def predict_csv(service: ModelService, query: Any, body: bytes) -> Prediction:
     """A ``text/csv`` body: the rows, matched to the model's features by the header."""
-    options = query_options(query, CsvPredictOptions, text=["model_id"])
+    options = predict_options(query)
     model = service.served(options.model_id)
     X = csv_io.read_features(body, n_features=model.n_features, feature_names=model.feature_names)
     return service.predict(model, X, threshold=options.threshold)
@@ -111,14 +72,14 @@ async def predict_json(service: ModelService, content_type: str | None, body: by
     on the event loop; everything else (decoding a large body, reading a model file, wording a
     long list of errors) runs in a thread, so the loop never waits on it."""
     if len(body) <= INLINE_BODY_BYTES:
-        request = decode_json(content_type, body)
+        request = decode_predict(content_type, body)
         model = service.cached(request.model_id)
         if model is not None:
             return encode(service.predict(model, request.X, threshold=request.threshold))
         return encode(await run_in_threadpool(predict_input, service, request))
 
     def work() -> bytes:
-        return encode(predict_input(service, decode_json(content_type, body)))
+        return encode(predict_input(service, decode_predict(content_type, body)))
 
     return await run_in_threadpool(work)
 
@@ -141,22 +102,21 @@ async def predict(request: Request) -> Response:
     # without pydantic's per-number validation. A plain JSON body with a JSON answer never gets
     # here: the front layer app.api.front.fast_predict answers it with the same functions.
     ctype = request.headers.get("content-type")
-    kind = body_kind(ctype)
-    if kind == "json":
-        refuse_query_without_csv(request)
+    query = request.query_params.multi_items()
+    kind = check_request(ctype, query)
     body = await request.body()
     service: ModelService = request.app.state.service
-    if not wants_csv(request):
+    if not media.wants_csv(request.headers.get("accept")):
         if kind == "csv":
-            p = await run_in_threadpool(predict_csv, service, request.query_params, body)
+            p = await run_in_threadpool(predict_csv, service, query, body)
             return Response(encode(p), media_type="application/json")
         return Response(await predict_json(service, ctype, body), media_type="application/json")
 
     def csv_answer() -> bytes:
         if kind == "csv":
-            p = predict_csv(service, request.query_params, body)
+            p = predict_csv(service, query, body)
         else:
-            p = predict_input(service, decode_json(ctype, body))
+            p = predict_input(service, decode_predict(ctype, body))
         return csv_io.write_predictions(p.classes, p.predictions.tolist(), p.probabilities)
 
     content = await run_in_threadpool(csv_answer)

@@ -4,16 +4,12 @@ import asyncio
 from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
 
-from .. import csv_io
+from .. import decode
 from ..schemas import CsvTrainOptions, ModelSummary, TrainParams, TrainRequest
-from ..train_runner import TrainRunner
-from .body import fastapi_reads_json
-from .csv_body import json_or_csv_body, query_doc, refuse_query_without_csv
-from .deps import JSON_TYPES, body_kind
-from .docs import ERROR_RESPONSES
-from .errors import JSONBytes, UnsupportedMediaType
+from ..training.runner import TrainRunner
+from .docs import ERROR_RESPONSES, json_or_csv_body, query_doc
+from .errors import JSONBytes
 
 router = APIRouter(tags=["training"])
 
@@ -55,11 +51,10 @@ async def train(request: Request) -> Response:
     """Train a logistic-regression model on labelled rows (JSON, or CSV with a header row) and
     keep it; answers its summary."""
     # The body is read here, not declared: decoding, validation and fitting all run off the
-    # event loop (app.train_runner), with FastAPI's own answers to bad input (app.api.body).
+    # event loop (app.training), with FastAPI's own answers to bad input (app.decode).
     ctype = request.headers.get("content-type")
-    if not fastapi_reads_json(ctype):
-        body_kind(ctype)  # 415 before reading a body that would not be parsed
-    refuse_query_without_csv(request)
+    query = request.query_params.multi_items()
+    decode.check_request(ctype, query)  # 415 or 422 before reading a body that would not be used
     runner: TrainRunner = request.app.state.trainer
     runner.acquire()
     spill: str | None = None
@@ -81,19 +76,14 @@ async def train(request: Request) -> Response:
         finally:
             if fh is not None:
                 fh.close()
-        outcome = await runner.run(ctype, chunks, spill, query=dict(request.query_params))
+        summary = await runner.run(ctype, chunks, spill, query=query)
         spill = None  # the child read it and deleted it (a big unlink takes a core ~20 ms)
     finally:
         runner.release()
         if spill is not None:  # the upload broke off, or the child failed before deleting it
             await asyncio.to_thread(runner.remove, spill)
-    kind, payload = outcome
-    if kind == "invalid":
-        raise RequestValidationError(payload)
-    if kind == "media":
-        raise UnsupportedMediaType(payload or "", (*JSON_TYPES, csv_io.MEDIA_TYPE))
-    if kind == "raise":
-        raise payload
     return JSONBytes(
-        status_code=201, content=payload, headers={"Location": f"/models/{payload['id']}"}
+        status_code=201,
+        content=summary.model_dump(mode="json"),
+        headers={"Location": f"/models/{summary.id}"},
     )

@@ -15,14 +15,13 @@ import struct
 import numpy as np
 import orjson
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from app import fast_body
+from app import fast_body, media
 from app.api import errors
-from app.api.deps import require_json_or_csv
 from app.fast_body import parse_predict, parse_rows_body, parse_simdjson, parse_small
 from app.main import create_app
 from app.schemas import ModelSummary, PredictRequest, PredictResponse, TrainRequest
@@ -30,6 +29,11 @@ from app.service import ModelService
 from model_store import JsonFileStore
 from tests.asgi_client import ASGIClient
 from tests.conftest import train
+
+
+def require_json_or_csv(request: Request) -> None:
+    """415 unless the body is JSON or CSV, as a route dependency."""
+    media.body_kind(request.headers.get("content-type"))
 
 
 def naive_app(settings) -> FastAPI:
@@ -510,18 +514,18 @@ def test_no_base_http_middleware_on_the_hot_path(settings):
     assert not any(isinstance(c, type) and issubclass(c, BaseHTTPMiddleware) for c in classes)
 
 
-def test_plain_bodies_are_answered_by_the_middleware_and_others_by_the_route(client, monkeypatch):
-    import app.api.prediction as prediction
+def test_plain_bodies_take_the_fast_decoder_and_others_the_ordinary_path_once(client, monkeypatch):
+    from app import decode
 
     mid = train(client, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
     calls = []
-    real = prediction.validate_body
-    monkeypatch.setattr(
-        prediction, "validate_body", lambda *a, **k: calls.append(1) or real(*a, **k)
-    )
+    real = decode.validate
+    monkeypatch.setattr(decode, "validate", lambda *a, **k: calls.append(1) or real(*a, **k))
     body = {"model_id": mid, "features": [[1.0, 2.0]]}
     assert client.post("/predict", json=body).status_code == 200
-    assert calls == []  # the route never ran
+    assert calls == []  # json.loads and pydantic never saw the rows
+    r = client.post("/predict", json={**body, "threshold": 2})
+    assert r.status_code == 422 and calls == []  # the fields alone, on what the decoder made
     r = client.post("/predict", json={**body, "features": [[1.0, "2"]]})
     assert r.status_code == 422 and calls == [1]
     r = client.post("/predict", json={**body, "model_id": "f" * 32})

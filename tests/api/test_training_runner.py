@@ -141,7 +141,7 @@ def test_training_children_run_at_the_lowest_priority_with_one_blas_thread():
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    from app.train_job import CHILD_NICENESS, init_child
+    from app.training.job import CHILD_NICENESS, init_child
 
     with ProcessPoolExecutor(
         1, mp_context=multiprocessing.get_context("spawn"), initializer=init_child
@@ -153,7 +153,7 @@ def test_training_children_run_at_the_lowest_priority_with_one_blas_thread():
     assert blas == "1"
 
 
-def _leave_priority_alone() -> None:
+def _leave_priority_alone(*args) -> None:
     """A training child's initializer that does not lower the child's priority."""
 
 
@@ -166,12 +166,12 @@ def _report_policy(settings, content_type, body, query) -> int:
 def test_the_runner_lowers_a_new_child_s_priority_before_the_child_does(monkeypatch, tmp_path):
     """A new child runs Python's start-up and its imports before its initializer: the worker
     lowers the child's priority itself, as soon as it has spawned it."""
-    from app import train_runner
+    from app.training import runner as training
 
     assert os.sched_getscheduler(0) != os.SCHED_IDLE  # so the child cannot inherit it
-    monkeypatch.setattr(train_runner, "init_child", _leave_priority_alone)
-    monkeypatch.setattr(train_runner, "train_from_body", _report_policy)
-    runner = train_runner.TrainRunner(Settings(model_store_dir=tmp_path))
+    monkeypatch.setattr(training, "init_child", _leave_priority_alone)
+    monkeypatch.setattr(training, "train_from_body", _report_policy)
+    runner = training.TrainRunner(Settings(model_store_dir=tmp_path))
     try:
         policy = asyncio.run(runner.run("application/json", [], "spill-path"))
     finally:
@@ -189,7 +189,7 @@ def test_a_killed_training_child_is_a_503_and_leaves_nothing_behind(monkeypatch,
     left, nothing stored, and the next training gets a new child."""
     import tempfile
 
-    from app import train_runner
+    from app.training import runner as training
 
     spills = tmp_path / "spills"
     spills.mkdir()
@@ -199,7 +199,7 @@ def test_a_killed_training_child_is_a_503_and_leaves_nothing_behind(monkeypatch,
     X, y = make_blobs(n=50, d=3)
     body = {"features": X.tolist(), "labels": y.tolist()}
     try:
-        monkeypatch.setattr(train_runner, "train_from_body", _die)
+        monkeypatch.setattr(training, "train_from_body", _die)
         r = c.post("/train", json=body)
         assert r.status_code == 503, r.text
         assert "stopped before it finished" in r.json()["detail"]
@@ -236,13 +236,72 @@ def test_the_spilled_body_is_deleted_whatever_the_outcome(child_client, monkeypa
 
 def test_the_child_deletes_the_spilled_body_once_read(tmp_path):
     """Freeing a big file's pages costs a core tens of ms: the child does it, at its priority."""
-    from app.train_job import train_from_body
+    from app.training.job import train_from_body
 
     (tmp_path / "m").mkdir()
     spill = tmp_path / "train-body-x"
     spill.write_bytes(b'{"features": [[0.0], [1.0]], "labels": [0, 1]}')
-    kind, summary = train_from_body(
+    summary = train_from_body(
         Settings(model_store_dir=tmp_path / "m"), "application/json", str(spill)
     )
-    assert kind == "ok" and summary["n_features"] == 1
+    assert summary.n_features == 1
     assert not spill.exists()
+
+
+def _sleep(settings, content_type, body, query) -> None:
+    """Stands in for ``train_from_body``: a fit that would run for a minute."""
+    import time
+
+    time.sleep(60)
+
+
+def test_shutdown_stops_a_running_training_child(monkeypatch, tmp_path):
+    """A server shutting down does not wait for a fit: its child is terminated."""
+    import multiprocessing
+    import time
+
+    from app.training import runner as training
+
+    monkeypatch.setattr(training, "train_from_body", _sleep)
+    runner = training.TrainRunner(Settings(model_store_dir=tmp_path))
+
+    others = set(multiprocessing.active_children())  # other tests' pools: left alone
+
+    async def scenario() -> set[multiprocessing.Process]:
+        job = asyncio.ensure_future(runner.run("application/json", [], "spill-path"))
+        deadline = time.monotonic() + 60
+        while not (children := set(multiprocessing.active_children()) - others):
+            assert time.monotonic() < deadline, "no training child started"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the child is in the job now
+        runner.shutdown()
+        job.cancel()
+        return children
+
+    children = asyncio.run(scenario())
+    for child in children:
+        child.join(timeout=10)
+        assert not child.is_alive()
+    assert all(other.is_alive() for other in others)
+
+
+def test_a_child_s_domain_error_arrives_as_itself(tmp_path):
+    """Errors cross the process boundary as the exceptions the job raised, attributes too."""
+    from app.errors import InvalidRequest
+    from app.training.runner import TrainRunner
+
+    (tmp_path / "m").mkdir()
+    runner = TrainRunner(Settings(model_store_dir=tmp_path / "m"))
+    spill = tmp_path / "train-body-x"
+    spill.write_bytes(b'{"features": [[0.0], ["a"]], "labels": [0, 1], "x": 1}')
+    try:
+        with pytest.raises(InvalidRequest) as caught:
+            asyncio.run(runner.run("application/json", [], str(spill)))
+    finally:
+        runner.shutdown()
+    assert type(caught.value) is InvalidRequest
+    assert caught.value.errors == [
+        {"field": "features[1][0]", "message": "Input should be a valid number"},
+        {"field": "x", "message": "Extra inputs are not permitted"},
+    ]
+    assert caught.value.total == 2

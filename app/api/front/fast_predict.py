@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ... import media
 from ...service import ModelService
-from ..csv_body import wants_csv_accept
 from ..prediction import predict_json
 
 
@@ -42,7 +42,7 @@ class PredictFastPath:
             return
         headers = Headers(scope=scope)
         ctype = headers.get("content-type")
-        if ctype != "application/json" or wants_csv_accept(headers.get("accept")):
+        if not media.is_json(ctype) or media.wants_csv(headers.get("accept")):
             await self.app(scope, receive, send)  # CSV bodies and CSV answers are the route's
             return
         chunks: list[bytes] = []

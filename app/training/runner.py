@@ -1,9 +1,10 @@
-"""Trainings run off the event loop, a bounded number at a time. No FastAPI here.
+"""Trainings run off the event loop, a bounded number at a time.
 
 Large bodies go to a pool of spawned child processes (decode, validate, fit and save all happen
 there, so neither the GIL nor the event loop is held while a big model trains); small ones to a
 thread, where they take milliseconds. Past ``train_concurrency`` running trainings in this
-process, ``TrainingBusy`` (HTTP 429) instead of a queue.
+process, ``TrainingBusy`` (HTTP 429) instead of a queue. Either way the answer is the stored
+model's summary, or the domain error the job raised (``app.errors``: they pickle).
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import asyncio
 import contextlib
 import os
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from .config import Settings
-from .errors import TrainingBusy, TrainingCrashed
-from .train_job import IdleSpawnContext, init_child, train_from_body
+from ..config import Settings
+from ..errors import TrainingBusy, TrainingCrashed
+from .job import IdleSpawnContext, init_child, train_from_body
+
+if TYPE_CHECKING:
+    from ..schemas import ModelSummary
 
 
 class TrainRunner:
@@ -26,6 +31,7 @@ class TrainRunner:
         self.settings = settings
         self.running = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._context: IdleSpawnContext | None = None
 
     def acquire(self) -> None:
         """Take a training slot or raise ``TrainingBusy``; pair with ``release``."""
@@ -38,9 +44,10 @@ class TrainRunner:
 
     def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            self._context = IdleSpawnContext()
             self._pool = ProcessPoolExecutor(
                 max_workers=self.settings.train_concurrency,
-                mp_context=IdleSpawnContext(),
+                mp_context=self._context,
                 initializer=init_child,
             )
         return self._pool
@@ -51,19 +58,20 @@ class TrainRunner:
         chunks: list[bytes],
         spill: str | None,
         *,
-        query: dict[str, str] | None = None,
-    ) -> Any:
+        query: Sequence[tuple[str, str]] = (),
+    ) -> ModelSummary:
         """Train on the body (in memory as ``chunks``, or in the file ``spill``); ``query``: the
-        request's query parameters (options of CSV bodies)."""
+        request's query parameters (options of CSV bodies). Returns the model's summary."""
+        query = list(query)
         if spill is None:
             body = b"".join(chunks)
             return await asyncio.to_thread(
-                train_from_body, self.settings, content_type, body, query or {}
+                train_from_body, self.settings, content_type, body, query
             )
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self.pool(), train_from_body, self.settings, content_type, spill, query or {}
+                self.pool(), train_from_body, self.settings, content_type, spill, query
             )
         except BrokenProcessPool:
             self.shutdown()  # start afresh next time
@@ -80,9 +88,12 @@ class TrainRunner:
                 os.unlink(path)
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            # stop running fits too: a server shutting down should not wait for them
-            for proc in list(getattr(self._pool, "_processes", {}).values()):
-                proc.terminate()
+        """Stop the pool, running fits too: a server shutting down should not wait for them."""
+        if self._pool is not None and self._context is not None:
+            for process in list(self._context.processes):
+                # a no-op for a process that has ended and been reaped: no pid reused by then
+                with contextlib.suppress(ValueError):  # closed (not done by 3.11's pool)
+                    if process.pid is not None:
+                        process.terminate()
             self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            self._pool = self._context = None
