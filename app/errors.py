@@ -27,6 +27,7 @@ Exception hierarchy::
     TrainingUnavailable ............... the training could not run; nothing was stored
     ├── TrainingBusy .................. every training slot is taken (429); ``retry_after``
     └── TrainingCrashed ............... the training child died (503)
+    ChildCrashed ...................... a child decoding a large body died (503; app.offload)
 
 They cross the process boundary from the training child (``app.training``), so every one
 pickles, whatever its ``__init__`` takes (``tests/test_errors_pickle.py`` round-trips them all).
@@ -49,6 +50,7 @@ from model_store import (
 from .engine.errors import EngineError, InvalidData, InvalidParams, TrainingDiverged
 
 __all__ = [
+    "ChildCrashed",
     "CorruptModel",
     "CsvEncodingError",
     "CsvError",
@@ -184,4 +186,15 @@ class TrainingCrashed(TrainingUnavailable):
         super().__init__(
             "the training process stopped before it finished (killed, most likely for lack of "
             "memory); nothing was stored. Retry with fewer rows, or once other trainings end"
+        )
+
+
+class ChildCrashed(_Picklable):
+    """The child process given a large request body (``app.offload``) died before answering
+    (HTTP 503): killed, most often by the kernel for memory."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the process decoding this request stopped before it finished (killed, most likely "
+            "for lack of memory); retry with a smaller body"
         )

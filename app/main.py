@@ -17,6 +17,7 @@ from .api import auth, docs, docs_ui, errors, health, metrics, models, predictio
 from .api.front.fast_predict import PredictFastPath
 from .api.limits import BodySizeLimit
 from .config import Settings
+from .offload import Offload
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
 from .training.runner import TrainRunner
@@ -68,6 +69,7 @@ def create_app(
         yield
         cache.unwatch()
         app.state.trainer.shutdown()
+        app.state.offload.shutdown()
 
     app = ServiceApp(
         title="Logistic regression service",
@@ -85,6 +87,7 @@ def create_app(
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
+    app.state.offload = Offload()
     errors.install(app)
     for module in (training, prediction, models, health, metrics, v2):
         app.include_router(module.router)
@@ -92,7 +95,9 @@ def create_app(
     docs_ui.install(app)
     # The front layers, innermost first. Per-request policy (auth, limits) must be a layer here,
     # not a route dependency, or predictions answered by the fast path would bypass it.
-    front: ASGIApp = PredictFastPath(app.fastapi, fastapi=app, service=app.state.service)
+    front: ASGIApp = PredictFastPath(
+        app.fastapi, fastapi=app, service=app.state.service, offload=app.state.offload
+    )
     front = BodySizeLimit(front, max_bytes=settings.max_body_bytes)
     if settings.api_key is not None:
         front = auth.APIKeyAuth(front, api_key=settings.api_key.get_secret_value())

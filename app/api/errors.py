@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from ..decode import request_error
 from ..errors import (
+    ChildCrashed,
     CorruptModel,
     CsvEncodingError,
     CsvError,
@@ -140,9 +141,10 @@ def install(app: FastAPI) -> None:
         return resp
 
     @app.exception_handler(TrainingCrashed)
-    async def _crashed(request: Request, exc: TrainingCrashed) -> JSONBytes:
-        log.error("a training child process died: %s", exc)
-        return error(503, str(exc))
+    @app.exception_handler(ChildCrashed)
+    async def _crashed(request: Request, exc: Exception) -> JSONBytes:
+        log.error("a child process died: %s", exc)
+        return error_for(request, 503, str(exc))
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:

@@ -116,3 +116,43 @@ def test_a_fifo_in_the_model_folder_is_an_unreadable_model_not_a_hang(tmp_path):
         assert c.get("/health").status_code == 200
         r = c.post("/predict", json={"model_id": model_id, "features": [[1.0, 2.0]]})
         assert r.status_code == 200
+
+
+def test_health_answers_while_a_70_mb_invalid_body_is_refused(tmp_path):
+    """Parsing and validating it hold the GIL for seconds (an 8.8 MB body of strings blocked
+    /health for 18 s and made a 149 MB error body): it is done in a child process, and the error
+    lists 20 problems and counts the rest."""
+    row = b'["x","y","z","w","v"]'
+    n = 70_000_000 // (len(row) + 1)
+    body = b'{"model_id":"latest","features":[' + b",".join([row] * n) + b"]}"
+    with LiveServer(tmp_path / "models") as server:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                httpx.post,
+                f"{server.url}/predict",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=120,
+            )
+            latencies = []
+            with httpx.Client(base_url=server.url, timeout=5) as c:
+                c.get("/health")
+                while not pending.done():
+                    t0 = time.perf_counter()
+                    assert c.get("/health").status_code == 200
+                    latencies.append(time.perf_counter() - t0)
+                    time.sleep(0.02)
+            r = pending.result()
+        assert r.status_code == 422
+        assert len(r.content) < 8192
+        detail = r.json()["detail"]
+        assert detail.startswith("features[0][0]: ") and f"and {5 * n - 5} more" in detail
+        assert len(r.json()["errors"]) == 20
+    record_figures(
+        "health during a 70 MB invalid body",
+        probes=len(latencies),
+        median_ms=round(statistics.median(latencies) * 1000, 1),
+        max_ms=round(max(latencies) * 1000, 1),
+    )
+    assert len(latencies) >= 10  # /health was asked while the body was being refused
+    assert statistics.median(latencies) < 0.1

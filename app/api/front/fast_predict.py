@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ... import media
+from ...offload import Offload
 from ...service import ModelService
 from ..prediction import predict_json
 
@@ -26,10 +27,13 @@ class PredictFastPath:
     """Pure ASGI layer; the innermost of the service's front layers (app.main), so that metrics,
     the API key and the body size limit see every request it answers."""
 
-    def __init__(self, app: ASGIApp, *, fastapi: FastAPI, service: ModelService) -> None:
+    def __init__(
+        self, app: ASGIApp, *, fastapi: FastAPI, service: ModelService, offload: Offload
+    ) -> None:
         self.app = app
         self.fastapi = fastapi
         self.service = service
+        self.offload = offload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -54,7 +58,7 @@ class PredictFastPath:
             if not message.get("more_body", False):
                 break
         try:
-            out = await predict_json(self.service, ctype, b"".join(chunks))
+            out = await predict_json(self.service, self.offload, ctype, b"".join(chunks))
         except Exception as exc:
             response = await self._error(scope, exc)
             await response(scope, receive, send)
