@@ -13,9 +13,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from model_store import JsonFileStore
 
 from . import metrics as prometheus
-from .api import auth, docs, docs_ui, errors, health, metrics, models, prediction, training, v2
+from .api import docs, docs_ui, errors, health, metrics, models, prediction, training, v2
+from .api.front import auth
 from .api.front.fast_predict import PredictFastPath
-from .api.limits import BodySizeLimit
+from .api.front.limits import BodySizeLimit
 from .config import Settings
 from .offload import Offload
 from .schemas import PredictRequest, TrainRequest

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from app.api import auth
+from app.api.front import auth
 from app.config import Settings
 from app.main import create_app
 from tests.asgi_client import ASGIClient

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from app.api import auth
+from app.api.front import auth
 from app.config import Settings
 from app.main import create_app
 from app.schemas import EXAMPLE_ID, TrainRequest

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import is_open_inference, route_path
+from ..errors import is_open_inference, route_path
 from .limits import send_error
 
 #: Paths anyone may reach: orchestrator health checks and the documentation.

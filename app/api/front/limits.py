@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_content, route_path
+from ..errors import error_content, route_path
 
 
 class BodyTooLarge(Exception):
