@@ -7,8 +7,8 @@ from sklearn.datasets import load_breast_cancer, load_iris
 
 from app.config import Settings
 from app.main import create_app
-from app.schemas import ModelDetail
 from app.records import STATISTICS_NOT_STORED
+from app.schemas import ModelDetail
 from model_store.json_store import JsonFileStore
 from tests.asgi_client import ASGIClient
 from tests.conftest import train
