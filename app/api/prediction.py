@@ -97,11 +97,15 @@ async def decode_off_loop(offload: Offload, content_type: str | None, body: byte
 async def predict_json(
     service: ModelService, offload: Offload, content_type: str | None, body: bytes
 ) -> bytes:
-    """The JSON answer to a JSON predict body. A small body is decoded on the event loop and,
-    when its model is cached, answered there; otherwise the work runs in one thread hop, and
-    bodies too large for that are decoded by ``decode_off_loop`` first."""
+    """The JSON answer to a JSON predict body. A small body is decoded on the event loop (by the
+    fast decoder; the ordinary path, for what it declines, in a thread) and, when its model is
+    cached, answered there; otherwise the work runs in one thread hop, and bodies too large for
+    that are decoded by ``decode_off_loop`` first."""
     if len(body) <= INLINE_BODY_BYTES:
-        request = decode_predict(content_type, body)
+        got = decode_predict_fast(content_type, body)
+        if got is None:  # the ordinary path's pydantic errors can be many: off the loop
+            got = await run_in_threadpool(partial(decode_predict, content_type, body, fast=False))
+        request = got
         model = service.cached(request.model_id)
         if model is not None:
             return encode(service.predict(model, request.X, threshold=request.threshold))
