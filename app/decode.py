@@ -169,12 +169,16 @@ def _bad_cells(row: Any) -> int:
     return sum(1 for v in row if not (type(v) is int or (type(v) is float and math.isfinite(v))))
 
 
+#: What ``features`` is while the other fields are validated (pydantic copies, never mutates).
+_PLACEHOLDER = [[0.0]]
+
+
 def _with_rows(fields: dict[str, Any], X: np.ndarray, model: type[M]) -> M:
-    """``model`` from the fields the fast decoder handed back; ``features`` a one-row
-    placeholder, and the real shape in the validation context."""
+    """``model`` from the fields the fast decoder handed back; ``features`` a placeholder, and
+    the real shape in the validation context."""
     try:
         return model.model_validate(
-            {**fields, "features": [[0.0] * X.shape[1]]}, context={"shape": X.shape}
+            {**fields, "features": _PLACEHOLDER}, context={"shape": X.shape}
         )
     except ValidationError as exc:
         raise invalid(exc) from None

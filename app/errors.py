@@ -30,7 +30,8 @@ Exception hierarchy::
     ChildCrashed ...................... a child decoding a large body died (503; app.offload)
 
 They cross the process boundary from the training child (``app.training``), so every one
-pickles, whatever its ``__init__`` takes (``tests/test_errors_pickle.py`` round-trips them all).
+pickles, whatever its ``__init__`` takes (``tests/api/test_errors_pickle.py`` round-trips them
+all).
 """
 
 from __future__ import annotations
