@@ -542,3 +542,30 @@ def test_a_body_in_several_chunks_is_read_whole(client):
 
     r = client.post("/predict", content=parts(), headers={"content-type": "application/json"})
     assert r.status_code == 200 and len(r.json()["predictions"]) == 50
+
+
+def test_an_error_on_the_fast_path_is_answered_once_not_retried(client, monkeypatch):
+    """Issue 11: an unknown model or a wrong width was parsed and predicted by the front layer,
+    then again by the route, whose answer replaced the first error."""
+    from app import fast_body
+    from app.service import ModelService
+
+    mid = train(client, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
+    parses, predictions = [], []
+    parse, predict = fast_body.parse_predict, ModelService.predict
+    monkeypatch.setattr(fast_body, "parse_predict", lambda b: parses.append(1) or parse(b))
+    monkeypatch.setattr(
+        ModelService, "predict", lambda *a, **k: predictions.append(1) or predict(*a, **k)
+    )
+    cases = [
+        ({"model_id": "f" * 32, "features": [[1.0, 2.0]]}, 404, "no model", 0),
+        ({"model_id": mid, "features": [[1.0, 2.0, 3.0]]}, 422, "expects 2", 1),
+        ({"model_id": mid, "features": [[1.0, 2.0]]}, 200, None, 1),
+    ]
+    for body, status, needle, predicted in cases:
+        parses.clear()
+        predictions.clear()
+        r = client.post("/predict", json=body)
+        assert r.status_code == status, r.text
+        assert needle is None or needle in r.json()["detail"]
+        assert len(parses) == 1 and len(predictions) == predicted
