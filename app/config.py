@@ -11,8 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     # The docstrings below document the fields for readers of this file. They are not turned
-    # into field descriptions (``use_attribute_docstrings``): pydantic reads this file's source
-    # for that, and ``inspect.getmodule`` walks every loaded module, ~40 ms of every start.
+    # into field descriptions (``use_attribute_docstrings``): pydantic would read this file's
+    # source at every start, which costs startup time (docs/DEVELOPING.md).
     model_config = SettingsConfigDict(extra="ignore", protected_namespaces=())
 
     model_store_dir: Path = Path("models")

@@ -141,7 +141,7 @@ def check_many_rows(rows: list[Any]) -> None:
 
     pydantic validates the rows ``ROWS_PER_CALL`` at a time (the GIL is let go between calls)
     until ``MAX_LISTED`` errors are found; the rest are then only counted, by type, without an
-    error object each: 400,000 rows of strings made 1.6 million of them, 2.9 GB and 18 s.
+    error object each (one per bad cell made gigabytes of them: docs/DEVELOPING.md).
     """
     listed: list[dict[str, Any]] = []
     rest = 0

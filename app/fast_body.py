@@ -9,8 +9,8 @@ ordinary path, which alone words the errors: a declined body costs a second pars
 gets a different answer.
 
 ``parse_predict`` uses simdjson (pysimdjson): it parses the body into its own tape and copies the
-rows straight into a buffer of doubles, without a Python object per number (about 4x faster than
-``orjson.loads`` + ``np.array`` on 10,000 x 30 rows). Its numbers are correctly rounded like
+rows straight into a buffer of doubles, without a Python object per number (measurements:
+docs/DEVELOPING.md). Its numbers are correctly rounded like
 ``float()`` of the text; it refuses ``NaN``/``Infinity``, numbers beyond the double range, integers
 beyond 64 bits, invalid UTF-8, control characters and lone surrogates in strings, and anything
 after the value (all of which the ordinary path turns into the documented 4xx or decodes itself).
@@ -21,11 +21,6 @@ nested anywhere; a ``[`` inside a string only adds to the count, so it can only 
 
 ``parse_rows_body`` (training bodies, parsed in the child process) does the same, and turns the
 body's other arrays and objects (labels, params...) into Python values.
-
-A byte-level NumPy decoder (classify bytes, check the bracket structure, assemble mantissas and
-exponents vectorised) was prototyped and measured 2.4x slower than ``orjson.loads`` +
-``np.array`` on 10,000 x 30 rows: about 40 passes over the buffer cost more than orjson's single
-pass, even with the Python float it builds per number.
 """
 
 from __future__ import annotations
@@ -84,9 +79,6 @@ def parse_rows_body(body: bytes) -> tuple[dict[str, Any], np.ndarray] | None:
     whose other fields may be arrays and objects (labels, params, names): those become Python
     values as ``json.loads`` makes them (simdjson's ``as_list``/``as_dict``; nested duplicate
     keys keep the last value, as there), and their arrays are counted into the ``[`` proof.
-
-    On a 200,000 x 50 training body (188 MiB): 0.9-1.0 s and a peak RSS of 909 MiB, against
-    2.5 s and 963 MiB for orjson + ``np.array``, which built a Python float per number.
     """
     return _with_document(body, nested=True)
 
@@ -180,8 +172,8 @@ def _parse_document(
     return fields, X.reshape(n, w)
 
 
-#: Bodies up to this size are parsed by ``parse_small``; measured: a 1-row, 30-feature body costs
-#: about 6 us there and 18 us through simdjson, whose per-value proxies dominate small bodies.
+#: Bodies up to this size are parsed by ``parse_small``: simdjson's per-value proxies cost more
+#: than orjson on small bodies.
 SMALL_BODY = 4096
 
 

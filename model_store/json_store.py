@@ -95,11 +95,8 @@ class JsonFileStore(ModelStore):
         return model_id
 
     def _file(self, model_id: str) -> str:
-        # A str, never a Path, for every file the service touches. Found by a soak: with a Path
-        # per model file and per temporary file, the server's memory grew with every model
-        # trained (+11 MiB over 900 s, 25,000 trainings), and tracemalloc put the growth in the
-        # interned-strings table that Python 3.11's pathlib feeds (sys.intern of each path
-        # component). With str paths the same soak stays flat (bench/soak.py).
+        # A str, never a Path, for every file the service touches: Python 3.11's pathlib interns
+        # each path component, so the memory grew with every model trained (docs/DEVELOPING.md).
         return f"{self._prefix}{check_model_id(model_id)}{SUFFIX}"
 
     def save(self, record: Record) -> None:
