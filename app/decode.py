@@ -30,6 +30,7 @@ from .schemas import (
     PredictRequest,
     TrainParams,
     TrainRequest,
+    is_flat,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -123,8 +124,8 @@ def validate(body: bytes, model: type[M], **kw: Any) -> M:
         raise InvalidRequest([{"field": "body", "message": "Field required"}])
     document = json_document(body)
     rows = document.get("features") if type(document) is dict else None
-    if type(rows) is list and len(rows) > ROWS_PER_CALL:
-        check_many_rows(rows)
+    if type(rows) is list and len(rows) > ROWS_PER_CALL and not is_flat(rows):
+        check_many_rows(rows)  # a flat list is one error, the schema's
     try:
         return model.model_validate(document, from_attributes=True, **kw)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -25,6 +26,23 @@ Label = (
     | Annotated[StrictStr, Field(min_length=1, max_length=200)]
 )
 Row = list[Number]
+FLAT_ROWS = "features: must be a list of rows, e.g. [[1, 2, 3]]"
+
+
+def is_flat(rows: object) -> bool:
+    """``[1, 2, 3]`` where ``[[1, 2, 3]]`` was meant: a non-empty list with no row in it."""
+    return type(rows) is list and bool(rows) and not any(type(row) is list for row in rows)
+
+
+def _not_flat(rows: object) -> object:
+    # one mistake, said once (pydantic says "Input should be a valid list" once per number)
+    if is_flat(rows):
+        raise ValueError(FLAT_ROWS)
+    return rows
+
+
+#: ``features``: one list of numbers per row.
+Rows = Annotated[list[Row], BeforeValidator(_not_flat)]
 
 EXAMPLE_FEATURES: list[Any] = [
     [0.5, 8.0],
@@ -193,7 +211,7 @@ class TrainParams(Strict):
 class TrainRequest(Strict):
     """Labelled rows to learn from."""
 
-    features: list[Row] = Field(description="One row per example, every row the same length.")
+    features: Rows = Field(description="One row per example, every row the same length.")
     labels: list[Label] = Field(description="One label per row: all integers or all strings.")
     feature_names: list[Annotated[StrictStr, Field(min_length=1, max_length=200)]] | None = None
     name: Annotated[StrictStr, Field(max_length=200)] | None = None
@@ -433,7 +451,7 @@ class PredictRequest(Strict):
     model_id: StrictStr = Field(
         description="The id that `POST /train` answered, or `latest` for the newest model."
     )
-    features: list[Row] = Field(description="Rows to classify, as many values each as in training.")
+    features: Rows = Field(description="Rows to classify, as many values each as in training.")
     threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
         None,
         description="Binary models only: predict classes[1] when its probability is at least "
