@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -105,7 +106,23 @@ class JsonFileStore(ModelStore):
         try:
             self._write(final, data)
         except OSError as exc:
-            raise StoreWriteFailed(record["id"], exc) from exc
+            raise (self._folder_error() or StoreWriteFailed(record["id"], exc)) from exc
+
+    def _folder_error(self) -> StoreUnavailable | None:
+        """``StoreUnavailable`` when the folder itself cannot be used (removed, unmounted, a
+        file in its place, no permission to enter it), else ``None``: asked after an error on
+        one of its files, to tell the folder's problem from that file's."""
+        try:
+            st = os.stat(self.root)
+        except OSError as exc:
+            return StoreUnavailable(str(self.root), exc)
+        if not stat.S_ISDIR(st.st_mode):
+            code = errno.ENOTDIR
+        elif not os.access(self.root, os.X_OK):
+            code = errno.EACCES
+        else:
+            return None
+        return StoreUnavailable(str(self.root), OSError(code, os.strerror(code)))
 
     def _write(self, final: str, data: bytes) -> None:
         fd, tmp = self._create_locked_temporary(os.path.basename(final))

@@ -1,0 +1,165 @@
+"""Store failures through HTTP (issue 12, items 5-8): a full disk, a read-only or removed model
+folder, a model file that cannot be read. Each is answered with its documented status, by a
+training child as by the server, and nothing else breaks.
+
+The failures are real where this machine allows it: a tiny tmpfs filled up is a full disk; a
+read-only bind mount (as root, whom ``chmod`` does not stop) or ``chmod`` (otherwise) a read-only
+folder; a folder renamed away a removed one. Where a test needs a mount and cannot make one, it
+skips. Errors no test can cause for real (EIO) are injected in-process, as
+``tests/api/test_hostile.py`` does for a full disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live_server import LiveServer
+
+GOOD = {
+    "features": [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.0]],
+    "labels": ["a", "a", "b", "b"],
+}
+
+
+def mount(*args: str) -> None:
+    r = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"needs a mount (mount {' '.join(args)}: {r.stderr.strip()})")
+
+
+def unmount(folder: Path) -> None:
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[str]:
+    """``folder`` made unwritable, with its content; yields the error writes will get."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield os.strerror(errno.EACCES)
+        finally:
+            folder.chmod(0o755)
+        return
+    mount("--bind", str(folder), str(folder))
+    try:
+        mount("-o", "remount,bind,ro", str(folder))
+        yield os.strerror(errno.EROFS)
+    finally:
+        unmount(folder)
+
+
+@contextmanager
+def small_disk(folder: Path) -> Iterator[Callable[[], None]]:
+    """``folder`` on a 1 MiB tmpfs; yields ``fill()``, which leaves it no free byte (the file it
+    writes is not a model's: the store ignores it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder))
+
+    def fill() -> None:
+        with open(folder / "filler", "wb", buffering=0) as fh:
+            with pytest.raises(OSError) as info:
+                while True:
+                    fh.write(b"\0" * 65536)
+            assert info.value.errno == errno.ENOSPC
+
+    try:
+        yield fill
+    finally:
+        unmount(folder)
+
+
+def children(pid: int) -> set[int]:
+    """The pids of ``pid``'s child processes (here: the training pool's)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@contextmanager
+def disk_full(folder: Path, fill: Callable[[], None]) -> Iterator[tuple[int, list[str]]]:
+    fill()
+    try:
+        yield 507, [os.strerror(errno.ENOSPC), "nothing was kept"]
+    finally:
+        (folder / "filler").unlink()
+
+
+@contextmanager
+def folder_read_only(folder: Path) -> Iterator[tuple[int, list[str]]]:
+    with read_only(folder) as error:
+        yield 503, [error, "nothing was kept"]
+
+
+@contextmanager
+def folder_removed(folder: Path, *, replaced_by_a_file: bool) -> Iterator[tuple[int, list[str]]]:
+    aside = folder.with_name("moved-away")
+    folder.rename(aside)
+    if replaced_by_a_file:
+        folder.write_text("not a folder")
+    try:
+        error = errno.ENOTDIR if replaced_by_a_file else errno.ENOENT
+        yield 503, ["model folder", str(folder), os.strerror(error)]
+    finally:
+        if replaced_by_a_file:
+            folder.unlink()
+        aside.rename(folder)
+
+
+FAULTS = ["disk full", "read-only", "folder removed", "folder replaced by a file"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_store_error_in_the_training_child_comes_back_as_itself(tmp_path, fault):
+    """Issue 12, item 5: a write refused in the training child was a 503 "killed, most likely for
+    lack of memory" (the error could not be unpickled) and tore the pool down. It is the store's
+    own answer (507 disk full; 503 naming the filesystem's error, or the folder), the same child
+    processes train the next model, and nothing is left behind."""
+    folder = tmp_path / "models"
+    with ExitStack() as stack:
+        fill = stack.enter_context(small_disk(folder)) if fault == "disk full" else None
+        # every body goes to the training child
+        server = stack.enter_context(LiveServer(folder, env={"TRAIN_INLINE_MAX_BYTES": "0"}))
+        c = stack.enter_context(httpx.Client(base_url=server.url, timeout=60))
+        assert server.proc is not None
+        assert c.post("/train", json=GOOD).status_code == 201  # the pool is up
+        pool = children(server.proc.pid)
+        assert pool
+
+        if fault == "disk full":
+            assert fill is not None
+            failure = disk_full(folder, fill)
+        elif fault == "read-only":
+            failure = folder_read_only(folder)
+        else:
+            failure = folder_removed(folder, replaced_by_a_file=fault.endswith("file"))
+        with failure as (status, words):
+            r = c.post("/train", json=GOOD)
+        assert r.status_code == status, r.text
+        detail = r.json()["detail"]
+        assert all(word in detail for word in words), detail
+        assert "killed" not in detail
+        assert children(server.proc.pid) == pool  # the pool was not torn down
+
+        assert c.post("/train", json=GOOD).status_code == 201
+        assert children(server.proc.pid) == pool
+        assert c.get("/models").json()["total"] == 2
+        assert sorted(p.name for p in folder.iterdir() if p.name != "filler") == sorted(
+            f"{m['id']}.json" for m in c.get("/models").json()["items"]
+        )
+        log = server.log()
+        assert "child process died" not in log and "Traceback" not in log, log[-3000:]
