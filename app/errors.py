@@ -24,6 +24,7 @@ Exception hierarchy::
     ├── CorruptModel .................. unreadable or tampered file (409)
     ├── StoreUnavailable .............. the model folder cannot be read (503)
     └── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
+        └── StoreDeleteFailed ......... the disk refused a delete (503)
     TrainingUnavailable ............... the training could not run; nothing was stored
     ├── TrainingBusy .................. every training slot is taken (429); ``retry_after``
     └── TrainingCrashed ............... the training child died (503)
@@ -43,6 +44,7 @@ from model_store import (
     CorruptModel,
     InvalidModelId,
     ModelNotFound,
+    StoreDeleteFailed,
     StoreError,
     StoreUnavailable,
     StoreWriteFailed,
@@ -65,6 +67,7 @@ __all__ = [
     "ModelNotFound",
     "ProtocolError",
     "RequestError",
+    "StoreDeleteFailed",
     "StoreError",
     "StoreUnavailable",
     "StoreWriteFailed",

@@ -76,6 +76,17 @@ class StoreWriteFailed(StoreError):
         self.errno = error.errno
 
 
+class StoreDeleteFailed(StoreWriteFailed):
+    """The file system refused to delete a model's file (read-only, no permission)."""
+
+    def __init__(self, model_id: str, error: OSError) -> None:
+        StoreError.__init__(
+            self, f"model {model_id!r} could not be deleted: {error.strerror or error}"
+        )
+        self.model_id = model_id
+        self.errno = error.errno
+
+
 def new_model_id() -> str:
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 

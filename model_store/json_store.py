@@ -23,6 +23,7 @@ from .base import (
     ModelNotFound,
     ModelStore,
     Record,
+    StoreDeleteFailed,
     StoreUnavailable,
     StoreWriteFailed,
     check_model_id,
@@ -250,7 +251,12 @@ class JsonFileStore(ModelStore):
             os.unlink(self._file(model_id))
         except FileNotFoundError:
             raise ModelNotFound(model_id) from None
-        self._fsync_dir()
+        except OSError as exc:  # read-only, no permission
+            raise (self._folder_error() or StoreDeleteFailed(model_id, exc)) from None
+        try:
+            self._fsync_dir()
+        except OSError as exc:
+            raise StoreDeleteFailed(model_id, exc) from None
 
     def remove_stale_temporaries(self, *, older_than: float = STALE_TMP_SECONDS) -> int:
         """Delete leftovers of interrupted writes; returns how many were removed.

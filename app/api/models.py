@@ -11,6 +11,8 @@ router = APIRouter(prefix="/models", tags=["models"])
 NOT_FOUND: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (404, 409, 422)
 }
+#: the model folder refused the delete (read-only, no permission)
+DELETE_ERRORS: dict[int | str, dict[str, object]] = {**NOT_FOUND, 503: {"model": ErrorResponse}}
 # no max_length: any malformed id, however long, is the same clear 404 from check_model_id
 ModelId = Path(description="The id that `POST /train` answered.")
 
@@ -32,7 +34,7 @@ def get_model(model_id: str = ModelId, service: ModelService = Depends(get_servi
     return service.get(model_id)
 
 
-@router.delete("/{model_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
+@router.delete("/{model_id}", status_code=204, response_class=Response, responses=DELETE_ERRORS)
 def delete_model(model_id: str = ModelId, service: ModelService = Depends(get_service)) -> Response:
     """Delete a model; it answers 404 from then on."""
     service.delete(model_id)

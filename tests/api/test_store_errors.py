@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import train
 from tests.live_server import LiveServer
 
 GOOD = {
@@ -163,3 +164,19 @@ def test_a_store_error_in_the_training_child_comes_back_as_itself(tmp_path, faul
         )
         log = server.log()
         assert "child process died" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_delete_on_a_read_only_store_is_a_503_and_keeps_the_model(client, settings):
+    """Issue 12, item 6: ``DELETE /models/{id}`` on a read-only folder was a 500
+    (``OSError: [Errno 30]`` from the store). A 503 naming the error; the model stays."""
+    model_id = train(client, GOOD["features"], GOOD["labels"])["id"]
+    with read_only(settings.model_store_dir) as error:
+        r = client.delete(f"/models/{model_id}")
+        assert r.status_code == 503, r.text
+        detail = r.json()["detail"]
+        assert model_id in detail and error in detail and "could not be deleted" in detail
+        assert client.get(f"/models/{model_id}").status_code == 200
+        p = client.post("/predict", json={"model_id": model_id, "features": [[1.0, 2.0]]})
+        assert p.status_code == 200
+    assert client.delete(f"/models/{model_id}").status_code == 204
+    assert client.get(f"/models/{model_id}").status_code == 404
