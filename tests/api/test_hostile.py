@@ -211,7 +211,7 @@ def test_ids_in_bodies_cannot_leave_the_folder(limited, tmp_path, bad):
         ("/train", {**GOOD, "features": [[0.0, "1"], *GOOD["features"][1:]]}, "features[0][1]"),
         ("/train", {**GOOD, "features": [[0.0, False], *GOOD["features"][1:]]}, "features[0][1]"),
         ("/train", {**GOOD, "features": "0,1"}, "features"),
-        ("/train", {**GOOD, "features": [1.0, 2.0, 3.0, 4.0]}, "features[0]"),
+        ("/train", {**GOOD, "features": [1.0, 2.0, 3.0, 4.0]}, "features: must be a list of"),
         ("/train", {**GOOD, "Features": [[1.0]]}, "Features"),
         ("/train", {**GOOD, "model_id": "x"}, "model_id"),
         ("/train", {**GOOD, "params": {"C": 1.0}}, "params.C"),
