@@ -312,7 +312,8 @@ def test_compressed_requests_are_refused_clearly(client, str_model):
         {"inputs": [tensor([[0.0, 1.0]])]},
         headers={"content-encoding": "gzip"},
     )
-    assert r.status_code == 400 and "Content-Encoding 'gzip'" in r.json()["error"]
+    # 415, as on every route (the body layer, app/api/front/limits.py; issue 12, item 17)
+    assert r.status_code == 415 and "Content-Encoding 'gzip'" in r.json()["error"]
 
 
 def test_versioned_infer(client, str_model):

@@ -1,9 +1,12 @@
-"""Request body size limit, as a pure ASGI middleware.
+"""Request body size limit, and the body's content coding, as a pure ASGI middleware.
 
 Pure ASGI (not Starlette's ``BaseHTTPMiddleware``) so that it costs a header scan and a counter on
 the hot predict path, and sees the body as it streams: a declared ``Content-Length`` over the
 limit is refused before anything is read, and a chunked body is refused as soon as the bytes
 received pass the limit, so a client can never make the server buffer more than the limit.
+
+A body sent with a ``Content-Encoding`` other than ``identity`` (gzip, ...) is refused with 415
+before it is read: the service does not inflate bodies (docs/DEVELOPING.md says why).
 """
 
 from __future__ import annotations
@@ -46,8 +49,13 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+#: ``Content-Encoding`` values that mean "not encoded": the only bodies the service reads.
+IDENTITY = (b"", b"identity")
+
+
 class BodySizeLimit:
-    """Refuse request bodies larger than ``max_bytes`` with 413 and a JSON error."""
+    """Refuse request bodies larger than ``max_bytes`` with 413 and a JSON error, and compressed
+    ones with 415."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -61,6 +69,8 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = chunked = False
+        size = 0
+        encoding: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -75,6 +85,13 @@ class BodySizeLimit:
                 declared = True
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"content-encoding":
+                encoding = value
+        if encoding is not None and (size or chunked) and encoding.strip().lower() not in IDENTITY:
+            coding = encoding.decode("latin-1")
+            detail = f"Content-Encoding {coding!r} is not supported; send the body uncompressed"
+            await send_error(scope, send, 415, detail, [(b"accept-encoding", b"identity")])
+            return
         if declared and not chunked:
             # the server reads exactly Content-Length bytes: nothing to count (the fast path)
             await self.app(scope, receive, send)
