@@ -24,6 +24,7 @@ from .base import (
     ModelStore,
     Record,
     StoreDeleteFailed,
+    StoreError,
     StoreUnavailable,
     StoreWriteFailed,
     check_model_id,
@@ -183,18 +184,25 @@ class JsonFileStore(ModelStore):
             fd = os.open(self._file(model_id), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise ModelNotFound(model_id) from None
-        except OSError as exc:  # no permission, I/O error: this model only
-            raise CorruptModel(model_id, f"cannot be read ({exc.strerror or exc})") from None
+        except OSError as exc:  # no permission, I/O error
+            raise self._unreadable(model_id, exc) from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise CorruptModel(model_id, "cannot be read (not a regular file)")
             with open(fd, "rb", closefd=False) as fh:
                 return fh.read(), st
-        except OSError as exc:  # a directory (EISDIR), an I/O error
-            raise CorruptModel(model_id, f"cannot be read ({exc.strerror or exc})") from None
+        except OSError as exc:  # an I/O error
+            raise self._unreadable(model_id, exc) from None
         finally:
             os.close(fd)
+
+    def _unreadable(self, model_id: str, error: OSError) -> StoreError:
+        """What ``error`` on a model's file means: the folder's problem (``StoreUnavailable``),
+        or this model's alone (``CorruptModel``, a 409 that leaves the others working)."""
+        return self._folder_error() or CorruptModel(
+            model_id, f"cannot be read ({error.strerror or error})"
+        )
 
     def read_bytes(self, model_id: str) -> bytes:
         return self._read(model_id)[0]
@@ -212,6 +220,8 @@ class JsonFileStore(ModelStore):
             st = os.stat(self._file(model_id))
         except FileNotFoundError:
             raise ModelNotFound(model_id) from None
+        except OSError as exc:  # an I/O error
+            raise self._unreadable(model_id, exc) from None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def load_with_fingerprint(self, model_id: str) -> tuple[Record, tuple[int, int, int]]:
@@ -247,12 +257,21 @@ class JsonFileStore(ModelStore):
         return Listing(entries=entries, total=len(ids))
 
     def delete(self, model_id: str) -> None:
+        path = self._file(model_id)
         try:
-            os.unlink(self._file(model_id))
+            os.unlink(path)
         except FileNotFoundError:
             raise ModelNotFound(model_id) from None
-        except OSError as exc:  # read-only, no permission
-            raise (self._folder_error() or StoreDeleteFailed(model_id, exc)) from None
+        except OSError as exc:  # read-only, no permission; a directory under the model's name
+            folder = self._folder_error()
+            if folder is not None:
+                raise folder from None
+            if os.path.isdir(path) and not os.path.islink(path):
+                # not a file this service wrote: what else is in it is not ours to remove
+                raise CorruptModel(
+                    model_id, "not a regular file but a directory (remove it by hand)"
+                ) from None
+            raise StoreDeleteFailed(model_id, exc) from None
         try:
             self._fsync_dir()
         except OSError as exc:

@@ -26,6 +26,8 @@ Version = Path(description="Models have one version, `1`.", max_length=20)
 
 ERROR = {"content": {"application/json": {"example": {"error": "what is wrong"}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {400: ERROR, 404: ERROR}
+#: routes that read a model: 409 when its file is unreadable or damaged
+MODEL_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 409: ERROR}
 INFER_EXAMPLE = {
     "id": "42",
     "inputs": [
@@ -69,7 +71,7 @@ def server_ready(service: ModelService = Depends(get_service)) -> Response:
     return _json({"ready": True})
 
 
-@router.get("/models/{model_id}", responses=ERRORS)
+@router.get("/models/{model_id}", responses=MODEL_ERRORS)
 def model_metadata(
     model_id: str = ModelId, service: ModelService = Depends(get_service)
 ) -> Response:
@@ -77,13 +79,13 @@ def model_metadata(
     return _json(oip.model_metadata(service.served(model_id)))
 
 
-@router.get("/models/{model_id}/ready", responses=ERRORS)
+@router.get("/models/{model_id}/ready", responses=MODEL_ERRORS)
 def model_ready(model_id: str = ModelId, service: ModelService = Depends(get_service)) -> Response:
     """Model readiness: 200 when the model exists and can be loaded."""
     return _json({"name": service.served(model_id).id, "ready": True})
 
 
-@router.post("/models/{model_id}/infer", responses=ERRORS, openapi_extra=INFER_DOC)
+@router.post("/models/{model_id}/infer", responses=MODEL_ERRORS, openapi_extra=INFER_DOC)
 async def infer(
     request: Request, model_id: str = ModelId, service: ModelService = Depends(get_service)
 ) -> Response:
@@ -111,7 +113,7 @@ async def infer(
 # The same, under /versions/{version}: every model has the one version "1".
 
 
-@router.get("/models/{model_id}/versions/{version}", responses=ERRORS)
+@router.get("/models/{model_id}/versions/{version}", responses=MODEL_ERRORS)
 def model_version_metadata(
     model_id: str = ModelId, version: str = Version, service: ModelService = Depends(get_service)
 ) -> Response:
@@ -120,7 +122,7 @@ def model_version_metadata(
     return model_metadata(model_id, service)
 
 
-@router.get("/models/{model_id}/versions/{version}/ready", responses=ERRORS)
+@router.get("/models/{model_id}/versions/{version}/ready", responses=MODEL_ERRORS)
 def model_version_ready(
     model_id: str = ModelId, version: str = Version, service: ModelService = Depends(get_service)
 ) -> Response:
@@ -130,7 +132,7 @@ def model_version_ready(
 
 
 @router.post(
-    "/models/{model_id}/versions/{version}/infer", responses=ERRORS, openapi_extra=INFER_DOC
+    "/models/{model_id}/versions/{version}/infer", responses=MODEL_ERRORS, openapi_extra=INFER_DOC
 )
 async def infer_version(
     request: Request,

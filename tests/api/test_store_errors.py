@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from model_store import new_model_id
 from tests.conftest import train
 from tests.live_server import LiveServer
 
@@ -180,3 +181,104 @@ def test_delete_on_a_read_only_store_is_a_503_and_keeps_the_model(client, settin
         assert p.status_code == 200
     assert client.delete(f"/models/{model_id}").status_code == 204
     assert client.get(f"/models/{model_id}").status_code == 404
+
+
+def inject(monkeypatch: pytest.MonkeyPatch, path: Path, calls: str, code: int) -> None:
+    """``os.<call>`` for each of ``calls`` (``open``, ``stat``, ``fstat``) fails with ``code``
+    for ``path`` alone: an error a test cannot cause for real (EIO; EACCES as root)."""
+    target = str(path)
+    real_open, real_close = os.open, os.close
+    descriptors: set[int] = set()  # open on ``path``
+
+    def refuse() -> OSError:
+        return OSError(code, os.strerror(code), target)
+
+    def open_(file: str, flags: int, *args: int, **kwargs: int) -> int:
+        if "open" in calls and os.fspath(file) == target:
+            raise refuse()
+        fd = real_open(file, flags, *args, **kwargs)
+        if os.fspath(file) == target:
+            descriptors.add(fd)
+        return fd
+
+    def close(fd: int) -> None:
+        descriptors.discard(fd)
+        real_close(fd)
+
+    def failing(call: str) -> Callable[..., object]:
+        real = getattr(os, call)
+
+        def fail(arg: object, *args: object, **kwargs: object) -> object:
+            if (arg in descriptors) if call == "fstat" else (arg == target):
+                raise refuse()
+            return real(arg, *args, **kwargs)
+
+        return fail
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "close", close)
+    for call in {"stat", "fstat"} & set(calls.split()):
+        monkeypatch.setattr(os, call, failing(call))
+
+
+UNREADABLE = [
+    "a directory",
+    "no permission",
+    "I/O error on open",
+    "I/O error on stat and open",  # the inode cannot be read
+    "I/O error on fstat",
+]
+
+
+@pytest.mark.parametrize("how", UNREADABLE)
+def test_an_unreadable_model_file_is_a_409_on_every_route(client, settings, monkeypatch, how):
+    """Issue 12, item 7: a model file that cannot be read (a directory in its place, EACCES, EIO)
+    was a 500 on ``/predict`` and ``/v2/models/{id}/ready`` and a 409 on ``GET``. Every route that
+    names the model now answers the same 409 for it; the other models, the listing and
+    ``/health`` are unaffected. ``DELETE`` removes the file, or, for what it may not remove (a
+    directory), answers the same 409."""
+    good = train(client, GOOD["features"], GOOD["labels"])["id"]
+    folder = settings.model_store_dir
+    if how == "a directory":
+        bad = new_model_id()
+        (folder / f"{bad}.json").mkdir()
+    else:
+        bad = train(client, GOOD["features"], GOOD["labels"])["id"]
+        path = folder / f"{bad}.json"
+        if how == "no permission" and os.geteuid() != 0:
+            path.chmod(0)
+        else:
+            calls = how.removeprefix("I/O error on ") if "I/O" in how else "open"
+            inject(monkeypatch, path, calls, errno.EIO if "I/O" in how else errno.EACCES)
+    row = {"features": [[1.0, 2.0]]}
+    infer = {"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}
+    csv = {"content": b"a,b\n1,2\n", "headers": {"content-type": "text/csv"}}
+    routes = [
+        ("POST", "/predict", {"json": {"model_id": bad, **row}}),
+        ("POST", "/predict", {"json": {"model_id": "latest", **row}}),  # the newest
+        ("POST", f"/predict?model_id={bad}", csv),
+        ("GET", f"/models/{bad}", {}),
+        ("GET", f"/v2/models/{bad}", {}),
+        ("GET", f"/v2/models/{bad}/ready", {}),
+        ("GET", f"/v2/models/{bad}/versions/1/ready", {}),
+        ("POST", f"/v2/models/{bad}/infer", {"json": infer}),
+    ]
+    for method, url, kwargs in routes:
+        r = client.request(method, url, **kwargs)
+        assert r.status_code == 409, (url, r.text)
+        message = r.json()["error" if url.startswith("/v2") else "detail"]
+        assert f"model '{bad}' is corrupt on disk: cannot be read" in message, (url, message)
+
+    listing = client.get("/models").json()
+    assert [m["id"] for m in listing["items"]] == [good] and listing["unreadable"] == [bad]
+    assert client.get("/health").json() == {"status": "ok", "models": 2}
+    assert client.post("/predict", json={"model_id": good, **row}).status_code == 200
+
+    r = client.delete(f"/models/{bad}")
+    monkeypatch.undo()
+    if how == "a directory":
+        assert r.status_code == 409, r.text
+        assert "not a regular file" in r.json()["detail"] and (folder / f"{bad}.json").is_dir()
+    else:
+        assert r.status_code == 204, r.text
+        assert client.get(f"/models/{bad}").status_code == 404
