@@ -16,6 +16,7 @@ from . import metrics as prometheus
 from .api import docs, docs_ui, errors, health, metrics, models, prediction, training, v2
 from .api.front import auth
 from .api.front.fast_predict import PredictFastPath
+from .api.front.head import HeadAsGet
 from .api.front.limits import BodySizeLimit
 from .config import Settings
 from .offload import Offload
@@ -78,6 +79,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,  # served by api/docs_ui.py from app/static, not from a CDN
+        redirect_slashes=False,  # /predict/ is a JSON 404 naming /predict, not an empty 307
         redoc_url=None,
         telemetry={
             "tracing": settings.opentelemetry,
@@ -97,7 +99,7 @@ def create_app(
     # The front layers, innermost first. Per-request policy (auth, limits) must be a layer here,
     # not a route dependency, or predictions answered by the fast path would bypass it.
     front: ASGIApp = PredictFastPath(
-        app.fastapi, fastapi=app, service=app.state.service, offload=app.state.offload
+        HeadAsGet(app.fastapi), fastapi=app, service=app.state.service, offload=app.state.offload
     )
     front = BodySizeLimit(front, max_bytes=settings.max_body_bytes)
     if settings.api_key is not None:

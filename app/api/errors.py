@@ -89,11 +89,25 @@ def allowed_methods(request: Request) -> list[str]:
     """Every method some route accepts at this request's path (asked of the routes themselves,
     so that routers included in any way, and routes added later, are all seen)."""
     routes = request.app.router.routes
-    return [
+    allowed = [
         method
         for method in METHODS
         if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
     ]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")  # served by app.api.front.head
+    return allowed
+
+
+def trailing_slash_hint(request: Request) -> str | None:
+    """For ``/predict/``: the 404's message naming ``/predict``, when a route serves it."""
+    path = route_path(request.scope)
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    scope = {**request.scope, "path": str(request.scope["path"]).rstrip("/") or "/"}
+    if not any(r.matches(scope)[0] != Match.NONE for r in request.app.router.routes):
+        return None
+    return f"Not Found: {path} has a trailing slash; the route is {route_path(scope)}"
 
 
 def install(app: FastAPI) -> None:
@@ -166,7 +180,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONBytes:
-        resp = error_for(request, exc.status_code, str(exc.detail))
+        hint = trailing_slash_hint(request) if exc.status_code == 404 else None
+        resp = error_for(request, exc.status_code, hint or str(exc.detail))
         if exc.headers:
             resp.headers.update(exc.headers)
         if exc.status_code == 405:
