@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CsvEncodingError, CsvError
+from .errors import CsvEncodingError, CsvError, LimitExceeded
 
 MAX_NAME_LENGTH = 200  # the same limit as JSON's feature_names and string labels
 
@@ -59,9 +59,13 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def read_table(body: bytes) -> Table:
+def read_table(body: bytes, *, max_features: int | None = None, label_columns: int = 0) -> Table:
     """Header and rows of a CSV body, after checking that every row has as many fields as the
-    header. A UTF-8 byte-order mark is allowed."""
+    header. A UTF-8 byte-order mark is allowed.
+
+    ``LimitExceeded`` when the header has more than ``max_features`` columns besides its
+    ``label_columns``: checked first, before any name is compared or any row read.
+    """
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -73,7 +77,14 @@ def read_table(body: bytes) -> Table:
     if first is None:
         raise CsvError("body: the CSV is empty; send a header row and at least one data row")
     header_line, raw_header = first
+    n_features = len(raw_header) - label_columns
+    if max_features is not None and n_features > max_features:
+        raise LimitExceeded(
+            f"header: {n_features} feature columns is more than the limit of {max_features} "
+            "(MAX_FEATURES)"
+        )
     header = [name.strip() for name in raw_header]
+    first_column: dict[str, int] = {}  # a name's first column: linear, where a list was quadratic
     for j, name in enumerate(header):
         if not name:
             raise CsvError(f"line {header_line}, column {j + 1}: the header name is empty")
@@ -82,11 +93,12 @@ def read_table(body: bytes) -> Table:
                 f"line {header_line}, column {j + 1}: the header name is longer than "
                 f"{MAX_NAME_LENGTH} characters"
             )
-        if name in header[:j]:
+        if name in first_column:
             raise CsvError(
                 f"line {header_line}, column {j + 1}: the header name {name!r} is also "
-                f"column {header.index(name) + 1}; names must be distinct"
+                f"column {first_column[name] + 1}; names must be distinct"
             )
+        first_column[name] = j
     rows: list[list[str]] = []
     lines: list[int] = []
     for line, row in records:
@@ -126,7 +138,9 @@ def _numbers(table: Table, columns: Sequence[int]) -> np.ndarray:
     return X
 
 
-def read_training(body: bytes, *, label: str | None = None) -> TrainingTable:
+def read_training(
+    body: bytes, *, label: str | None = None, max_features: int | None = None
+) -> TrainingTable:
     """Features and labels from a CSV body with a header row.
 
     Parameters
@@ -136,10 +150,12 @@ def read_training(body: bytes, *, label: str | None = None) -> TrainingTable:
     label : str, optional
         Name of the label column; the last column when not given. Every other column is a
         feature, named by its header.
+    max_features : int, optional
+        Most feature columns (``MAX_FEATURES``); more is ``LimitExceeded``, found from the header.
 
     Labels are integers when every one is an integer (``-3``, ``0``, ``12``), strings otherwise.
     """
-    table = read_table(body)
+    table = read_table(body, max_features=max_features, label_columns=1)
     if label is None:
         j_label = len(table.header) - 1
     elif label in table.header:
@@ -170,14 +186,19 @@ def read_training(body: bytes, *, label: str | None = None) -> TrainingTable:
 
 
 def read_features(
-    body: bytes, *, n_features: int, feature_names: Sequence[str] | None
+    body: bytes,
+    *,
+    n_features: int,
+    feature_names: Sequence[str] | None,
+    max_features: int | None = None,
 ) -> np.ndarray:
     """Rows to classify from a CSV body with a header row, as float64 of shape (n, n_features).
 
     When the model has feature names, the header must name exactly those columns, in any
     order (they are put in the model's order). Otherwise it must have ``n_features`` columns.
+    More than ``max_features`` columns is ``LimitExceeded`` (``MAX_FEATURES``, as for JSON rows).
     """
-    table = read_table(body)
+    table = read_table(body, max_features=max_features)
     if feature_names is None:
         if len(table.header) != n_features:
             raise CsvError(
@@ -185,18 +206,20 @@ def read_features(
                 "features"
             )
         return _numbers(table, range(n_features))
+    known = set(feature_names)
     for j, name in enumerate(table.header):
-        if name not in feature_names:
+        if name not in known:
             raise CsvError(
                 f"header: {table.column_label(j)} is not a feature of this model; its features "
                 f"are {', '.join(feature_names)}"
             )
-    missing = [name for name in feature_names if name not in table.header]
+    column = {name: j for j, name in enumerate(table.header)}  # names are distinct
+    missing = [name for name in feature_names if name not in column]
     if missing:
         raise CsvError(
             f"header: the model's feature(s) {', '.join(map(repr, missing))} have no column"
         )
-    return _numbers(table, [table.header.index(name) for name in feature_names])
+    return _numbers(table, [column[name] for name in feature_names])
 
 
 def write_predictions(classes: Sequence[Any], labels: Sequence[Any], proba: np.ndarray) -> bytes:

@@ -284,11 +284,14 @@ def decode_predict_fast(
     return PredictInput(request.model_id, X, request.threshold)
 
 
-def decode_train_csv(body: bytes, query: Query) -> tuple[TrainRequest, np.ndarray]:
+def decode_train_csv(
+    body: bytes, query: Query, *, max_features: int | None = None
+) -> tuple[TrainRequest, np.ndarray]:
     """A ``text/csv`` training body, its options in ``query``: the request (``features`` a
-    placeholder) and the rows. Raises ``CsvError`` or ``InvalidRequest`` (``query.<name>``)."""
+    placeholder) and the rows. Raises ``CsvError``, ``InvalidRequest`` (``query.<name>``), or
+    ``LimitExceeded`` for a header of more than ``max_features`` features."""
     options, params = train_options(query)
-    table = csv_io.read_training(body, label=options.label)
+    table = csv_io.read_training(body, label=options.label, max_features=max_features)
     stub = {
         "labels": table.labels,
         "feature_names": table.feature_names,
@@ -300,15 +303,16 @@ def decode_train_csv(body: bytes, query: Query) -> tuple[TrainRequest, np.ndarra
 
 
 def decode_train(
-    content_type: str | None, body: bytes, query: Query = ()
+    content_type: str | None, body: bytes, query: Query = (), *, max_features: int | None = None
 ) -> tuple[TrainRequest, np.ndarray | None]:
     """The validated training request and, when decoded apart, its rows (else ``None``: they
-    are ``request.features``).
+    are ``request.features``). ``max_features``: checked on a CSV header before anything else.
 
-    Raises ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON`` or ``CsvError``.
+    Raises ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError`` or
+    ``LimitExceeded``.
     """
     if check_request(content_type, query) == "csv":
-        return decode_train_csv(body, query)
+        return decode_train_csv(body, query, max_features=max_features)
     parsed = fast_body.parse_rows_body(body)
     if parsed is not None:
         fields, X = parsed

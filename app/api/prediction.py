@@ -74,7 +74,12 @@ def predict_csv(service: ModelService, query: Any, body: bytes) -> Prediction:
     """A ``text/csv`` body: the rows, matched to the model's features by the header."""
     options = predict_options(query)
     model = service.served(options.model_id)
-    X = csv_io.read_features(body, n_features=model.n_features, feature_names=model.feature_names)
+    X = csv_io.read_features(
+        body,
+        n_features=model.n_features,
+        feature_names=model.feature_names,
+        max_features=service.settings.max_features,
+    )
     return service.predict(model, X, threshold=options.threshold)
 
 

@@ -100,7 +100,7 @@ def train_from_body(
         # child's priority, not by the worker (which still removes it if the child never got here).
         with contextlib.suppress(OSError):
             os.unlink(path)
-    request, X = decode_train(content_type, body, query)
+    request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
     return service.train(request, X)

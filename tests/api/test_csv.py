@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 
 import numpy as np
 import pytest
 
-from tests.conftest import make_blobs, train
+from app.config import Settings
+from app.main import create_app
+from tests.asgi_client import ASGIClient
+from tests.conftest import make_blobs, record_figures, train
 
 CSV = {"content-type": "text/csv"}
 EXAM = b"""hours_studied,hours_slept,result
@@ -274,3 +278,56 @@ def test_query_parameters_with_a_json_body_are_refused_not_ignored(client):
         assert r.status_code == 422, (query, r.text)
         assert r.json()["errors"][0]["field"] == "query." + query[1:].split("=")[0]
     assert client.post("/predict", json={"model_id": mid, "features": [[1.0]]}).status_code == 200
+
+
+# ---- wide headers: the column limit is checked first, the name checks are linear (issue 12) ---
+
+WIDE = 100_000
+
+
+def wide_header(n: int) -> bytes:
+    return ",".join(f"c{j}" for j in range(n)).encode()
+
+
+def test_a_100000_column_header_is_refused_by_max_features_first(client):
+    """Issue 12, item 11: a 100,000-column training CSV held the training slot about 60 s (its
+    duplicate-name check was quadratic) before its 413; on /predict 60,000 columns took 20 s of
+    CPU before a 422. The header alone decides, before names are compared or rows read."""
+    model = client.post("/train", content=EXAM, headers=CSV).json()
+    header = wide_header(WIDE)
+    started = time.perf_counter()
+    r = client.post("/train", content=header + b"\n" + b"1," * (WIDE - 1) + b"x\n", headers=CSV)
+    train_seconds = time.perf_counter() - started
+    assert r.status_code == 413, r.text
+    assert r.json()["detail"] == (
+        f"header: {WIDE - 1} feature columns is more than the limit of 10000 (MAX_FEATURES)"
+    )
+    started = time.perf_counter()
+    r = client.post(
+        f"/predict?model_id={model['id']}", content=header + b"\n" + b"1," * WIDE, headers=CSV
+    )
+    predict_seconds = time.perf_counter() - started
+    assert r.status_code == 413, r.text
+    assert r.json()["detail"] == (
+        f"header: {WIDE} feature columns is more than the limit of 10000 (MAX_FEATURES)"
+    )
+    record_figures(
+        "100,000-column CSV header (tests/api/test_csv.py)",
+        train_413_seconds=round(train_seconds, 3),
+        predict_413_seconds=round(predict_seconds, 3),
+    )
+
+
+def test_a_duplicate_name_in_a_wide_header_is_named(tmp_path):
+    """The duplicate check is linear (it compared every name with all before it)."""
+    c = ASGIClient(create_app(Settings(model_store_dir=tmp_path / "m", max_features=2 * WIDE)))
+    header = wide_header(WIDE) + b",c7,y"
+    started = time.perf_counter()
+    r = c.post("/train", content=header + b"\n" + b"1," * (WIDE + 1) + b"x\n", headers=CSV)
+    seconds = time.perf_counter() - started
+    c.close()
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == (
+        f"line 1, column {WIDE + 1}: the header name 'c7' is also column 8; names must be distinct"
+    )
+    record_figures("duplicate name in a 100,002-column header", seconds=round(seconds, 3))
