@@ -192,8 +192,9 @@ class ModelService:
             "statistics": statistics_to_record(stats),
             "statistics_note": stats_note,
         }
+        summary = summary_from_record(record)  # first: a record it cannot show is not stored
         self.store.save(record)
-        return summary_from_record(record)
+        return summary
 
     def get(self, ref: str) -> ModelDetail:
         model_id = self.resolve(ref)
