@@ -12,7 +12,7 @@ import numpy as np
 
 from model_store import CorruptModel, Record
 
-from .engine import LogisticModel
+from .engine import LogisticModel, TrainingReport
 from .engine.polynomial import PolynomialFeatures, monomial_names
 from .engine.statistics import CoefficientStatistics
 from .schemas import (
@@ -87,6 +87,27 @@ def statistics_to_record(stats: CoefficientStatistics | None) -> dict[str, Any] 
     }
 
 
+def training_warnings(report: TrainingReport, *, solver: str) -> list[str]:
+    """What a user should know about a training that kept a model: why it did not converge and
+    what to change (``solver``: the one asked for, ``auto`` or a named one)."""
+    if report.converged:
+        return []
+    n = report.iterations
+    iterations = f"{n} iteration{'' if n == 1 else 's'}"
+    if report.stopped_by == "time_budget":
+        return [
+            f"did not converge: stopped by the time budget (TRAIN_TIME_BUDGET) after "
+            f"{iterations}; train on fewer rows or features, or ask the operator for more time"
+        ]
+    if report.stopped_by == "line_search":
+        return [
+            f"did not converge: no step lowered the cost after {iterations} (the limit of "
+            "floating-point precision, or badly scaled features); raise tol, or standardize"
+        ]
+    advice = "raise max_iter" if solver == "auto" else "raise max_iter or use solver auto"
+    return [f"did not converge in {iterations}; {advice}"]
+
+
 #: Shown for models stored before coefficient statistics existed (no key in the record).
 STATISTICS_NOT_STORED = "not computed: the model was stored before coefficient statistics existed"
 
@@ -158,7 +179,8 @@ def summary_from_record(record: Record) -> ModelSummary:
         classes=record["model"]["classes"],
         n_features=record["n_features"],
         feature_names=record.get("feature_names"),
-        training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields}),
+        # a key the record lacks takes its default (``warnings``), or fails validation
+        training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields if k in t}),
     )
 
 

@@ -292,6 +292,12 @@ class TrainingSummary(BaseModel):
     accuracy: float = Field(description="Accuracy on the training rows.")
     seconds: float
     n_samples: int
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What to know before using the model, in words: e.g. that the solver "
+        "stopped before converging (`converged: false`), and what to change. Empty when all "
+        "went well (and for models stored before this field existed).",
+    )
 
 
 class ModelSummary(BaseModel):
@@ -321,6 +327,7 @@ class ModelSummary(BaseModel):
                         "accuracy": 0.875,
                         "seconds": 0.004,
                         "n_samples": 8,
+                        "warnings": [],
                     },
                 }
             ]
@@ -417,6 +424,7 @@ class ModelDetail(ModelSummary):
                         "accuracy": 0.625,
                         "seconds": 0.002,
                         "n_samples": 16,
+                        "warnings": [],
                     },
                     "params": {"l2": 0},
                     "parameters": {

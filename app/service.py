@@ -38,6 +38,7 @@ from .records import (
     model_to_record,
     statistics_to_record,
     summary_from_record,
+    training_warnings,
 )
 from .schemas import ModelDetail, ModelList, ModelSummary, TrainRequest
 
@@ -188,6 +189,7 @@ class ModelService:
                 "n_samples": report.n_samples,
                 "passes": report.passes,
                 "loss_history": report.history,
+                "warnings": training_warnings(report, solver=p.solver),
             },
             "statistics": statistics_to_record(stats),
             "statistics_note": stats_note,

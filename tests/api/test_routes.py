@@ -32,7 +32,9 @@ def test_train_answers_201_location_and_summary(client, blobs):
         "accuracy",
         "seconds",
         "n_samples",
+        "warnings",
     }
+    assert t["converged"] is True and t["warnings"] == []
     reference = LogisticRegression().fit(X, y).score(X, y)
     assert t["n_samples"] == 200 and abs(t["accuracy"] - reference) <= 0.02
 
