@@ -3,6 +3,7 @@
 Errors name the CSV line (1-based, the header is line 1, as a text editor counts) and the column
 (1-based, with its header name), e.g. ``line 7, column 3 ('petal_length'): 'abc' is not a number``.
 Blank lines are skipped. Fields may be quoted as usual (RFC 4180); the delimiter is a comma.
+Names are read stripped of surrounding spaces, and a model's feature names are compared stripped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,30 @@ MAX_NAME_LENGTH = 200  # the same limit as JSON's feature_names and string label
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
+#: Field separators other tools write (Excel in many locales, TSV): named when a header reads as
+#: one column, instead of only saying that a column is missing.
+OTHER_DELIMITERS = (";", "\t", "|")
+#: Errors that list names (a model's features, a header's columns) show at most this many.
+MAX_LISTED_NAMES = 20
+
+
+def delimiter_hint(header: Sequence[str]) -> str:
+    """``"; ..."`` naming the delimiter a header read as one column seems to use; else ``""``."""
+    if len(header) == 1:
+        for delimiter in OTHER_DELIMITERS:
+            if delimiter in header[0]:
+                return (
+                    f"; fields must be separated by commas, and this header seems to use "
+                    f"{delimiter!r}"
+                )
+    return ""
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:MAX_LISTED_NAMES])
+    rest = len(names) - MAX_LISTED_NAMES
+    return f"{shown}, and {rest} more" if rest > 0 else shown
+
 
 @dataclass(frozen=True)
 class Table:
@@ -33,6 +58,9 @@ class Table:
 
     def column_label(self, j: int) -> str:
         return f"column {j + 1} ({self.header[j]!r})"
+
+    def delimiter_hint(self) -> str:
+        return delimiter_hint(self.header)
 
 
 @dataclass(frozen=True)
@@ -87,7 +115,13 @@ def read_table(body: bytes, *, max_features: int | None = None, label_columns: i
     first_column: dict[str, int] = {}  # a name's first column: linear, where a list was quadratic
     for j, name in enumerate(header):
         if not name:
-            raise CsvError(f"line {header_line}, column {j + 1}: the header name is empty")
+            pandas = (
+                "; a CSV written by pandas with its index starts so: write it with "
+                "to_csv(index=False)"
+                if j == 0
+                else ""
+            )
+            raise CsvError(f"line {header_line}, column {j + 1}: the header name is empty{pandas}")
         if len(name) > MAX_NAME_LENGTH:
             raise CsvError(
                 f"line {header_line}, column {j + 1}: the header name is longer than "
@@ -105,7 +139,7 @@ def read_table(body: bytes, *, max_features: int | None = None, label_columns: i
         if len(row) != len(header):
             raise CsvError(
                 f"line {line}: has {_count(len(row), 'field')} but the header "
-                f"(line {header_line}) has {len(header)}"
+                f"(line {header_line}) has {len(header)}{delimiter_hint(header)}"
             )
         rows.append(row)
         lines.append(line)
@@ -129,7 +163,8 @@ def _numbers(table: Table, columns: Sequence[int]) -> np.ndarray:
                     where = f"line {table.lines[i]}, {table.column_label(columns[k])}"
                     if not cell.strip():
                         raise CsvError(f"{where}: is empty; expected a number") from None
-                    raise CsvError(f"{where}: {cell.strip()!r} is not a number") from None
+                    hint = table.delimiter_hint()
+                    raise CsvError(f"{where}: {cell.strip()!r} is not a number{hint}") from None
     finite = np.isfinite(X)
     if not finite.all():
         i, k = np.argwhere(~finite)[0]
@@ -158,15 +193,18 @@ def read_training(
     table = read_table(body, max_features=max_features, label_columns=1)
     if label is None:
         j_label = len(table.header) - 1
-    elif label in table.header:
-        j_label = table.header.index(label)
+    elif label.strip() in table.header:  # stripped, as the header is
+        j_label = table.header.index(label.strip())
     else:
         raise CsvError(
             f"query.label: there is no column {label!r} in the header; the columns "
-            f"are {', '.join(table.header)}"
+            f"are {_listed(table.header)}{table.delimiter_hint()}"
         )
     if len(table.header) < 2:
-        raise CsvError("header: needs at least two columns, one or more features and the label")
+        raise CsvError(
+            "header: needs at least two columns, one or more features and the label"
+            + table.delimiter_hint()
+        )
     features = [j for j in range(len(table.header)) if j != j_label]
     X = _numbers(table, features)
     raw = [row[j_label].strip() for row in table.rows]
@@ -195,31 +233,43 @@ def read_features(
     """Rows to classify from a CSV body with a header row, as float64 of shape (n, n_features).
 
     When the model has feature names, the header must name exactly those columns, in any
-    order (they are put in the model's order). Otherwise it must have ``n_features`` columns.
-    More than ``max_features`` columns is ``LimitExceeded`` (``MAX_FEATURES``, as for JSON rows).
+    order (they are put in the model's order); names are compared without surrounding spaces.
+    Otherwise it must have ``n_features`` columns. More than ``max_features`` columns is
+    ``LimitExceeded`` (``MAX_FEATURES``, as for JSON rows).
     """
     table = read_table(body, max_features=max_features)
     if feature_names is None:
         if len(table.header) != n_features:
             raise CsvError(
                 f"header: has {len(table.header)} columns but the model expects {n_features} "
-                "features"
+                f"features{table.delimiter_hint()}"
             )
         return _numbers(table, range(n_features))
-    known = set(feature_names)
+    # A header's names are read stripped: a model's names are compared the same way (JSON
+    # training keeps names as sent, " age" included).
+    wanted: dict[str, int] = {}
+    for k, name in enumerate(feature_names):
+        key = name.strip()
+        if key in wanted:
+            raise CsvError(
+                f"header: this model's features {feature_names[wanted[key]]!r} and {name!r} "
+                "differ only by surrounding spaces, which a CSV header cannot tell apart; send "
+                "its rows as JSON"
+            )
+        wanted[key] = k
     for j, name in enumerate(table.header):
-        if name not in known:
+        if name not in wanted:
             raise CsvError(
                 f"header: {table.column_label(j)} is not a feature of this model; its features "
-                f"are {', '.join(feature_names)}"
+                f"are {_listed(feature_names)}{table.delimiter_hint()}"
             )
     column = {name: j for j, name in enumerate(table.header)}  # names are distinct
-    missing = [name for name in feature_names if name not in column]
+    missing = [name for name in feature_names if name.strip() not in column]
     if missing:
         raise CsvError(
-            f"header: the model's feature(s) {', '.join(map(repr, missing))} have no column"
+            f"header: the model's feature(s) {_listed([repr(m) for m in missing])} have no column"
         )
-    return _numbers(table, [column[name] for name in feature_names])
+    return _numbers(table, [column[name.strip()] for name in feature_names])
 
 
 def write_predictions(classes: Sequence[Any], labels: Sequence[Any], proba: np.ndarray) -> bytes:

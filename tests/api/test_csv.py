@@ -331,3 +331,85 @@ def test_a_duplicate_name_in_a_wide_header_is_named(tmp_path):
         f"line 1, column {WIDE + 1}: the header name 'c7' is also column 8; names must be distinct"
     )
     record_figures("duplicate name in a 100,002-column header", seconds=round(seconds, 3))
+
+
+# ---- messages for CSVs from other tools (issue 12, item 16) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"a;b;y\n1;2;x\n3;4;y\n", "separated by commas, and this header seems to use ';'"),
+        (b"a\tb\ty\n1\t2\tx\n3\t4\ty\n", "separated by commas, and this header seems to use '\\t'"),
+        # Excel in many locales: semicolons between fields, commas in the numbers
+        (b"a;b;y\n1,5;2,0;x\n3,5;4,0;y\n", "this header seems to use ';'"),
+    ],
+)
+def test_a_csv_separated_by_semicolons_or_tabs_names_its_delimiter(client, body, needle):
+    """It said only "header: needs at least two columns" (or that lines have 3 fields)."""
+    r = client.post("/train", content=body, headers=CSV)
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["detail"], r.text
+    model = client.post("/train", content=EXAM, headers=CSV).json()
+    unnamed = train(client, [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.0]], [0, 0, 1, 1])
+    for mid in (model["id"], unnamed["id"]):
+        r = client.post(
+            f"/predict?model_id={mid}",
+            content=b"hours_studied;hours_slept\n1;7\n",
+            headers=CSV,
+        )
+        assert r.status_code == 422, r.text
+        assert "this header seems to use ';'" in r.json()["detail"], r.text
+
+
+def test_a_pandas_index_column_suggests_index_false(client):
+    """``df.to_csv(path)`` writes the index as a first column with an empty header name."""
+    r = client.post("/train", content=b",a,b,y\n0,1,2,x\n1,3,4,y\n", headers=CSV)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("line 1, column 1: the header name is empty"), detail
+    assert "to_csv(index=False)" in detail
+    r = client.post("/train", content=b"a,,y\n0,1,x\n1,3,y\n", headers=CSV)
+    assert "index=False" not in r.json()["detail"]  # not the first column: not an index
+
+
+def test_feature_names_with_surrounding_spaces_match_a_csv_header(client):
+    """A header is read stripped, so a model trained on JSON with the name " hours " could never
+    be given a CSV: names are compared stripped on both sides."""
+    rows = [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.0]]
+    model = train(client, rows, [0, 0, 1, 1], feature_names=[" hours ", "sleep\t"])
+    url = f"/predict?model_id={model['id']}"
+    expected = client.post("/predict", json={"model_id": model["id"], "features": rows}).json()
+    for header in (b"hours,sleep", b" sleep , hours "):
+        body = (
+            header
+            + b"\n"
+            + b"\n".join(
+                (b"%r,%r" % tuple(r if header.startswith(b"hours") else r[::-1])) for r in rows
+            )
+        )
+        r = client.post(url, content=body, headers=CSV)
+        assert r.status_code == 200, r.text
+        assert r.json() == expected
+    # names that only spaces tell apart cannot be told apart by a header: say so
+    clash = train(client, rows, [0, 0, 1, 1], feature_names=["a", " a"])
+    r = client.post(f"/predict?model_id={clash['id']}", content=b"a\n1\n", headers=CSV)
+    assert r.status_code == 422, r.text
+    assert "differ only by surrounding spaces" in r.json()["detail"], r.text
+
+
+def test_the_label_query_parameter_is_matched_stripped_too(client):
+    r = client.post("/train?label=%20kind%20", content=b"kind,x\n0,1\n1,2\n0,0\n1,3\n", headers=CSV)
+    assert r.status_code == 201, r.text
+    assert r.json()["feature_names"] == ["x"]
+
+
+def test_an_unknown_feature_error_lists_a_bounded_number_of_names(client, settings):
+    names = [f"feature_{j:05d}_{'x' * 150}" for j in range(2000)]
+    rows = np.random.default_rng(0).normal(size=(4, 2000)).tolist()
+    model = train(client, rows, [0, 0, 1, 1], feature_names=names)
+    r = client.post(f"/predict?model_id={model['id']}", content=b"zzz\n1\n", headers=CSV)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert "column 1 ('zzz') is not a feature of this model" in detail
+    assert "and 1980 more" in detail and len(detail) < 5000
