@@ -52,9 +52,15 @@ class Settings(BaseSettings):
 
     prometheus_multiproc_dir: Path | None = None
     """Folder where each process keeps its metric counts, so ``GET /metrics`` totals all uvicorn
-    workers. Unset: a folder per server run under the system temp folder, cleaned automatically.
-    Set: used as is (``prometheus_client``'s convention); empty it before starting the server.
-    Read by ``app.metrics`` when it is imported, before any metric exists."""
+    workers and training processes. Unset or empty: a folder per server run under the system
+    temp folder, cleaned automatically. Set: used as is (the name and contract of
+    ``prometheus_client``'s multiprocess mode); empty it before starting the server. Chosen when
+    the server starts (``app.metrics.folder_for``)."""
+
+    @field_validator("prometheus_multiproc_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_no_dir(cls, value: object) -> object:
+        return None if value == "" else value
 
     metrics_max_model_ids: int = Field(100, ge=0)
     """Model ids that get their own ``model_id`` label on ``logreg_predicted_rows_total`` in each

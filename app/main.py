@@ -18,6 +18,7 @@ from .api.front import auth
 from .api.front.fast_predict import PredictFastPath
 from .api.front.head import HeadAsGet
 from .api.front.limits import BodySizeLimit
+from .api.front.metrics import PrometheusMiddleware
 from .config import Settings
 from .offload import Offload
 from .schemas import PredictRequest, TrainRequest
@@ -62,6 +63,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # this worker's counts go to the server's folder, where every process's are totalled
+        prometheus.share(prometheus.folder_for(settings.prometheus_multiproc_dir))
         store.remove_stale_temporaries()
         cache = app.state.service.cache
         cache.watch(asyncio.get_running_loop(), str(store.root), store.model_id_of)
@@ -72,6 +75,7 @@ def create_app(
         cache.unwatch()
         app.state.trainer.shutdown()
         app.state.offload.shutdown()
+        prometheus.unshare()
 
     app = ServiceApp(
         title="Logistic regression service",
@@ -106,7 +110,7 @@ def create_app(
         front = auth.APIKeyAuth(front, api_key=settings.api_key.get_secret_value())
         app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]
     # outermost, so every answer is counted: the fast path's, and refusals (401, 413) too
-    app.front = prometheus.PrometheusMiddleware(front, routes_of=app)
+    app.front = PrometheusMiddleware(front, routes_of=app)
     return app
 
 

@@ -1,215 +1,166 @@
-"""Prometheus metrics: what is counted, where the counts are kept, and the request middleware.
+"""Prometheus metrics: what is counted, and the totals over every process of a server.
 
-The counts live in ``prometheus_client``'s multiprocess mode (one small memory-mapped file per
-process and metric type in a shared folder), so ``GET /metrics`` answers the totals over every
-uvicorn worker, whichever worker the scrape reaches. The folder:
+Each process counts in plain structures of its own (``Counter``, ``Histogram``) under one lock.
+``GET /metrics`` answers the totals of every process of the server (the uvicorn workers, and the
+training children, which count trainings), whichever worker the scrape reaches: a process that
+calls ``share(folder)`` writes its counts to a file of its own there (atomically) every
+``FLUSH_SECONDS``, after each training and at exit, and a scrape adds the files of the other
+processes to its own counts. A scrape is thus exact for the worker that answers and at most
+``FLUSH_SECONDS`` behind for the others; a process killed with SIGKILL loses at most that much.
+Files of ended processes are kept, so totals never go backwards when a worker is replaced.
 
-* ``PROMETHEUS_MULTIPROC_DIR`` set: used as it is, the standard ``prometheus_client`` contract
-  (works under any process manager); empty it before starting the server.
-* unset: ``<system temp>/logreg-service-metrics-<uid>/<server pid>-<server start time>``, where the
-  server is uvicorn's supervisor process when it runs workers, else this process. A fresh server
-  therefore always starts from zero, all its workers share one folder, a restarted worker keeps
-  adding to the same totals, and the folders of servers that are no longer running are deleted.
+The app's lifespan chooses the folder when the server starts (``folder_for``); training children
+get it from their initializer:
 
-The folder must be chosen before the first metric is created, so it is done when this module is
-imported. The number of models in the store is not a multiprocess gauge: it is read from the
-store at scrape time (``StoreCollector``), so it is right whichever worker answers.
+* ``PROMETHEUS_MULTIPROC_DIR`` set (``Settings.prometheus_multiproc_dir``): used as it is;
+  empty it before starting the server.
+* unset: ``<system temp>/logreg-service-metrics-<uid>/<server pid>-<server start time>``, where
+  the server is uvicorn's supervisor process when it runs workers, else this process. A fresh
+  server starts from zero, its workers share one folder, and the folders of servers that are no
+  longer running are deleted.
 
-Increments are buffered in the process (``BufferedValue``): the hot path adds to a float, and a
-daemon thread writes the totals to the memory-mapped files every ``FLUSH_SECONDS``. A scrape
-flushes the answering process first, so it is exact for that worker and at most
-``FLUSH_SECONDS`` behind for its siblings; a worker killed with SIGKILL loses at most its last
-``FLUSH_SECONDS`` of counts. Writing each increment straight to the file cost about 2 us per
-value, five per prediction: about 15% of a 1-row prediction's time in the server.
+A process that shares no folder (an app whose lifespan does not run) reports its own counts
+only. Importing this module changes nothing outside it: no environment, folder, thread or hook.
 
-This module does not import FastAPI: the service layer records predictions and trainings here.
+Not ``prometheus_client``'s multiprocess mode: it takes its folder from the environment when
+metrics are created, so it had to be chosen (and ``os.environ`` written) at import, and it writes
+a memory-mapped file at every increment, slow enough on the prediction path to have needed a
+patched ``values.ValueClass`` and private attributes (docs/DEVELOPING.md). ``prometheus_client``
+is used through its public API: metric families, a ``Collector``, the exposition formats.
 """
 
 from __future__ import annotations
 
 import atexit
-import bisect
 import contextlib
+import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from multiprocessing import parent_process
 from pathlib import Path
 from typing import Any
 
-import prometheus_client
-from prometheus_client import values
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger("app.metrics")
 
-ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
-# one root per user, so that users sharing /tmp cannot block or delete each other's folders
-AUTO_ROOT = Path(tempfile.gettempdir()) / f"logreg-service-metrics-{getattr(os, 'getuid', int)()}"
+Labels = tuple[str, ...]
+
+#: Guards every count of this process; replaced in a forked child (see ``_after_fork``).
+_lock = threading.Lock()
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), to tell reused pids apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 22; the command name (field 2) may hold spaces, so count after its closing ')'.
-    return stat.rpartition(")")[2].split()[19]
+class Counter:
+    """A counter family: label values -> count, in this process."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Labels = ()) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        #: label values -> count; an unlabelled counter is shown (at 0) before its first count
+        self.values: dict[Labels, float] = {} if labelnames else {(): 0.0}
+
+    def inc(self, amount: float = 1.0, labels: Labels = ()) -> None:
+        if amount < 0 or len(labels) != len(self.labelnames):
+            raise ValueError(f"{self.name}: counters only go up, with {self.labelnames} labels")
+        with _lock:
+            self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def copy(self) -> dict[Labels, list[float]]:
+        """The counts as ``[value]`` lists, the form ``Histogram.copy`` and the files use."""
+        with _lock:
+            values = list(self.values.items())
+        return {labels: [value] for labels, value in values}
+
+    def family(self, totals: dict[str, dict[Labels, list[float]]]) -> Metric:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, (value,) in sorted(totals[self.name].items()):
+            family.add_metric(labels, value)
+        return family
+
+    def clear(self) -> None:
+        self.values = {} if self.labelnames else {(): 0.0}
 
 
-def _server_key(pid: int) -> str:
-    start = _start_time(pid)
-    return f"{pid}-{start}" if start else str(pid)
-
-
-def _is_running(key: str) -> bool:
-    pid_text, _, start = key.partition("-")
-    if not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process: it runs
-    return not start or _start_time(pid) in (start, None)
-
-
-def server_pid() -> int:
-    """uvicorn's supervisor when this is one of its workers (spawned by multiprocessing)."""
-    parent = parent_process()
-    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
-
-
-def auto_dir(*, root: Path = AUTO_ROOT, pid: int | None = None) -> Path:
-    """This server's own folder under ``root``; deletes the folders of servers that are gone."""
-    key = _server_key(server_pid() if pid is None else pid)
-    root.mkdir(parents=True, exist_ok=True)
-    for old in root.iterdir():
-        if old.name != key and not _is_running(old.name):
-            shutil.rmtree(old, ignore_errors=True)
-    path = root / key
-    path.mkdir(exist_ok=True)
-    return path
-
-
-#: How often buffered increments reach the shared files (seconds).
-FLUSH_SECONDS = 1.0
-_buffered: list[BufferedValue] = []
-_pending_lock = threading.Lock()  # guards every BufferedValue._pending
-_flush_lock = threading.Lock()  # one flush at a time, so a scrape waits for one under way
-_flusher_pid: int | None = None
-
-
-class BufferedValue:
-    """A ``prometheus_client`` value whose increments wait in this process for ``flush``.
-
-    Wraps the multiprocess ``MmapedValue`` (``inner``); ``set`` (gauges) writes through.
+class Histogram:
+    """A histogram family: label values -> ``[sum, count of bucket 0, ..., count of +Inf]``, in
+    this process. A value lands in the first bucket whose upper bound is at least the value, as
+    in ``prometheus_client.Histogram.observe``; counts are per bucket, made cumulative when shown.
     """
 
-    _multiprocess = True
-    inner_class: Any = None  # set by buffered_value_class
+    def __init__(
+        self, name: str, documentation: str, labelnames: Labels = (), *, buckets: tuple[float, ...]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.bounds = [*map(float, buckets), math.inf]
+        self.values: dict[Labels, list[float]] = {}
+        self.clear()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._inner = self.inner_class(*args, **kwargs)
-        self._pending = 0.0
-        with _pending_lock:
-            _buffered.append(self)
-        _start_flusher()
+    def observe(self, value: float, labels: Labels = ()) -> None:
+        index = bisect_left(self.bounds, value) + 1  # first bound >= value; [0] is the sum
+        with _lock:
+            series = self.values.get(labels)
+            if series is None:
+                if len(labels) != len(self.labelnames):
+                    raise ValueError(f"{self.name}: expected {self.labelnames} labels")
+                series = self.values[labels] = [0.0] * (len(self.bounds) + 1)
+            series[0] += value
+            series[index] += 1.0
 
-    def inc(self, amount: float) -> None:
-        with _pending_lock:
-            self._pending += amount
+    def copy(self) -> dict[Labels, list[float]]:
+        with _lock:
+            return {labels: list(series) for labels, series in self.values.items()}
 
-    def set(self, value: float, timestamp: float | None = None) -> None:
-        with _flush_lock:
-            with _pending_lock:
-                self._pending = 0.0
-            self._inner.set(value, timestamp)
+    def family(self, totals: dict[str, dict[Labels, list[float]]]) -> Metric:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        les = [floatToGoString(bound) for bound in self.bounds]
+        for labels, (total, *counts) in sorted(totals[self.name].items()):
+            cumulative, buckets = 0.0, []
+            for le, count in zip(les, counts, strict=True):
+                cumulative += count
+                buckets.append((le, cumulative))
+            family.add_metric(labels, buckets, total)
+        return family
 
-    def set_exemplar(self, exemplar: Any) -> None:
-        return  # not supported in multiprocess mode
-
-    def get(self) -> float:
-        with _flush_lock, _pending_lock:
-            return float(self._inner.get()) + self._pending
-
-    def get_exemplar(self) -> None:
-        return None
-
-
-def buffered_value_class(inner: Any) -> type[BufferedValue]:
-    return type("BufferedValue", (BufferedValue,), {"inner_class": inner})
-
-
-def flush() -> None:
-    """Write every buffered increment of this process to its memory-mapped file."""
-    with _flush_lock:
-        with _pending_lock:
-            work = [(v, v._pending) for v in _buffered if v._pending]
-            for v, _ in work:
-                v._pending = 0.0
-        for v, amount in work:
-            v._inner.inc(amount)
+    def clear(self) -> None:
+        empty = [0.0] * (len(self.bounds) + 1)
+        self.values = {} if self.labelnames else {(): empty}
 
 
-def _flush_forever() -> None:
-    while True:
-        time.sleep(FLUSH_SECONDS)
-        try:
-            flush()
-        except Exception:  # a full disk must not end the counting for good
-            log.warning("metrics: could not write the counts", exc_info=True)
+class ObservationCount:
+    """A counter of a histogram's observations, by its labels: kept by the histogram (its
+    ``_count``), shown as a counter of its own, so that counting an event and its duration is
+    one update."""
 
+    def __init__(self, histogram: Histogram, name: str, documentation: str) -> None:
+        self.histogram = histogram
+        self.name = name
+        self.documentation = documentation
 
-def _start_flusher() -> None:
-    global _flusher_pid
-    if _flusher_pid == os.getpid():
-        return
-    _flusher_pid = os.getpid()
-    threading.Thread(target=_flush_forever, name="metrics-flush", daemon=True).start()
+    def family(self, totals: dict[str, dict[Labels, list[float]]]) -> Metric:
+        labelnames = self.histogram.labelnames
+        family = CounterMetricFamily(self.name, self.documentation, labels=labelnames)
+        for labels, (_, *counts) in sorted(totals[self.histogram.name].items()):
+            family.add_metric(labels, sum(counts))
+        return family
 
-
-def _after_fork_in_child() -> None:
-    # the parent's pending increments are the parent's to write; threads do not survive a fork
-    global _flusher_pid
-    for v in _buffered:
-        v._pending = 0.0
-    _flusher_pid = None
-    if _buffered:
-        _start_flusher()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(flush)
-
-
-def setup_dir() -> Path:
-    """Choose the multiprocess folder (see the module docstring) and switch ``prometheus_client``
-    to multiprocess mode, whatever was imported first."""
-    given = os.environ.get(ENV_DIR)
-    if given:
-        path = Path(given)
-        path.mkdir(parents=True, exist_ok=True)
-    else:
-        path = auto_dir()
-        # prometheus_client reads the folder from the environment when it opens its files;
-        # child processes (a process pool, say) inherit it and add to the same totals.
-        os.environ[ENV_DIR] = str(path)
-    if not issubclass(values.ValueClass, BufferedValue):
-        values.ValueClass = buffered_value_class(values.MultiProcessValue())
-    return path
-
-
-METRICS_DIR = setup_dir()
 
 #: Latency buckets from 0.5 ms (a small /predict) to 5 minutes (the default training budget).
 HTTP_BUCKETS = (
@@ -233,43 +184,59 @@ HTTP_BUCKETS = (
 )
 TRAIN_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600)
 
-HTTP_REQUESTS = prometheus_client.Counter(
-    "logreg_http_requests",
-    "HTTP requests answered, by method, route template and status code.",
-    ["method", "route", "status"],
-)
-HTTP_DURATION = prometheus_client.Histogram(
+HTTP_DURATION = Histogram(
     "logreg_http_request_duration_seconds",
     "Time from receiving a request to sending the end of its response.",
-    ["method", "route", "status"],
+    ("method", "route", "status"),
     buckets=HTTP_BUCKETS,
 )
-PREDICTED_ROWS = prometheus_client.Counter(
+HTTP_REQUESTS = ObservationCount(
+    HTTP_DURATION,
+    "logreg_http_requests",
+    "HTTP requests answered, by method, route template and status code.",
+)
+PREDICTED_ROWS = Counter(
     "logreg_predicted_rows",
     "Rows classified, by model id (ids past METRICS_MAX_MODEL_IDS are counted as '_other').",
-    ["model_id"],
+    ("model_id",),
 )
-TRAININGS = prometheus_client.Counter(
+TRAININGS = Counter(
     "logreg_trainings",
     "Trainings run by the engine, by outcome (ok, or error: the engine refused the data).",
-    ["outcome"],
+    ("outcome",),
 )
-TRAINING_DURATION = prometheus_client.Histogram(
+TRAINING_DURATION = Histogram(
     "logreg_training_duration_seconds",
     "Wall time of successful fits (the engine's work, without parsing or saving).",
     buckets=TRAIN_BUCKETS,
 )
-CACHE_HITS = prometheus_client.Counter(
+CACHE_HITS = Counter(
     "logreg_model_cache_hits", "Predictions served by a model already loaded in memory."
 )
-CACHE_MISSES = prometheus_client.Counter(
+CACHE_MISSES = Counter(
     "logreg_model_cache_misses", "Predictions that had to load their model from the store."
 )
 
+#: What this process keeps count of (``counts()``, and the files of a shared folder).
+KEPT: tuple[Counter | Histogram, ...] = (
+    HTTP_DURATION,
+    PREDICTED_ROWS,
+    TRAININGS,
+    TRAINING_DURATION,
+    CACHE_HITS,
+    CACHE_MISSES,
+)
+#: Every metric a scrape shows, in order.
+METRICS: tuple[Counter | Histogram | ObservationCount, ...] = (HTTP_REQUESTS, *KEPT)
+
 OTHER_MODELS = "_other"
-# model id -> its own counter, for at most max_model_ids ids per process
-_model_children: dict[str, Any] = {}
-_model_children_lock = threading.Lock()
+_labelled_model_ids: set[str] = set()  # the ids that have their own label in this process
+
+
+def record_request(labels: tuple[str, str, str], seconds: float) -> None:
+    """Count one answered HTTP request, labelled ``(method, route template, status)``, and its
+    duration (``HTTP_REQUESTS`` is the number of durations observed)."""
+    HTTP_DURATION.observe(seconds, labels)
 
 
 def record_predictions(model_id: str, rows: int, *, max_model_ids: int) -> None:
@@ -279,14 +246,13 @@ def record_predictions(model_id: str, rows: int, *, max_model_ids: int) -> None:
     restarts, so a process gives its own label to the first ``max_model_ids`` ids it sees and
     counts the rest under ``_other``.
     """
-    child = _model_children.get(model_id)
-    if child is None:
-        with _model_children_lock:
-            if len(_model_children) < max_model_ids:
-                child = _model_children[model_id] = PREDICTED_ROWS.labels(model_id)
-            else:
-                child = PREDICTED_ROWS.labels(OTHER_MODELS)
-    child.inc(rows)
+    if model_id not in _labelled_model_ids:
+        with _lock:
+            if len(_labelled_model_ids) < max_model_ids:
+                _labelled_model_ids.add(model_id)
+            elif model_id not in _labelled_model_ids:  # not added by another thread meanwhile
+                model_id = OTHER_MODELS
+    PREDICTED_ROWS.inc(rows, (model_id,))
 
 
 @contextlib.contextmanager
@@ -296,12 +262,234 @@ def timed_training() -> Iterator[None]:
     try:
         yield
     except Exception:
-        TRAININGS.labels("error").inc()
+        TRAININGS.inc(1.0, ("error",))
         flush()
         raise
     TRAINING_DURATION.observe(time.perf_counter() - start)
-    TRAININGS.labels("ok").inc()
+    TRAININGS.inc(1.0, ("ok",))
     flush()  # trainings are rare, and may run in a child process that ends soon
+
+
+def counts() -> dict[str, dict[Labels, list[float]]]:
+    """This process's counts: metric name -> label values -> ``[count]`` for a counter,
+    ``[sum, count of each bucket]`` for a histogram."""
+    return {metric.name: metric.copy() for metric in KEPT}
+
+
+# --- the files of a shared folder ---------------------------------------------------------
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell reused pids apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) may hold spaces, so count after its closing ')'.
+    return stat.rpartition(")")[2].split()[19]
+
+
+def process_key(pid: int) -> str:
+    """``<pid>-<start time>``: names a process, even once its pid is reused."""
+    start = _start_time(pid)
+    return f"{pid}-{start}" if start else str(pid)
+
+
+def process_file(folder: Path, pid: int) -> Path:
+    """The file where process ``pid`` keeps its counts in ``folder``."""
+    return folder / f"metrics-{process_key(pid)}.json"
+
+
+def load_counts(path: Path) -> dict[str, dict[Labels, list[float]]]:
+    """The counts kept in ``path`` (a file written by ``flush``), in the form of ``counts()``.
+    Series that do not fit today's metrics (labels, buckets) are left out. Raises ``OSError``
+    and ``ValueError``."""
+    raw = json.loads(path.read_bytes())
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not a file of metric counts")
+    out: dict[str, dict[Labels, list[float]]] = {}
+    for metric in KEPT:
+        width = len(metric.bounds) + 1 if isinstance(metric, Histogram) else 1
+        series = out[metric.name] = {}
+        for labels, values in raw.get(metric.name, ()):
+            if len(labels) == len(metric.labelnames) and len(values) == width:
+                series[tuple(map(str, labels))] = [float(v) for v in values]
+    return out
+
+
+def _add(totals: dict[str, dict[Labels, list[float]]], more: dict[str, dict[Labels, Any]]) -> None:
+    for name, series in more.items():
+        into = totals.setdefault(name, {})
+        for labels, values in series.items():
+            have = into.setdefault(labels, [0.0] * len(values))
+            for i, value in enumerate(values):
+                have[i] += value
+
+
+class _Sharing:
+    """This process's file in a shared folder, and the thread that keeps it up to date."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = process_file(folder, os.getpid())
+        self.written: bytes | None = None  # what the file holds, so unchanged counts cost nothing
+        self.write_lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._flush_every, name="metrics-flush", daemon=True)
+
+    def _flush_every(self) -> None:
+        while not self.stop.wait(FLUSH_SECONDS):
+            try:
+                self.flush()
+            except Exception:  # the counting goes on; the next flush may succeed
+                log.exception("metrics: could not write %s", self.path)
+
+    def flush(self) -> None:
+        with self.write_lock:  # counts taken and written in turn: a file never goes backwards
+            data = json.dumps(
+                {
+                    name: [[labels, values] for labels, values in series.items()]
+                    for name, series in counts().items()
+                },
+                separators=(",", ":"),
+            ).encode()
+            if data == self.written:
+                return
+            temp = self.path.with_name(f".{self.path.name}.tmp")
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                temp.write_bytes(data)
+                os.replace(temp, self.path)
+            except OSError:  # a full disk must not end the counting, nor fail a request
+                log.warning("metrics: could not write %s", self.path, exc_info=True)
+                return
+            self.written = data
+
+
+#: How often a process writes its counts to its file in the shared folder (seconds).
+FLUSH_SECONDS = 1.0
+_sharing: _Sharing | None = None
+_hooks_installed = False  # at-exit and at-fork hooks (a forked child inherits both)
+
+
+def share(folder: Path) -> None:
+    """Keep this process's counts in ``folder`` (created if missing) from now on, and total the
+    files of every process there when scraped. Starts the flusher thread; called at startup."""
+    global _sharing, _hooks_installed
+    folder = Path(folder)
+    if _sharing is not None and _sharing.folder == folder:
+        return
+    unshare()
+    folder.mkdir(parents=True, exist_ok=True)
+    _sharing = _Sharing(folder)
+    _sharing.flush()  # the process's file exists from the start
+    _sharing.thread.start()
+    if not _hooks_installed:
+        _hooks_installed = True
+        atexit.register(flush)
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def unshare() -> None:
+    """Write this process's counts a last time and stop sharing them (server shutdown)."""
+    global _sharing
+    sharing, _sharing = _sharing, None
+    if sharing is not None:
+        sharing.stop.set()
+        sharing.flush()
+
+
+def shared_folder() -> Path | None:
+    """The folder this process keeps its counts in, if any: pass it on to child processes."""
+    return None if _sharing is None else _sharing.folder
+
+
+def flush() -> None:
+    """Write this process's counts to its file now, if it shares a folder."""
+    sharing = _sharing
+    if sharing is not None:
+        sharing.flush()
+
+
+def _after_fork() -> None:
+    # The child is a new process: the counts are its parent's, the lock may have been held by a
+    # thread that did not survive the fork, and its file is not the parent's. It shares a folder
+    # only if it calls ``share`` itself.
+    global _lock, _sharing
+    _lock = threading.Lock()
+    _sharing = None
+    for metric in KEPT:
+        metric.clear()
+    _labelled_model_ids.clear()
+
+
+# --- choosing the folder ------------------------------------------------------------------
+
+
+def auto_root() -> Path:
+    """The parent of the automatic folders: one per user, so that users sharing the temp folder
+    cannot block or delete each other's."""
+    return Path(tempfile.gettempdir()) / f"logreg-service-metrics-{getattr(os, 'getuid', int)()}"
+
+
+def _is_running(key: str) -> bool:
+    pid_text, _, start = key.partition("-")
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: it runs
+    return not start or _start_time(pid) in (start, None)
+
+
+def server_pid() -> int:
+    """uvicorn's supervisor when this is one of its workers (spawned by multiprocessing)."""
+    parent = parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
+
+
+def auto_dir(*, root: Path | None = None, pid: int | None = None) -> Path:
+    """This server's own folder under ``root``; deletes the folders of servers that are gone."""
+    root = auto_root() if root is None else root
+    key = process_key(server_pid() if pid is None else pid)
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        if old.name != key and not _is_running(old.name):
+            shutil.rmtree(old, ignore_errors=True)
+    path = root / key
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def folder_for(configured: Path | None) -> Path:
+    """The folder of this server's counts: ``configured`` as it is, else ``auto_dir()``."""
+    return Path(configured) if configured is not None else auto_dir()
+
+
+# --- the scrape ---------------------------------------------------------------------------
+
+
+class TotalsCollector(Collector):
+    """Every metric of ``METRICS``: this process's counts plus those in the files of the other
+    processes of the folder it shares."""
+
+    def collect(self) -> Iterator[Metric]:
+        totals = counts()
+        sharing = _sharing
+        if sharing is not None:
+            for path in sorted(sharing.folder.glob("metrics-*.json")):
+                if path == sharing.path:
+                    continue  # this process: counted from memory, up to date
+                try:
+                    _add(totals, load_counts(path))
+                except (OSError, ValueError, TypeError):
+                    log.warning("metrics: skipped the unreadable %s", path, exc_info=True)
+        for metric in METRICS:
+            yield metric.family(totals)
 
 
 class StoreCollector(Collector):
@@ -323,127 +511,8 @@ class StoreCollector(Collector):
 def render(*, accept: str | None, count_models: Callable[[], int]) -> tuple[bytes, str]:
     """The exposition of every process's counts plus the store gauge, and its content type
     (Prometheus text format, or OpenMetrics when the scraper asks for it)."""
-    flush()  # this process's counts, exactly; the other workers' as of their last flush
     registry = CollectorRegistry(auto_describe=False)
-    MultiProcessCollector(registry, path=str(METRICS_DIR))
+    registry.register(TotalsCollector())
     registry.register(StoreCollector(count_models))
-    encoder, content_type = prometheus_client.exposition.choose_encoder(accept or "")
+    encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type
-
-
-# --- request instrumentation: a pure ASGI middleware --------------------------------------
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UNMATCHED = "<unmatched>"
-
-
-def _template(route: Any) -> str | None:
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return path if isinstance(path, str) else None
-
-
-def route_template(scope: Scope) -> str | None:
-    """The matched route's path template (``/models/{model_id}``, ``/static/{path}``), never the
-    raw path, so the number of label values stays bounded whatever paths clients send; ``None``
-    when the router did not match the request."""
-    route = scope.get("route")
-    path = None if route is None else _template(route)
-    if path is not None:
-        return path
-    # FastAPI sets scope["route"] for its own routes only; for plain Starlette routes and mounts
-    # (/openapi.json, /static) find the route whose endpoint or app handled the request.
-    endpoint = scope.get("endpoint")
-    if endpoint is not None:
-        for route in getattr(scope.get("app"), "routes", ()):
-            if (
-                getattr(route, "endpoint", None) is endpoint
-                or getattr(route, "app", None) is endpoint
-            ):
-                return _template(route)
-    return None
-
-
-_clock = time.perf_counter
-
-
-class PrometheusMiddleware:
-    """Counts and times every HTTP request by method, route template and status.
-
-    A plain ASGI middleware (no ``BaseHTTPMiddleware``: no extra task or body copying), whose
-    cost per request is a dict lookup and three buffered increments (``_Series``).
-    """
-
-    def __init__(self, app: ASGIApp, *, routes_of: Any = None) -> None:
-        self.app = app
-        self.routes_of = routes_of  # the app whose routes name requests answered before routing
-        self._children: dict[tuple[str, str, str], _Series] = {}
-        self._fixed_paths: dict[str, str] | None = None
-
-    def _route(self, scope: Scope) -> str:
-        template = route_template(scope)
-        if template is not None:
-            return template
-        # Answered before routing (e.g. a fast path in front of the router), or not found: a
-        # route without parameters is known by its path; anything else is one bounded label.
-        if self._fixed_paths is None:
-            app = self.routes_of or scope.get("app")
-            paths = [_template(route) for route in getattr(app, "routes", ())]
-            # routers included in FastAPI apps are not flattened into app.routes; the OpenAPI
-            # document lists their full paths
-            openapi = getattr(app, "openapi", None)
-            paths += list(openapi().get("paths", {})) if callable(openapi) else []
-            self._fixed_paths = {p: p for p in paths if p is not None and "{" not in p}
-        return self._fixed_paths.get(scope["path"], UNMATCHED)
-
-    def _series(self, key: tuple[str, str, str]) -> _Series:
-        series = self._children.get(key)
-        if series is None:
-            series = self._children[key] = _Series(
-                HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key)
-            )
-        return series
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = _clock()
-        status = 500  # if the app raises before answering, the server answers 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            self._series((method, self._route(scope), str(status))).add(_clock() - start)
-
-
-class _Series:
-    """One request counter and one duration histogram (children of the same labels), counted
-    under one lock: what ``Counter.inc`` and ``Histogram.observe`` do, in a third of the time.
-    Relies on the children's values being ``BufferedValue`` (this module's multiprocess mode);
-    tests/api/test_metrics.py checks the buckets against ``Histogram.observe``."""
-
-    def __init__(self, requests: Any, duration: Any) -> None:
-        self.count: BufferedValue = requests._value
-        self.sum: BufferedValue = duration._sum
-        self.buckets: list[BufferedValue] = duration._buckets
-        self.bounds: list[float] = duration._upper_bounds  # ends with +Inf
-
-    def add(self, seconds: float) -> None:
-        bucket = self.buckets[bisect.bisect_left(self.bounds, seconds)]  # first bound >= seconds
-        with _pending_lock:
-            self.count._pending += 1.0
-            self.sum._pending += seconds
-            bucket._pending += 1.0

@@ -60,7 +60,7 @@ class LiveServer:
         self.model_dir = Path(model_dir)
         self.env = {**os.environ, "MODEL_STORE_DIR": str(self.model_dir), **(env or {})}
         if "PROMETHEUS_MULTIPROC_DIR" not in (env or {}):
-            # set in this process by app.metrics for the in-process apps: the server keeps its own
+            # one set in the environment of the tests would be shared: each server picks its own
             self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.args = list(args)
         self.port = port or free_port()

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakSet
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..config import Settings
     from ..schemas import ModelSummary
 
@@ -65,13 +67,18 @@ class IdleSpawnContext(SpawnContext):
         return process
 
 
-def init_child() -> None:
+def init_child(metrics_folder: Path | None = None) -> None:
     """Training children use one BLAS thread and the lowest CPU priority: the server's cores
-    belong to the predictions first."""
+    belong to the predictions first. They count their trainings in ``metrics_folder`` (the
+    server's, ``app.metrics.shared_folder()``), where every process's counts are totalled."""
     for var in BLAS_THREAD_VARS:
         os.environ[var] = "1"
     os.nice(CHILD_NICENESS)
     lowest_priority()
+    if metrics_folder is not None:
+        from .. import metrics
+
+        metrics.share(metrics_folder)
 
 
 def train_from_body(

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, BinaryIO
 
+from .. import metrics
 from ..config import Settings
 from ..errors import TrainingBusy, TrainingCrashed
 from .job import IdleSpawnContext, init_child, train_from_body
@@ -49,6 +50,7 @@ class TrainRunner:
                 max_workers=self.settings.train_concurrency,
                 mp_context=self._context,
                 initializer=init_child,
+                initargs=(metrics.shared_folder(),),
             )
         return self._pool
 
