@@ -183,7 +183,7 @@ class JsonFileStore(ModelStore):
         try:
             fd = os.open(self._file(model_id), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise ModelNotFound(model_id) from None
+            raise self._missing(model_id) from None
         except OSError as exc:  # no permission, I/O error
             raise self._unreadable(model_id, exc) from None
         try:
@@ -196,6 +196,11 @@ class JsonFileStore(ModelStore):
             raise self._unreadable(model_id, exc) from None
         finally:
             os.close(fd)
+
+    def _missing(self, model_id: str) -> StoreError:
+        """No file for ``model_id``: ``ModelNotFound``, unless the folder itself is gone (then
+        nothing can be said of the model: ``StoreUnavailable``, as ``/health`` answers)."""
+        return self._folder_error() or ModelNotFound(model_id)
 
     def _unreadable(self, model_id: str, error: OSError) -> StoreError:
         """What ``error`` on a model's file means: the folder's problem (``StoreUnavailable``),
@@ -219,7 +224,7 @@ class JsonFileStore(ModelStore):
         try:
             st = os.stat(self._file(model_id))
         except FileNotFoundError:
-            raise ModelNotFound(model_id) from None
+            raise self._missing(model_id) from None
         except OSError as exc:  # an I/O error
             raise self._unreadable(model_id, exc) from None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -261,7 +266,7 @@ class JsonFileStore(ModelStore):
         try:
             os.unlink(path)
         except FileNotFoundError:
-            raise ModelNotFound(model_id) from None
+            raise self._missing(model_id) from None
         except OSError as exc:  # read-only, no permission; a directory under the model's name
             folder = self._folder_error()
             if folder is not None:

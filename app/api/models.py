@@ -8,16 +8,17 @@ from .deps import get_service
 
 router = APIRouter(prefix="/models", tags=["models"])
 
+#: 503: the model folder cannot be read (or, for DELETE, refused the delete)
 NOT_FOUND: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (404, 409, 422)
+    code: {"model": ErrorResponse} for code in (404, 409, 422, 503)
 }
-#: the model folder refused the delete (read-only, no permission)
-DELETE_ERRORS: dict[int | str, dict[str, object]] = {**NOT_FOUND, 503: {"model": ErrorResponse}}
 # no max_length: any malformed id, however long, is the same clear 404 from check_model_id
 ModelId = Path(description="The id that `POST /train` answered.")
 
 
-@router.get("", response_model=ModelList, responses={422: {"model": ErrorResponse}})
+@router.get(
+    "", response_model=ModelList, responses={c: {"model": ErrorResponse} for c in (422, 503)}
+)
 def list_models(
     request: Request,
     limit: int = Query(50, ge=1, description="Page size (at most PAGE_SIZE_MAX)."),
@@ -34,7 +35,7 @@ def get_model(model_id: str = ModelId, service: ModelService = Depends(get_servi
     return service.get(model_id)
 
 
-@router.delete("/{model_id}", status_code=204, response_class=Response, responses=DELETE_ERRORS)
+@router.delete("/{model_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
 def delete_model(model_id: str = ModelId, service: ModelService = Depends(get_service)) -> Response:
     """Delete a model; it answers 404 from then on."""
     service.delete(model_id)

@@ -128,7 +128,7 @@ async def predict_json(
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    responses={**ERROR_RESPONSES(400, 404, 409, 413, 415, 422), 200: CSV_RESPONSE},
+    responses={**ERROR_RESPONSES(400, 404, 409, 413, 415, 422, 503), 200: CSV_RESPONSE},
     openapi_extra=BODY_DOC,
 )
 async def predict(request: Request) -> Response:

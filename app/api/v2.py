@@ -26,8 +26,8 @@ Version = Path(description="Models have one version, `1`.", max_length=20)
 
 ERROR = {"content": {"application/json": {"example": {"error": "what is wrong"}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {400: ERROR, 404: ERROR}
-#: routes that read a model: 409 when its file is unreadable or damaged
-MODEL_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 409: ERROR}
+#: routes that read a model: 409 when its file is unreadable or damaged, 503 when the folder is
+MODEL_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 409: ERROR, 503: ERROR}
 INFER_EXAMPLE = {
     "id": "42",
     "inputs": [

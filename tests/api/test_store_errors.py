@@ -282,3 +282,37 @@ def test_an_unreadable_model_file_is_a_409_on_every_route(client, settings, monk
     else:
         assert r.status_code == 204, r.text
         assert client.get(f"/models/{bad}").status_code == 404
+
+
+@pytest.mark.parametrize("replaced_by_a_file", [False, True], ids=["removed", "a file"])
+def test_per_model_routes_answer_503_naming_the_folder_when_it_is_gone(
+    client, settings, replaced_by_a_file
+):
+    """Issue 12, item 8: with the model folder removed, ``/health`` and ``/models`` answered 503
+    but the routes that name a model 404 "no model with id", which says the model was deleted.
+    They answer the folder's 503 too, for a model known a moment ago (and cached) or not."""
+    model_id = train(client, GOOD["features"], GOOD["labels"])["id"]
+    row = {"features": [[1.0, 2.0]]}
+    assert client.post("/predict", json={"model_id": model_id, **row}).status_code == 200
+    infer = {"inputs": [{"name": "features", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}
+    csv = {"content": b"a,b\n1,2\n", "headers": {"content-type": "text/csv"}}
+    folder = settings.model_store_dir
+    with folder_removed(folder, replaced_by_a_file=replaced_by_a_file) as (status, words):
+        for ref in (model_id, new_model_id(), "latest"):
+            routes = [
+                ("POST", "/predict", {"json": {"model_id": ref, **row}}),
+                ("POST", f"/predict?model_id={ref}", csv),
+                ("GET", f"/models/{ref}", {}),
+                ("DELETE", f"/models/{ref}", {}),
+                ("GET", f"/v2/models/{ref}", {}),
+                ("GET", f"/v2/models/{ref}/ready", {}),
+                ("POST", f"/v2/models/{ref}/infer", {"json": infer}),
+            ]
+            for method, url, kwargs in routes:
+                r = client.request(method, url, **kwargs)
+                assert r.status_code == status, (method, url, r.text)
+                message = r.json()["error" if url.startswith("/v2") else "detail"]
+                assert all(word in message for word in words), (method, url, message)
+        assert client.get("/health").status_code == 503
+    assert client.post("/predict", json={"model_id": model_id, **row}).status_code == 200
+    assert client.get("/models").json()["total"] == 1
