@@ -14,6 +14,7 @@ Exception hierarchy::
         ├── MalformedJSON ............. the body is not JSON (400)
         ├── UnsupportedMediaType ...... a Content-Type the route does not read (415)
         ├── LimitExceeded ............. larger than the configured limits (413)
+        │   └── BodyTimeout ........... the body took longer than BODY_READ_TIMEOUT (408)
         ├── CsvError .................. the CSV names a bad line or column (422)
         │   └── CsvEncodingError ...... the CSV is not UTF-8 (400)
         └── ProtocolError ............. an unusable Open Inference request (400)
@@ -53,6 +54,7 @@ from model_store import (
 from .engine.errors import EngineError, InvalidData, InvalidParams, TrainingDiverged
 
 __all__ = [
+    "BodyTimeout",
     "ChildCrashed",
     "CorruptModel",
     "CsvEncodingError",
@@ -148,6 +150,15 @@ class UnsupportedMediaType(RequestError):
 
 class LimitExceeded(RequestError):
     """A request is larger than the service's configured limits allow (HTTP 413)."""
+
+
+class BodyTimeout(LimitExceeded):
+    """The request body did not arrive within ``BODY_READ_TIMEOUT`` seconds (HTTP 408).
+
+    Raised inside the app's read of the body by the front layer ``app.api.front.body_timeout``,
+    which answers the 408 itself: whatever the app makes of it (a ``LimitExceeded``, so no
+    "unhandled error" is logged) is discarded.
+    """
 
 
 class CsvError(RequestError):

@@ -15,6 +15,7 @@ from model_store import JsonFileStore
 from . import metrics as prometheus
 from .api import docs, docs_ui, errors, health, metrics, models, prediction, training, v2
 from .api.front import auth
+from .api.front.body_timeout import BodyReadTimeout
 from .api.front.fast_predict import PredictFastPath
 from .api.front.head import HeadAsGet
 from .api.front.limits import BodySizeLimit
@@ -39,8 +40,9 @@ Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`
 class ServiceApp(FastAPI):
     """FastAPI, behind the service's own pure ASGI layers (``front``).
 
-    Every request goes through ``front``: metrics, then the API key and the body size limit,
-    then the predict fast path, and only then FastAPI's own stack (error handling, routing).
+    Every request goes through ``front``: metrics, then the API key, the body size limit and
+    the body read timeout, then the predict fast path, and only then FastAPI's own stack (error
+    handling, routing).
     A plain ``POST /predict`` is answered without entering FastAPI at all: its built-in
     middlewares cost a 1-row prediction about 15% of its throughput (bench/serve.py).
     """
@@ -105,6 +107,7 @@ def create_app(
     front: ASGIApp = PredictFastPath(
         HeadAsGet(app.fastapi), fastapi=app, service=app.state.service, offload=app.state.offload
     )
+    front = BodyReadTimeout(front, seconds=settings.body_read_timeout)
     front = BodySizeLimit(front, max_bytes=settings.max_body_bytes)
     if settings.api_key is not None:
         front = auth.APIKeyAuth(front, api_key=settings.api_key.get_secret_value())

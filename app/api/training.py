@@ -56,7 +56,7 @@ async def train(request: Request) -> Response:
     query = request.query_params.multi_items()
     decode.check_request(ctype, query)  # 415 or 422 before reading a body that would not be used
     runner: TrainRunner = request.app.state.trainer
-    runner.acquire()
+    runner.check_capacity()  # every slot taken: refuse before a body is uploaded for nothing
     spill: str | None = None
     try:
         chunks: list[bytes] = []
@@ -76,10 +76,15 @@ async def train(request: Request) -> Response:
         finally:
             if fh is not None:
                 fh.close()
-        summary = await runner.run(ctype, chunks, spill, query=query)
-        spill = None  # the child read it and deleted it (a big unlink takes a core ~20 ms)
+        # The slot is taken once the body is in: a slow upload (bounded by BODY_READ_TIMEOUT)
+        # must not keep other trainings out meanwhile.
+        runner.acquire()
+        try:
+            summary = await runner.run(ctype, chunks, spill, query=query)
+            spill = None  # the child read it and deleted it (a big unlink takes a core ~20 ms)
+        finally:
+            runner.release()
     finally:
-        runner.release()
         if spill is not None:  # the upload broke off, or the child failed before deleting it
             await asyncio.to_thread(runner.remove, spill)
     return JSONBytes(

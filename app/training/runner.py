@@ -34,10 +34,15 @@ class TrainRunner:
         self._pool: ProcessPoolExecutor | None = None
         self._context: IdleSpawnContext | None = None
 
-    def acquire(self) -> None:
-        """Take a training slot or raise ``TrainingBusy``; pair with ``release``."""
+    def check_capacity(self) -> None:
+        """``TrainingBusy`` if every slot is taken now: ``/train`` asks before reading a body it
+        could not train on; ``acquire``, once the body is in, decides."""
         if self.running >= self.settings.train_concurrency:
             raise TrainingBusy(self.running, self.settings.train_retry_after)
+
+    def acquire(self) -> None:
+        """Take a training slot or raise ``TrainingBusy``; pair with ``release``."""
+        self.check_capacity()
         self.running += 1
 
     def release(self) -> None:

@@ -509,7 +509,14 @@ def test_no_base_http_middleware_on_the_hot_path(settings):
         layers.append(layer)
         layer = layer.app
     names = [type(x).__name__ for x in layers]
-    assert names == ["PrometheusMiddleware", "APIKeyAuth", "BodySizeLimit", "PredictFastPath"]
+    assert names == [
+        "PrometheusMiddleware",
+        "APIKeyAuth",
+        "BodySizeLimit",
+        "BodyReadTimeout",
+        "PredictFastPath",
+        "HeadAsGet",
+    ]
     classes = [type(x) for x in layers] + [m.cls for m in app.user_middleware]
     assert not any(isinstance(c, type) and issubclass(c, BaseHTTPMiddleware) for c in classes)
 

@@ -1,0 +1,101 @@
+"""A bound on the time a request body may take to arrive, as a pure ASGI layer.
+
+uvicorn waits for a body as long as its client keeps the connection open: a client sending one
+byte every few seconds held a connection, its buffers and (on ``/train``) a training slot for as
+long as it liked. Here a read of the body may wait only until ``seconds`` after the request
+began; past that the read is abandoned and the answer is 408 with ``Connection: close`` (the
+rest of the body is never read). Only reads of the body are bounded: once it is complete, an app
+waiting for the client to disconnect waits as long as it needs.
+
+No timer per request: a timer armed and cancelled around each read (``asyncio.timeout``) cost
+~6 us a request, where a 1-row prediction costs ~100 us in all. Instead, a read that waits is
+listed with its deadline, and one sweep every ``SWEEP_SECONDS`` (running only while some read
+waits) cancels the reads past theirs: a late body is refused up to that much after its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ...errors import BodyTimeout
+from .limits import send_error
+
+#: How often waiting reads are checked against their deadline (the 408's lateness at most).
+SWEEP_SECONDS = 0.5
+
+
+class BodyReadTimeout:
+    """Answer 408 to a request whose body is not complete ``seconds`` after it began."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.detail = f"body: not received in full within {seconds:g} s (setting BODY_READ_TIMEOUT)"
+        self._waiting: dict[asyncio.Task[object], float] = {}  # task reading a body -> deadline
+        self._expired: set[asyncio.Task[object]] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the above belong to
+
+    def _wait(self, task: asyncio.Task[object], deadline: float) -> None:
+        """List ``task`` as waiting for body bytes until ``deadline`` (``time.monotonic``)."""
+        loop = task.get_loop()
+        if loop is not self._loop:  # a server has one loop; tests may run an app on several
+            self._loop, self._waiting, self._expired, self._sweep = loop, {}, set(), None
+        self._waiting[task] = deadline
+        if self._sweep is None:
+            self._sweep = loop.call_later(SWEEP_SECONDS, self._cancel_late)
+
+    def _cancel_late(self) -> None:
+        now = time.monotonic()
+        for task, deadline in self._waiting.items():
+            if now >= deadline and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()  # raised in its read of the body, the only place it can wait
+        self._sweep = None
+        if self._waiting and self._loop is not None:
+            self._sweep = self._loop.call_later(SWEEP_SECONDS, self._cancel_late)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = time.monotonic() + self.seconds
+        body_done = timed_out = started = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done, timed_out
+            if body_done:
+                return await receive()  # a disconnect, whenever it comes
+            task: asyncio.Task[object] = asyncio.current_task()  # type: ignore[assignment]
+            self._wait(task, deadline)
+            try:
+                message: Message = await receive()
+            except asyncio.CancelledError:
+                if task not in self._expired:
+                    raise
+                self._expired.discard(task)
+                task.uncancel()
+                timed_out = True
+                raise BodyTimeout(self.detail) from None
+            finally:
+                self._waiting.pop(task, None)
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                return  # whatever the app made of the abandoned read, the answer is 408
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except BodyTimeout:
+            if not timed_out:
+                raise
+        if timed_out and not started:
+            await send_error(scope, send, 408, self.detail, headers=[(b"connection", b"close")])
