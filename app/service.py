@@ -73,14 +73,15 @@ class ModelService:
     # --- model references -----------------------------------------------------------------
 
     def resolve(self, ref: str) -> str:
-        """The model id a reference names: a 32-hex id, or ``latest`` (the newest model).
-        May list the store: call it off the event loop."""
+        """The model id a reference names: a 32-hex id, or ``latest`` (the newest model, found
+        from the store's listing without reading it: the model itself then comes from the
+        cache). May list the store: call it off the event loop."""
         if ref != LATEST:
             return check_model_id(ref)
-        newest = self.store.list(limit=1).entries
-        if not newest:
+        newest = self.store.newest_id()
+        if newest is None:
             raise ModelNotFound(LATEST)
-        return newest[0][0]
+        return newest
 
     def served(self, ref: str) -> ServedModel:
         """The model ``ref`` names, ready to predict: from the cache, or read from the store

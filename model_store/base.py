@@ -129,6 +129,13 @@ class ModelStore(ABC):
     @abstractmethod
     def count(self) -> int: ...
 
+    def newest_id(self) -> str | None:
+        """The id of the newest model (``None``: there is none), found without reading any model
+        if the store can: resolving ``latest`` needs only this, then the cache. This default
+        lists the first page, which loads it; stores should override it."""
+        entries = self.list(limit=1).entries
+        return entries[0][0] if entries else None
+
     def fingerprint(self, model_id: str) -> Hashable:
         """A cheap token that changes when the stored model is replaced; ``ModelNotFound`` if gone.
 

@@ -235,16 +235,23 @@ class JsonFileStore(ModelStore):
         data, st = self._read(model_id)
         return decode(model_id, data), (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def ids(self) -> list[str]:
-        """Every stored id, newest first."""
+    def _scan(self) -> list[str]:
+        """Every stored id, in the folder's order: one ``scandir``, no file opened."""
         try:
             with os.scandir(self.root) as entries:
                 names = [e.name for e in entries if e.name.endswith(SUFFIX)]
         except OSError as exc:  # the folder was removed, unmounted or made unreadable
             raise StoreUnavailable(str(self.root), exc) from None
         # anything else a person drops in the folder (notes.json, temporaries) is not a model
-        ids = [n[: -len(SUFFIX)] for n in names if ID_PATTERN.fullmatch(n[: -len(SUFFIX)])]
-        return sorted(ids, reverse=True)
+        return [n[: -len(SUFFIX)] for n in names if ID_PATTERN.fullmatch(n[: -len(SUFFIX)])]
+
+    def ids(self) -> list[str]:
+        """Every stored id, newest first."""
+        return sorted(self._scan(), reverse=True)
+
+    def newest_id(self) -> str | None:
+        """The newest id (ids sort by creation time), from the folder's listing alone."""
+        return max(self._scan(), default=None)
 
     def count(self) -> int:
         return len(self.ids())
