@@ -151,15 +151,15 @@ class ModelService:
                     f"{s.max_features} (MAX_FEATURES)"
                 )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
-        # Finite but huge values (|x| near 1e308) overflow the standardisation or the scores;
-        # that is the data's problem, answered below as a 422, not a warning in the logs.
+        # Values near 1e308 of both signs can still overflow ``x - mean`` or the scores; that
+        # is the data's problem, answered below as a 422, not a warning in the logs.
         with metrics.timed_training(), np.errstate(over="ignore", invalid="ignore"):
             result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
         report = result.report
         if not all_finite(result.model) or not np.isfinite(report.loss):
             raise InvalidData(
-                "features: values too large to train on (a column's mean, spread or the "
-                "model's scores overflow 64-bit floats); rescale the data"
+                "features: values too large to train on (their distance from the column's "
+                "mean or the model's scores overflow 64-bit floats); rescale the data"
             )
         with np.errstate(over="ignore", invalid="ignore"):
             stats, stats_note = coefficient_statistics(

@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike
 from .errors import InvalidData, InvalidParams
 from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid
 from .polynomial import PolynomialFeatures, check_degree, fit_polynomial
-from .preprocessing import Standardizer, check_features, ensure_finite
+from .preprocessing import Standardizer, check_features, column_max_abs, ensure_finite
 from .solvers import (
     SolverResult,
     cholesky_solve,
@@ -62,6 +62,14 @@ PRECONDITION_MEMORY_RATIO = 32
 #: Standardisation is folded into the products with ``X`` (no standardised copy) unless some
 #: column's ``|mean| / scale`` exceeds this, where folding would cancel too many digits.
 FOLD_MAX_RATIO = 1e4
+#: ... or unless some column's values may reach beyond ``FOLD_MAX_MAGNITUDE``, or its scale is
+#: under ``FOLD_MIN_SCALE``: the folded products work on the raw ``X`` (``X.T @ R``, the Gram
+#: matrices' ``x^2`` and ``1 / scale^2``), which would overflow or underflow there.
+FOLD_MAX_MAGNITUDE = 1e140
+FOLD_MIN_SCALE = 1e-140
+#: Without standardisation the solvers need the squares of the features (the curvature of the
+#: objective): columns beyond this magnitude are refused (their squares overflow from ~1.3e154).
+RAW_MAX_MAGNITUDE = 1e150
 
 
 @dataclass(frozen=True)
@@ -461,10 +469,12 @@ def fit(
         mean, scale = std.mean, std.scale
         if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
             ensure_finite(Xc)  # NaN / inf in X made them so: name the cell
-        if np.max(np.abs(mean) / scale) <= FOLD_MAX_RATIO:
+        if can_fold(mean, scale, n_samples=Xc.shape[0]):
             design = Design(Xc, mean, scale)
-        else:  # folding would cancel digits: materialise the standardised copy instead
+        else:  # folding would cancel digits or overflow: materialise the standardised copy
             design = Design(std.transform(Xc))
+    else:
+        check_raw_magnitudes(Xc, polynomial)
 
     loss_type = MultinomialLoss if multiclass == "multinomial" else LogisticLoss
     loss = loss_type(design, Y, l2=params.l2, fit_intercept=params.fit_intercept, sample_weight=sw)
@@ -500,6 +510,40 @@ def fit(
     return FitResult(model=model, report=report)
 
 
+def can_fold(mean: Array, scale: Array, *, n_samples: int) -> bool:
+    """Whether ``Design`` may fold the standardisation into products with the raw ``X``.
+
+    Every ``|x|`` of a column is at most ``|mean| + sqrt(n) * scale`` (no value lies further
+    from the mean than that); both terms are bounded apart, without overflowing here.
+    """
+    limit = FOLD_MAX_MAGNITUDE / 2
+    return bool(
+        np.max(np.abs(mean) / scale) <= FOLD_MAX_RATIO
+        and np.max(np.abs(mean)) <= limit
+        and np.max(scale) <= limit / np.sqrt(n_samples)
+        and np.min(scale) >= FOLD_MIN_SCALE
+    )
+
+
+def check_raw_magnitudes(X: Array, polynomial: PolynomialFeatures | None) -> None:
+    """``InvalidData`` naming the first column of the design ``X`` (n_samples, n_design_features)
+    that is too large to fit without standardisation (``RAW_MAX_MAGNITUDE``)."""
+    top = column_max_abs(X)
+    bad = ~(top <= RAW_MAX_MAGNITUDE)
+    if not bad.any():
+        return
+    j = int(np.argmax(bad))
+    where = f"column {j}"
+    if polynomial is not None:
+        where = f"the monomial {polynomial.feature_names()[j]}"
+    reach = f"{top[j]:.3g}" if np.isfinite(top[j]) else "beyond the largest 64-bit float"
+    raise InvalidData(
+        f"features: {where} holds values up to {reach}, too large to fit with "
+        f"params.standardize false: the solvers need their squares, which overflow 64-bit "
+        f"floats beyond ~{RAW_MAX_MAGNITUDE:.0e}; leave standardize on (the default) or rescale"
+    )
+
+
 def row_weights(
     classes: tuple[Any, ...],
     yi: np.ndarray,
@@ -511,6 +555,9 @@ def row_weights(
 
     ``"balanced"`` gives class c the weight ``S / (K * S_c)`` with ``S`` the total and ``S_c`` the
     class's total sample weight (row counts without ``sample_weight``), as scikit-learn does.
+    The data term is a weighted mean, so only ratios count: each factor, and the product, is
+    divided by its largest value, which keeps weights of 1e308 (or 1e-320) from overflowing
+    (or underflowing) the sums of the objective.
     """
     n = len(yi)
     sw: Array | None = None
@@ -527,6 +574,7 @@ def row_weights(
             raise InvalidData(f"sample_weight[{i}]: must be a finite number >= 0, got {sw[i]}")
         if not (sw > 0).any():
             raise InvalidData("sample_weight: all weights are zero")
+        sw = sw / sw.max()  # only ratios count (a weighted mean): no sum can overflow
     if class_weight is None:
         return sw
     K = len(classes)
@@ -543,10 +591,12 @@ def row_weights(
                     f"params.class_weight.{key}: is not one of the labels {list(classes)}"
                 )
             per_class[lookup[key]] = float(value)
+        if per_class.max() > 0:
+            per_class /= per_class.max()
     w = per_class[yi] if sw is None else sw * per_class[yi]
     if not (w > 0).any():
         raise InvalidParams("params.class_weight: gives every row a weight of zero")
-    return w
+    return w / w.max()
 
 
 Loss = LogisticLoss | MultinomialLoss
@@ -560,10 +610,30 @@ def hessian_cost(loss: Loss) -> float:
     Divided by 8: a Gram matrix is a matrix-matrix product, which runs several times faster per
     flop than the memory-bound matrix-vector products of a pass.
     """
-    q = loss.n_coef_cols
-    if isinstance(loss, MultinomialLoss):
-        return (loss.n_outputs + 1) * q / 4 / 8
-    return q / 2 / 8
+    multinomial = isinstance(loss, MultinomialLoss)
+    return hessian_passes(loss.n_coef_cols, loss.n_outputs, multinomial=multinomial)
+
+
+def hessian_passes(n_coef_cols: int, n_outputs: int, *, multinomial: bool) -> float:
+    """``hessian_cost`` from the problem's sizes (``q = n_coef_cols``, ``K = n_outputs``)."""
+    if multinomial:
+        return (n_outputs + 1) * n_coef_cols / 4 / 8
+    return n_coef_cols / 2 / 8
+
+
+def auto_solver(
+    *, l1: float, n_samples: int, block: int, hessian_passes: float, multinomial: bool
+) -> str:
+    """The solver ``auto`` runs (the rule in ``solve``'s docstring; ``block``: ``p`` there)."""
+    if block > NEWTON_MAX_BLOCK:
+        return "fista" if l1 > 0 else "lbfgs"
+    if l1 > 0:
+        return "newton"
+    if n_samples >= SUBSAMPLE_MIN_ROWS:
+        return "subsampled-newton"
+    if hessian_passes <= NEWTON_MAX_HESSIAN_PASSES:
+        return "newton"
+    return "preconditioned-lbfgs" if multinomial else "lbfgs"
 
 
 def solve(
@@ -599,16 +669,13 @@ def solve(
             "'lbfgs' for this many features"
         )
     if solver == "auto":
-        if block > NEWTON_MAX_BLOCK:
-            solver = "fista" if params.l1 > 0 else "lbfgs"
-        elif params.l1 > 0:
-            solver = "newton"
-        elif loss.design.n_samples >= SUBSAMPLE_MIN_ROWS:
-            solver = "subsampled-newton"
-        else:
-            solver = "newton" if hessian_cost(loss) <= NEWTON_MAX_HESSIAN_PASSES else "lbfgs"
-            if solver == "lbfgs" and isinstance(loss, MultinomialLoss):
-                solver = "preconditioned-lbfgs"
+        solver = auto_solver(
+            l1=params.l1,
+            n_samples=loss.design.n_samples,
+            block=block,
+            hessian_passes=hessian_cost(loss),
+            multinomial=isinstance(loss, MultinomialLoss),
+        )
     if solver == "gd":
         res = gradient_descent(
             loss, coef0, learning_rate=params.learning_rate, l1=params.l1, **common

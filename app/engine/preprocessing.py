@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from .errors import InvalidData
 from .loss import Array
@@ -55,6 +55,42 @@ def ensure_finite(A: Array) -> None:
         raise InvalidData(f"features[{row}][{col}]: must be a finite number, got {A[row, col]}")
 
 
+#: Columns whose mean square falls outside these bounds are redone scaled by their largest
+#: magnitude: above, squares overflow (|x| >~ 1.3e154); below, they lose digits to underflow
+#: (squares under ~2.2e-308 / eps are subnormal or zero: |x| <~ 1e-146 counted as constant).
+SQUARES_MAX = 1e300
+SQUARES_MIN = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
+
+
+def column_max_abs(
+    X: Array, columns: NDArray[np.intp] | None = None, *, chunk_rows: int = 4096
+) -> Array:
+    """Largest ``|x|`` of each column (of ``columns`` only, if given), block by block: no
+    temporary the size of ``X``. NaN where a column holds a NaN."""
+    out = np.zeros(X.shape[1] if columns is None else len(columns))
+    for start in range(0, X.shape[0], chunk_rows):
+        np.maximum(out, np.abs(_block(X, start, chunk_rows, columns)).max(axis=0), out=out)
+    return out
+
+
+def _subset(
+    columns: NDArray[np.intp], width: int
+) -> tuple[NDArray[np.intp] | None, slice | NDArray[np.intp]]:
+    """How to read ``columns`` of ``width`` block by block: ``(columns to cut each block to,
+    where the columns are in a block's results)``. A few are cut out; when there are many,
+    every column is computed and the rest thrown away, which costs less than cutting."""
+    if 4 * len(columns) < width:
+        return columns, slice(None)
+    return None, columns
+
+
+def _block(X: Array, start: int, rows: int, columns: NDArray[np.intp] | None) -> Array:
+    """Rows ``start:start + rows`` of ``X``, of ``columns`` only if given. ``np.take``: ten
+    times faster than ``X[a:b, columns]`` with many columns (NumPy 2.x, 4096 x 100)."""
+    block = X[start : start + rows]
+    return block if columns is None else np.take(block, columns, axis=1)
+
+
 @dataclass(frozen=True)
 class Standardizer:
     """``(x - mean) / scale`` per column; constant columns get scale 1 (they become 0)."""
@@ -67,25 +103,50 @@ class Standardizer:
         """Mean and (population) standard deviation of each column.
 
         One read of ``X`` for the sums and one for the sums of squares (matrix products, no
-        temporaries); columns where ``E[x^2] - mean^2`` would cancel digits (``|mean|`` above
-        ~100 standard deviations) are recomputed as sums of squared deviations over blocks of
-        ``chunk_rows`` rows. Non-finite values give non-finite statistics, silently: ``fit``
-        checks ``mean`` and ``scale`` and then names the offending cell.
+        temporaries). Two kinds of column are then redone, block by block over ``chunk_rows``
+        rows of those columns only:
+
+        - extreme magnitudes, whose squares overflow or underflow (mean square outside
+          ``[SQUARES_MIN, SQUARES_MAX]``): divided by their largest ``|x|`` (one more read
+          for it, one for the sums), so that any finite column gets its true mean and spread;
+        - columns where ``E[x^2] - mean^2`` would cancel digits (``|mean|`` above ~100 standard
+          deviations): sums of squared deviations from the mean (two-pass variance).
+
+        Non-finite values give non-finite statistics, silently: ``fit`` checks ``mean`` and
+        ``scale`` and then names the offending cell.
         """
-        n = X.shape[0]
-        with np.errstate(over="ignore", invalid="ignore"):
+        n, d = X.shape
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             mean = (np.ones(n) @ X) / n
             squares = np.einsum("ij,ij->j", X, X) / n
             m2 = (squares - mean * mean) * n
-            risky = np.flatnonzero(~(m2 > 1e-4 * squares * n))
+            extreme = ~((squares >= SQUARES_MIN) & (squares <= SQUARES_MAX))
+            unit = np.ones(d)  # what each column is divided by before squaring
+            if extreme.any():
+                cols = np.flatnonzero(extreme)
+                take, at = _subset(cols, d)
+                top = column_max_abs(X, take, chunk_rows=chunk_rows)[at]
+                top[~(top > 0) | ~np.isfinite(top)] = 1.0  # zeros stay 0; NaN / inf stay so
+                unit[cols] = top
+                per = unit if take is None else top
+                total = np.zeros(d if take is None else len(cols))
+                for start in range(0, n, chunk_rows):
+                    total += (_block(X, start, chunk_rows, take) / per).sum(axis=0)
+                mean[cols] = total[at] / n  # in units of ``top`` until the end
+            risky = np.flatnonzero(extreme | ~(m2 > 1e-4 * squares * n))
             if risky.size:
-                m2[risky] = 0.0
+                take, at = _subset(risky, d)
+                per, centre = (unit, mean) if take is None else (unit[risky], mean[risky])
+                total = np.zeros(len(per))
                 for start in range(0, n, chunk_rows):  # two-pass variance, block by block
-                    dev = X[start : start + chunk_rows, risky] - mean[risky]
-                    m2[risky] += np.einsum("ij,ij->j", dev, dev)
-        scale = np.sqrt(m2 / n)
-        # A constant column can keep a rounding-sized spread; treat it as constant (it becomes 0).
-        scale[~(scale > n * np.finfo(np.float64).eps * np.abs(mean))] = 1.0
+                    dev = _block(X, start, chunk_rows, take) / per - centre
+                    total += np.einsum("ij,ij->j", dev, dev)
+                m2[risky] = total[at]
+            scale = np.sqrt(m2 / n) * unit
+            mean *= unit
+            # A constant column can keep a rounding-sized spread; treat it as constant (it
+            # becomes 0).
+            scale[~(scale > n * np.finfo(np.float64).eps * np.abs(mean))] = 1.0
         return cls(mean=mean, scale=scale)
 
     def transform(self, X: Array) -> Array:

@@ -176,6 +176,12 @@ def gradient_descent(
     """
     if learning_rate is None:
         bound = loss.lipschitz_bound()
+        if not np.isfinite(bound):
+            raise TrainingDiverged(
+                "gradient descent cannot pick its step: the curvature of the cost (from the "
+                "squares of the features) overflows 64-bit floats; rescale the features, or "
+                "leave standardize on"
+            )
         # zero: the cost is flat (every feature 0, no intercept, no penalty), any step will do
         alpha = 1.0 / bound if bound > 0 else 1.0
     else:
@@ -211,9 +217,17 @@ def gradient_descent(
         # Stop long before the weights can overflow: a fixed step that makes the cost grow this
         # much is too large for the data, and the user should hear that rather than get NaN.
         if not np.isfinite(f) or f > 100.0 * f0 + 10.0:
-            raise TrainingDiverged(
+            grew = (
                 f"gradient descent diverged at iteration {iterations}: the cost grew from "
-                f"{f0:.6g} to {f:.6g}; learning_rate={alpha:g} is too large for this data "
+                f"{f0:.6g} to {f:.6g}"
+            )
+            if learning_rate is None:  # 1/L cannot make the cost grow in exact arithmetic
+                raise TrainingDiverged(
+                    f"{grew} with the automatic step 1/L = {alpha:g}: the features are too badly "
+                    "scaled for 64-bit floats; rescale them, or leave standardize on"
+                )
+            raise TrainingDiverged(
+                f"{grew}; learning_rate={alpha:g} is too large for this data "
                 "(use a smaller one, or leave it unset to pick one automatically)"
             )
     return _result(coef, iterations, f, grad_norm, stopped_by, history)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from app.engine import FitParams, fit
+from app.engine import FitParams, InvalidData, fit
 from app.records import model_from_record, model_to_record
 
 FINITE = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -52,7 +52,13 @@ def test_probabilities_are_in_0_1_and_sum_to_1(data, rows, seed):
     rng = np.random.default_rng(seed)
     X_new = rng.uniform(-1e6, 1e6, size=(rows, X.shape[1]))
     with np.errstate(over="ignore", under="ignore"):
-        P = result.model.predict_proba(X_new)
+        try:
+            P = result.model.predict_proba(X_new)
+        except InvalidData as exc:
+            # Training columns of spread ~1e-150 put a row of 1e5 ~1e155 deviations away; at
+            # degree 2 its score (~1e310) truly overflows: a clean refusal, as documented.
+            assert "values too large for this model" in str(exc)
+            return
     assert P.shape == (rows, len(result.model.classes))
     assert np.isfinite(P).all()
     assert ((P >= 0) & (P <= 1)).all()
