@@ -243,8 +243,6 @@ class _LinearLoss:
         self.n_coef_cols = self.n_features + int(fit_intercept)
         self._cache: tuple[Array, Array] | None = None
         self._ones = np.ones(n)
-        # weighted targets, so that sum_i s_i y_i . z_i is one dot product
-        self._Yw = Y if self.sw is None else Y * self.sw[:, None]
 
     @property
     def X(self) -> Array:  # noqa: N802 - the design matrix is X everywhere in the maths
@@ -411,6 +409,10 @@ class LogisticLoss(_LinearLoss):
         log1p(e)`` and ``sigmoid(z) = (1 if z >= 0 else e) / (1 + e)``. Sums over rows are
         matrix products, and the ``1 / S`` of the unweighted mean is applied to the small
         gradient rather than to every row.
+
+        Each row's loss ``(max(z, 0) - y z) + log1p(e)`` is formed before the rows are summed:
+        with ``y`` in {0, 1} the bracket is exact and >= 0, so the loss is never negative (sums
+        of ``max(z, 0)`` and of ``y z`` taken apart cancel digits on separable data).
         """
         Z = self.raw_prediction(coef)
         W, _ = self.unpack(coef)
@@ -418,8 +420,10 @@ class LogisticLoss(_LinearLoss):
         e = np.abs(Z)
         np.negative(e, out=e)
         np.exp(e, out=e)
-        data = float((weights @ np.log1p(e)).sum())
-        data += float((weights @ np.maximum(Z, 0.0)).sum()) - float(np.vdot(self._Yw, Z))
+        pointwise = np.maximum(Z, 0.0)
+        pointwise -= self.Y * Z
+        pointwise += np.log1p(e)
+        data = float((weights @ pointwise).sum())
         loss = data / self.sw_sum + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)
@@ -484,7 +488,6 @@ class MultinomialLoss(_LinearLoss):
 
     curvature = 0.5
     _Yt: Array | None = None
-    _Ywt: Array | None = None
 
     def take(self, rows: NDArray[np.intp]) -> MultinomialLoss:
         return MultinomialLoss(
@@ -500,21 +503,25 @@ class MultinomialLoss(_LinearLoss):
 
         Works on the transposed scores (n_classes, n_samples), where every reduction over the
         classes runs along contiguous rows of samples.
+
+        Each row's loss ``(top - z_y) + log(sum_k exp(z_k - top))`` is formed before the rows
+        are summed (``top`` the row's largest score): both terms are >= 0, so the loss is never
+        negative. The sum of the rows' log-sum-exp minus the sum of their true-class scores
+        cancelled digits on separable data (-2.5e-14 was reported).
         """
         Zt = self.raw_prediction(coef).T
         W, _ = self.unpack(coef)
-        if self._Yt is None or self._Ywt is None:
+        if self._Yt is None:
             self._Yt = np.ascontiguousarray(self.Y.T)
-            self._Ywt = np.ascontiguousarray(self._Yw.T)
-        Yt, Ywt = self._Yt, self._Ywt
+        Yt = self._Yt
         top = Zt.max(axis=0)
         P = Zt - top
         np.exp(P, out=P)
         total = P.sum(axis=0)
-        lse = np.log(total)
-        lse += top
+        pointwise = top - np.einsum("kn,kn->n", Yt, Zt)  # one-hot Y: exactly top - z_y
+        pointwise += np.log(total)
         weights = self._ones if self.sw is None else self.sw
-        data = float(weights @ lse) - float(np.vdot(Ywt, Zt))
+        data = float(weights @ pointwise)
         loss = data / self.sw_sum + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)

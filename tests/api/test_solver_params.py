@@ -85,3 +85,23 @@ def test_bad_solver_params_and_weights_are_named(client, extra, needle):
     assert r.status_code == 422, r.text
     assert needle in r.json()["detail"]
     assert client.get("/models").json()["total"] == 0
+
+
+@pytest.mark.parametrize("multiclass", ["multinomial", "ovr"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_separable_fit_never_reports_a_negative_loss(client, multiclass, k):
+    """Issue 12, item 4: a separable multinomial fit reported ``loss: -2.5e-14`` (the sum of
+    the rows' log-sum-exp minus the sum of their true-class scores cancelled). The reported
+    loss is the mean cross-entropy of the model's own probabilities."""
+    X = [[float(i)] for i in range(6)]
+    y = [i * k // 6 for i in range(6)]
+    params = {"solver": "newton", "multiclass": multiclass, "l2": 0, "tol": 0, "max_iter": 60}
+    model = train(client, X, y, params=params)
+    loss = model["training"]["loss"]
+    assert loss >= 0
+    r = client.post("/predict", json={"model_id": model["id"], "features": X})
+    P = np.array(r.json()["probabilities"])
+    if multiclass == "ovr" and k > 2:
+        return  # one-vs-all's loss is the sum of K binary losses, not softmax's
+    reference = -np.mean(np.log(P[np.arange(6), y]))
+    assert abs(loss - reference) <= 1e-15

@@ -188,3 +188,47 @@ def test_multinomial_inverse_hessian_uses_only_rows_with_curvature():
     coef = np.zeros(loss.n_coef)  # p = 1/3 everywhere: 1 - max p = 2/3
     assert loss.inverse_hessian(coef, min_curvature=0.7) is None  # no row qualifies
     assert loss.inverse_hessian(coef, min_curvature=0.5) is not None
+
+
+def _reference_loss(Z, y, *, multinomial):
+    """The mean cross-entropy row by row, in the most accurate form: ``log1p`` of the other
+    classes' ``exp(z_k - z_y)`` (softmax) or of ``exp(-|z|)`` (sigmoid), summed by ``fsum``."""
+    import math
+
+    rows = []
+    for z, label in zip(Z, y, strict=True):
+        if multinomial:
+            others = np.delete(z, label) - z[label]
+            top = max(others.max(), 0.0)
+            rows.append(top + math.log(math.exp(-top) + float(np.exp(others - top).sum())))
+        else:
+            s = float(z[0]) if label == 1 else -float(z[0])  # log(1 + exp(-s))
+            rows.append(max(-s, 0.0) + math.log1p(math.exp(-abs(s))))
+    return math.fsum(rows) / len(rows)
+
+
+@pytest.mark.parametrize("multinomial", [True, False])
+@pytest.mark.parametrize("stretch", [1.0, 10.0, 30.0, 100.0, 300.0, 1e4])
+def test_the_loss_is_never_negative_on_separable_data(multinomial, stretch):
+    """Issue 12, item 4: summing the rows' log-sum-exp and subtracting the sum of true-class
+    scores cancelled to -2.5e-14; each row's loss is now formed first, and each is >= 0."""
+    rng = np.random.default_rng(3)
+    K = 3 if multinomial else 2
+    y = np.repeat(np.arange(K), 200)
+    X = (y[:, None] + 0.3 * rng.random((len(y), 1))) * 10.0
+    if multinomial:
+        Y = np.eye(K)[y]
+        loss = MultinomialLoss(X, Y, l2=0.0)
+        # scores 0, x - 5, 2x - 21.5: each class wins its rows by a margin of 2 to 3.5
+        W = np.array([[0.0], [1.0], [2.0]]) * stretch
+        b = np.array([0.0, -5.0, -21.5]) * stretch
+    else:
+        Y = y[:, None].astype(float)
+        loss = LogisticLoss(X, Y, l2=0.0)
+        W, b = np.array([[1.0]]) * stretch, np.array([-6.5]) * stretch
+    coef = np.column_stack([W, b]).ravel()
+    value = loss.loss(coef)
+    Z = X @ W.T + b
+    expected = _reference_loss(Z, y, multinomial=multinomial)
+    assert value >= 0.0
+    assert abs(value - expected) <= 4 * np.finfo(float).eps * max(expected, 1e-300) + 1e-16
