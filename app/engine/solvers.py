@@ -569,8 +569,9 @@ def lbfgs(
         it += 1
         history.append(f)
         gn = optimality(coef, g, 0.0, mask)
-        sy = float(s @ y)
-        if sy > 1e-12 * float(np.sqrt((s @ s) * (y @ y))):
+        sy, yy = float(s @ y), float(y @ y)
+        # a pair whose y . y underflows to 0 carries no usable curvature (and H0 divides by it)
+        if yy > 0 and sy > 1e-12 * float(np.sqrt((s @ s) * yy)):
             S.append(s)
             Yc.append(y)
             rho.append(1.0 / sy)

@@ -105,3 +105,13 @@ def test_a_separable_fit_never_reports_a_negative_loss(client, multiclass, k):
         return  # one-vs-all's loss is the sum of K binary losses, not softmax's
     reference = -np.mean(np.log(P[np.arange(6), y]))
     assert abs(loss - reference) <= 1e-15
+
+
+@pytest.mark.parametrize("multiclass", ["multinomial", "ovr"])
+def test_lbfgs_to_tol_0_on_separable_data_stops_instead_of_a_500(client, multiclass):
+    """Found while reproducing issue 12, item 4: once the gradient's changes underflow, a
+    curvature pair with ``y . y == 0`` was kept and L-BFGS divided by it (ZeroDivisionError)."""
+    X = [[float(i)] for i in range(6)]
+    params = {"solver": "lbfgs", "multiclass": multiclass, "l2": 0, "tol": 0}
+    model = train(client, X, [0, 0, 0, 1, 1, 1], params=params)
+    assert model["training"]["accuracy"] == 1.0 and model["training"]["loss"] >= 0
