@@ -8,9 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from multiprocessing.context import SpawnContext, SpawnProcess
-from typing import TYPE_CHECKING, Any
-from weakref import WeakSet
+from multiprocessing.context import SpawnProcess
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,23 +47,6 @@ class IdleSpawnProcess(SpawnProcess):
         super().start()
         if self.pid is not None:
             lowest_priority(self.pid)
-
-
-class IdleSpawnContext(SpawnContext):
-    """The ``spawn`` start method with ``IdleSpawnProcess``: the context of one training pool.
-
-    It keeps the processes it made (``processes``, while they are referenced), so that the pool's
-    owner can stop them without reading the pool's private attributes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.processes: WeakSet[IdleSpawnProcess] = WeakSet()
-
-    # A method where SpawnContext has a class: ProcessPoolExecutor only calls it.
-    def Process(self, *args: Any, **kwargs: Any) -> IdleSpawnProcess:  # type: ignore[override]  # noqa: N802
-        process = IdleSpawnProcess(*args, **kwargs)
-        self.processes.add(process)
-        return process
 
 
 def init_child(metrics_folder: Path | None = None) -> None:

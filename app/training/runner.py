@@ -14,14 +14,13 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, BinaryIO
 
 from .. import metrics
 from ..config import Settings
 from ..errors import TrainingBusy, TrainingCrashed
-from .job import IdleSpawnContext, init_child, train_from_body
+from ..offload import Offload
+from .job import IdleSpawnProcess, init_child, train_from_body
 
 if TYPE_CHECKING:
     from ..schemas import ModelSummary
@@ -31,8 +30,13 @@ class TrainRunner:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.running = 0
-        self._pool: ProcessPoolExecutor | None = None
-        self._context: IdleSpawnContext | None = None
+        self.children = Offload(
+            max_workers=settings.train_concurrency,
+            process_class=IdleSpawnProcess,
+            initializer=init_child,
+            initargs=lambda: (metrics.shared_folder(),),
+            crashed=TrainingCrashed,
+        )
 
     def check_capacity(self) -> None:
         """``TrainingBusy`` if every slot is taken now: ``/train`` asks before reading a body it
@@ -47,17 +51,6 @@ class TrainRunner:
 
     def release(self) -> None:
         self.running -= 1
-
-    def pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._context = IdleSpawnContext()
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.settings.train_concurrency,
-                mp_context=self._context,
-                initializer=init_child,
-                initargs=(metrics.shared_folder(),),
-            )
-        return self._pool
 
     async def run(
         self,
@@ -75,14 +68,7 @@ class TrainRunner:
             return await asyncio.to_thread(
                 train_from_body, self.settings, content_type, body, query
             )
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                self.pool(), train_from_body, self.settings, content_type, spill, query
-            )
-        except BrokenProcessPool:
-            self.shutdown()  # start afresh next time
-            raise TrainingCrashed() from None
+        return await self.children.run(train_from_body, self.settings, content_type, spill, query)
 
     def spill_file(self) -> tuple[BinaryIO, str]:
         fd, path = tempfile.mkstemp(prefix="train-body-")
@@ -95,12 +81,5 @@ class TrainRunner:
                 os.unlink(path)
 
     def shutdown(self) -> None:
-        """Stop the pool, running fits too: a server shutting down should not wait for them."""
-        if self._pool is not None and self._context is not None:
-            for process in list(self._context.processes):
-                # a no-op for a process that has ended and been reaped: no pid reused by then
-                with contextlib.suppress(ValueError):  # closed (not done by 3.11's pool)
-                    if process.pid is not None:
-                        process.terminate()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._context = None
+        """Stop the training children, running fits too."""
+        self.children.shutdown()

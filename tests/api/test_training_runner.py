@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ def test_training_in_a_child_process_gives_the_same_model(child_client, client):
     assert a.json()["training"] == b.json()["training"] | {
         "seconds": a.json()["training"]["seconds"]
     }
-    assert app.state.trainer._pool is not None  # it did use the pool
+    assert app.state.trainer.children.processes  # it did use the pool
     p = c.post("/predict", json={"model_id": a.json()["id"], "features": X[:4].tolist()})
     assert p.status_code == 200
 
@@ -305,3 +306,47 @@ def test_a_child_s_domain_error_arrives_as_itself(tmp_path):
         {"field": "x", "message": "Extra inputs are not permitted"},
     ]
     assert caught.value.total == 2
+
+
+def test_a_server_stopping_leaves_no_semaphores_or_children_behind(tmp_path):
+    """Issue 12, item 20: stopping the server printed "resource_tracker: There appear to be 5
+    leaked semaphore objects". Both pools (trainings, large predict bodies) are shut down whole."""
+    import httpx
+
+    from tests.live_server import LiveServer
+
+    X, y = make_blobs(n=60, d=3)
+    big = b'{"model_id": "latest", "features": [' + b",".join([b'["x"]'] * 400_000) + b"]}"
+    with LiveServer(tmp_path / "models", env={"TRAIN_INLINE_MAX_BYTES": "0"}) as server:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            body = {"features": X.tolist(), "labels": y.tolist()}
+            assert c.post("/train", json=body).status_code == 201  # the training pool
+            r = c.post("/predict", content=big, headers={"content-type": "application/json"})
+            assert r.status_code == 422  # decoded in the other pool's child
+        pid = server.proc.pid
+        children = [int(p) for p in _children_of(pid)]
+        assert len(children) >= 2  # one child of each pool (and the resource tracker)
+    log = server.log()
+    assert "leaked semaphore" not in log and "Traceback" not in log, log[-2000:]
+    deadline = time.monotonic() + 10  # the resource tracker leaves when its pipe closes
+    while any(_alive(child) for child in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [child for child in children if _alive(child)]
+
+
+def _children_of(pid: int) -> list[str]:
+    import pathlib
+
+    path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    return path.read_text().split() if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped has ended)."""
+    import pathlib
+
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
