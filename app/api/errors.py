@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from ..decode import request_error
@@ -36,6 +37,13 @@ from ..errors import (
 )
 
 log = logging.getLogger("app.errors")
+
+#: The status of a request whose client went away before its answer (nginx's 499).
+CLIENT_CLOSED = 499
+
+
+def log_disconnect(scope: Any) -> None:
+    log.warning("%s %s: client disconnected before the answer", scope["method"], route_path(scope))
 
 
 class JSONBytes(Response):
@@ -188,6 +196,13 @@ def install(app: FastAPI) -> None:
             # Starlette names only the first route that matched the path; list them all
             resp.headers["Allow"] = ", ".join(allowed_methods(request))
         return resp
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client's doing, not the server's: nobody reads this answer, but the metrics
+        # count its status, 499 as nginx names it (not a 500 that would trip alerts).
+        log_disconnect(request.scope)
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONBytes:

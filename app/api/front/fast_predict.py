@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ... import media
 from ...offload import Offload
 from ...service import ModelService
+from ..errors import log_disconnect
 from ..prediction import predict_json
 
 
@@ -52,7 +53,8 @@ class PredictFastPath:
         chunks: list[bytes] = []
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client went away
+            if message["type"] != "http.request":  # the client went away: a 499 in the metrics
+                log_disconnect(scope)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
