@@ -27,6 +27,19 @@ class Settings(BaseSettings):
     max_classes: int = Field(1_000, ge=2)
     """Most distinct labels a training set may have."""
 
+    max_train_memory_bytes: int = Field(4 * 1024**3, ge=1)
+    """Most memory one training may need, in bytes (default 4 GiB: two trainings at once, one
+    per worker, still leave most of a 24 GiB machine to predictions and the page cache). The
+    need grows with products the other limits do not see (rows x expanded columns, rows x
+    classes, the Newton solvers' Hessians); it is estimated from the request's sizes before
+    fitting (``app.engine.footprint``), and past it ``POST /train`` answers 413 naming the field
+    that makes it large (``params.polynomial_degree``, ``labels``...)."""
+
+    max_model_bytes: int = Field(64 * 1024**2, ge=1)
+    """Largest model file a training may write, in bytes (default 64 MiB: about two million
+    coefficients), estimated before fitting from classes x coefficients; past it 413. It also
+    bounds what ``GET /models/{id}`` answers and what a worker reads to load a model."""
+
     max_iter: int = Field(100_000, ge=1)
     """Largest ``params.max_iter`` a training request may ask for."""
 
@@ -74,6 +87,11 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(64, ge=0)
     """Trained models kept ready in memory by each worker process (least recently used are
     dropped first); 0 re-reads the model file on every prediction."""
+
+    model_cache_bytes: int = Field(1024**3, ge=0)
+    """Most memory the models kept by ``MODEL_CACHE_SIZE`` may hold in each worker process, in
+    bytes (default 1 GiB); the least recently used are dropped first, and a model larger than
+    this alone is served without being kept."""
 
     train_concurrency: int = Field(1, ge=1)
     """Trainings that may run at once in each worker process, each in its own child process;

@@ -39,6 +39,8 @@ def body_kind(content_type: str | None, *, csv: bool = True) -> BodyKind:
 
 def wants_csv(accept: str | None) -> bool:
     """True when an Accept header prefers ``text/csv`` to JSON (JSON wins ties it names)."""
+    if not accept or CSV not in accept.lower():
+        return False  # the common case, without parsing: no text/csv, no CSV answer
     quality: dict[str, float] = {}
     for part in (accept or "").split(","):
         media, *params = (p.strip().lower() for p in part.split(";"))

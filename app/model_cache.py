@@ -46,7 +46,8 @@ class CacheStats:
 
 
 class ModelCache(Generic[T]):
-    """``model_id -> T`` built by ``build(record)`` on a miss; at most ``size`` entries.
+    """``model_id -> T`` built by ``build(record)`` on a miss; at most ``size`` entries, and at
+    most ``max_bytes`` by ``weigh``.
 
     Parameters
     ----------
@@ -56,15 +57,31 @@ class ModelCache(Generic[T]):
         Turns a stored record into the cached value (e.g. a ``LogisticModel``).
     size : int
         Most entries kept; 0 disables caching (every lookup reads the store).
+    max_bytes : int, optional
+        Most bytes the entries may hold, as ``weigh`` counts them; the least recently used go
+        first, and a value heavier than this alone is returned without being kept.
+    weigh : callable, optional
+        The bytes a value holds (default: nothing, so only ``size`` bounds the cache).
     """
 
-    def __init__(self, store: ModelStore, build: Callable[[Record], T], *, size: int) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        build: Callable[[Record], T],
+        *,
+        size: int,
+        max_bytes: int | None = None,
+        weigh: Callable[[T], int] | None = None,
+    ) -> None:
         self.store = store
         self.build = build
         self.size = size
+        self.max_bytes = max_bytes
+        self.weigh = weigh
         self.stats = CacheStats()
-        # model id -> [fingerprint, value, when the file was last checked (monotonic)]
+        # model id -> [fingerprint, value, when the file was last checked (monotonic), bytes]
         self._entries: OrderedDict[str, list[Any]] = OrderedDict()
+        self._bytes = 0  # the sum of the entries' bytes
         self._lock = threading.Lock()
         self._watcher: FolderWatcher | None = None
         self._model_id_of: Callable[[str], str | None] = lambda name: None
@@ -98,10 +115,11 @@ class ModelCache(Generic[T]):
             self._changes += 1
             if name is None:  # the watch is lost: forget everything, check every hit from now
                 self._entries.clear()
+                self._bytes = 0
                 return
             model_id = self._model_id_of(name)
             if model_id is not None:
-                self._entries.pop(model_id, None)
+                self._drop(model_id)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -140,18 +158,29 @@ class ModelCache(Generic[T]):
             metrics.CACHE_MISSES.inc()
             if entry is not None:
                 self.stats.stale += 1
-                del self._entries[model_id]
+                self._drop(model_id)
         record, fp = self.store.load_with_fingerprint(model_id)
         value = self.build(record)
-        if self.size > 0:
+        nbytes = 0 if self.weigh is None else self.weigh(value)
+        if self.size > 0 and (self.max_bytes is None or nbytes <= self.max_bytes):
             with self._lock:
                 trusted = checked if changes == self._changes else _NEVER
-                self._entries[model_id] = [fp, value, trusted]
-                self._entries.move_to_end(model_id)
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+                self._drop(model_id)  # another thread may have loaded it meanwhile
+                self._entries[model_id] = [fp, value, trusted, nbytes]
+                self._bytes += nbytes
+                while len(self._entries) > self.size or (
+                    self.max_bytes is not None and self._bytes > self.max_bytes
+                ):
+                    _, evicted = self._entries.popitem(last=False)
+                    self._bytes -= evicted[3]
                     self.stats.evictions += 1
         return value
+
+    def _drop(self, model_id: str) -> None:
+        """Forget ``model_id`` if cached (call with the lock held)."""
+        entry = self._entries.pop(model_id, None)
+        if entry is not None:
+            self._bytes -= entry[3]
 
     def _hit(self, model_id: str, entry: list[Any]) -> T:
         """Count a hit on ``entry`` and mark it most recently used (call with the lock held)."""
@@ -162,7 +191,7 @@ class ModelCache(Generic[T]):
 
     def discard(self, model_id: str) -> None:
         with self._lock:
-            self._entries.pop(model_id, None)
+            self._drop(model_id)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters and size, e.g. for metrics."""
@@ -174,4 +203,7 @@ class ModelCache(Generic[T]):
             "stale": s.stale,
             "entries": len(self._entries),
             "capacity": self.size,
+            "bytes": self._bytes,
+            "max_bytes": self.max_bytes,
+            "ids": list(self._entries),
         }

@@ -3,17 +3,18 @@ No FastAPI here, no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 
 from model_store import CorruptModel, Record
 
 from .engine import LogisticModel, TrainingReport
-from .engine.polynomial import PolynomialFeatures, monomial_names
+from .engine.polynomial import PolynomialFeatures, monomial_names, n_output_features
 from .engine.statistics import CoefficientStatistics
 from .schemas import (
     CoefficientTable,
@@ -47,6 +48,30 @@ def from_record(model_id: str, build: Callable[[Record], T], record: Record) -> 
 
 def _floats(a: np.ndarray | None) -> list[Any] | None:
     return None if a is None else a.tolist()
+
+
+#: The widest a number gets in a model's file: 24 characters (``-1.2345678901234567e-100``),
+#: the indentation of the coefficients' rows (8 spaces) and ``,\n``, as the store writes it
+#: (``model_store.json_store.encode``: sorted, indented JSON).
+FILE_BYTES_PER_NUMBER = 34
+#: A model's file besides its arrays and names: the settings, the training report and its loss
+#: history, the coefficient statistics (at most 1,000 rows).
+FILE_BYTES_OTHER = 1024 * 1024
+
+
+def model_file_bytes(
+    *, classes: Collection[Any], n_features: int, degree: int, names: Sequence[str] | None
+) -> int:
+    """An upper estimate of the size of a model's file, from the sizes of its training request:
+    the coefficients (one row per output), the standardisations, the labels and feature names
+    (``model_to_record``; names are counted twice, for the statistics table)."""
+    q = n_output_features(n_features, degree)
+    outputs = 1 if len(classes) == 2 else len(classes)
+    numbers = outputs * (q + 1) + 2 * q + (2 * n_features if degree > 1 else 0)
+    text = sum(len(orjson.dumps(v)) + 8 for v in classes) + 2 * sum(
+        len(orjson.dumps(v)) + 8 for v in names or ()
+    )
+    return FILE_BYTES_PER_NUMBER * numbers + text + FILE_BYTES_OTHER
 
 
 def model_to_record(model: LogisticModel) -> dict[str, Any]:
@@ -245,3 +270,17 @@ class ServedModel:
     @property
     def classes(self) -> list[Any]:
         return list(self.model.classes)
+
+    def nbytes(self) -> int:
+        """The memory this model holds, as the cache counts it (``MODEL_CACHE_BYTES``): its
+        arrays and, for a linear model, their copy as Python floats for small batches (a float
+        object and a list slot, 32 bytes, per 8-byte number), whether made yet or not."""
+        m = self.model
+        arrays = [m.coef, m.intercept, m.mean, m.scale]
+        if m.polynomial is not None:
+            arrays += [m.polynomial.mean, m.polynomial.scale]
+        size = sum(a.nbytes for a in arrays if a is not None)
+        if m.polynomial is None:
+            size *= 5
+        names = [*map(str, m.classes), *(self.feature_names or ())]
+        return size + sum(len(n) + 64 for n in names) + 1024

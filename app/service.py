@@ -25,6 +25,7 @@ from model_store import (
 from . import metrics
 from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, fit
+from .engine.footprint import fit_footprint
 from .engine.polynomial import n_output_features
 from .engine.statistics import coefficient_statistics
 from .errors import LimitExceeded
@@ -35,6 +36,7 @@ from .records import (
     all_finite,
     detail_from_record,
     from_record,
+    model_file_bytes,
     model_to_record,
     statistics_to_record,
     summary_from_record,
@@ -53,12 +55,25 @@ class Prediction(NamedTuple):  # a NamedTuple: a third of a frozen dataclass's c
     probabilities: np.ndarray  # shape (n_samples, n_classes)
 
 
+def _size(n: int) -> str:
+    """Bytes as people read them: ``4.0 GiB``, ``285 MiB``, ``12 KiB``."""
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GiB"
+    if n >= 1024**2:
+        return f"{n / 1024**2:.0f} MiB"
+    return f"{max(1, round(n / 1024))} KiB"
+
+
 class ModelService:
     def __init__(self, store: ModelStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
         self.cache: ModelCache[ServedModel] = ModelCache(
-            store, ServedModel.from_record, size=settings.model_cache_size
+            store,
+            ServedModel.from_record,
+            size=settings.model_cache_size,
+            max_bytes=settings.model_cache_bytes,
+            weigh=ServedModel.nbytes,
         )
 
     def _check_size(self, n_rows: int, n_features: int) -> None:
@@ -137,7 +152,8 @@ class ModelService:
             raise InvalidParams(
                 f"params.max_iter: {p.max_iter} is more than the limit of {s.max_iter}"
             )
-        n_classes = len(set(request.labels))
+        classes = set(request.labels)
+        n_classes = len(classes)
         if n_classes > s.max_classes:
             raise LimitExceeded(
                 f"labels: {n_classes} distinct classes is more than the limit of {s.max_classes}"
@@ -151,6 +167,9 @@ class ModelService:
                     f"{s.max_features} (MAX_FEATURES)"
                 )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
+        self._check_resources(
+            request, classes, n_rows=n_rows, n_features=n_features, params=fit_params
+        )
         # Values near 1e308 of both signs can still overflow ``x - mean`` or the scores; that
         # is the data's problem, answered below as a 422, not a warning in the logs.
         with metrics.timed_training(), np.errstate(over="ignore", invalid="ignore"):
@@ -198,6 +217,70 @@ class ModelService:
         summary = summary_from_record(record)  # first: a record it cannot show is not stored
         self.store.save(record)
         return summary
+
+    def _check_resources(
+        self,
+        request: TrainRequest,
+        classes: set[Any],
+        *,
+        n_rows: int,
+        n_features: int,
+        params: FitParams,
+    ) -> None:
+        """``LimitExceeded`` before fitting when the model's file would pass ``MAX_MODEL_BYTES``
+        or the fit's memory ``MAX_TRAIN_MEMORY_BYTES``, naming the field that makes it large."""
+        s = self.settings
+        degree = params.polynomial_degree
+        q = n_output_features(n_features, degree)
+        outputs = 1 if len(classes) == 2 else len(classes)
+        columns_field = "params.polynomial_degree" if degree > 1 else "features"
+        inputs = f"{n_features} feature" + ("" if n_features == 1 else "s")
+        if degree > 1:
+            inputs = f"params.polynomial_degree {degree} on {inputs}"
+        columns = f"{q} columns ({inputs})" if degree > 1 else inputs
+        file_bytes = model_file_bytes(
+            classes=classes, n_features=n_features, degree=degree, names=request.feature_names
+        )
+        if file_bytes > s.max_model_bytes:
+            field, shape = (
+                ("labels", f"{len(classes)} classes x {q + 1} coefficients")
+                if outputs > 1
+                else (columns_field, f"{q + 1} coefficients")
+            )
+            raise LimitExceeded(
+                f"{field}: {shape} ({inputs}) make a model file of up to "
+                f"{_size(file_bytes)}, more than the limit of {_size(s.max_model_bytes)} "
+                "(MAX_MODEL_BYTES)"
+            )
+        need = fit_footprint(
+            n_samples=n_rows,
+            n_features=n_features,
+            n_classes=len(classes),
+            params=params,
+            weighted=request.sample_weight is not None or params.class_weight is not None,
+        )
+        if need.total > s.max_train_memory_bytes:
+            multinomial = outputs > 1 and params.multiclass == "multinomial"
+            hessian_field = "params.multiclass" if multinomial else "labels"
+            if params.solver == "newton":
+                hessian_field = "params.solver"
+            field, what = {
+                "design": (columns_field, "the rows and the columns made of them"),
+                "outputs": ("labels", "rows x classes"),
+                "coefficients": ("labels" if outputs > 1 else columns_field, "the coefficients"),
+                "hessian": (
+                    hessian_field,
+                    "the Newton solvers' Hessian"
+                    + (" (rows x pairs of classes)" if multinomial else ""),
+                ),
+                "statistics": ("params.l2", "the coefficient statistics of an unpenalised model"),
+            }[need.largest()]
+            raise LimitExceeded(
+                f"{field}: the fit needs about {_size(need.total)} of memory, more than the "
+                f"limit of {_size(s.max_train_memory_bytes)} (MAX_TRAIN_MEMORY_BYTES): "
+                f"{n_rows} rows x {columns}, {len(classes)} classes, solver "
+                f"{need.solver}; most of it for {what}"
+            )
 
     def get(self, ref: str) -> ModelDetail:
         model_id = self.resolve(ref)

@@ -610,10 +610,30 @@ def hessian_cost(loss: Loss) -> float:
     Divided by 8: a Gram matrix is a matrix-matrix product, which runs several times faster per
     flop than the memory-bound matrix-vector products of a pass.
     """
-    q = loss.n_coef_cols
-    if isinstance(loss, MultinomialLoss):
-        return (loss.n_outputs + 1) * q / 4 / 8
-    return q / 2 / 8
+    multinomial = isinstance(loss, MultinomialLoss)
+    return hessian_passes(loss.n_coef_cols, loss.n_outputs, multinomial=multinomial)
+
+
+def hessian_passes(n_coef_cols: int, n_outputs: int, *, multinomial: bool) -> float:
+    """``hessian_cost`` from the problem's sizes (``q = n_coef_cols``, ``K = n_outputs``)."""
+    if multinomial:
+        return (n_outputs + 1) * n_coef_cols / 4 / 8
+    return n_coef_cols / 2 / 8
+
+
+def auto_solver(
+    *, l1: float, n_samples: int, block: int, hessian_passes: float, multinomial: bool
+) -> str:
+    """The solver ``auto`` runs (the rule in ``solve``'s docstring; ``block``: ``p`` there)."""
+    if block > NEWTON_MAX_BLOCK:
+        return "fista" if l1 > 0 else "lbfgs"
+    if l1 > 0:
+        return "newton"
+    if n_samples >= SUBSAMPLE_MIN_ROWS:
+        return "subsampled-newton"
+    if hessian_passes <= NEWTON_MAX_HESSIAN_PASSES:
+        return "newton"
+    return "preconditioned-lbfgs" if multinomial else "lbfgs"
 
 
 def solve(
@@ -649,16 +669,13 @@ def solve(
             "'lbfgs' for this many features"
         )
     if solver == "auto":
-        if block > NEWTON_MAX_BLOCK:
-            solver = "fista" if params.l1 > 0 else "lbfgs"
-        elif params.l1 > 0:
-            solver = "newton"
-        elif loss.design.n_samples >= SUBSAMPLE_MIN_ROWS:
-            solver = "subsampled-newton"
-        else:
-            solver = "newton" if hessian_cost(loss) <= NEWTON_MAX_HESSIAN_PASSES else "lbfgs"
-            if solver == "lbfgs" and isinstance(loss, MultinomialLoss):
-                solver = "preconditioned-lbfgs"
+        solver = auto_solver(
+            l1=params.l1,
+            n_samples=loss.design.n_samples,
+            block=block,
+            hessian_passes=hessian_cost(loss),
+            multinomial=isinstance(loss, MultinomialLoss),
+        )
     if solver == "gd":
         res = gradient_descent(
             loss, coef0, learning_rate=params.learning_rate, l1=params.l1, **common

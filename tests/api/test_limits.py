@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import orjson
 import pytest
 
@@ -141,4 +142,78 @@ def test_a_body_within_the_timeout_is_read_whole(tmp_path, delay):
 
     r = client.post("/train", content=pieces(), headers={"content-type": "application/json"})
     assert r.status_code == 201, r.text
+    client.close()
+
+
+# ---- MAX_TRAIN_MEMORY_BYTES, MAX_MODEL_BYTES (item 12) ---------------------------------------
+
+MiB = 1024 * 1024
+
+
+def test_the_resource_limits_default_to_what_a_2_core_24_gib_machine_affords():
+    s = Settings()
+    assert s.max_train_memory_bytes == 4 * 1024 * MiB
+    assert s.max_model_bytes == 64 * MiB
+    assert s.model_cache_bytes == 1024 * MiB
+    assert s.body_read_timeout == 120.0
+
+
+def rows(n: int, d: int, k: int, *, seed: int = 0) -> tuple[list[list[float]], list[int]]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    y[:k] = np.arange(k)
+    return rng.normal(size=(n, d)).round(3).tolist(), y.tolist()
+
+
+def test_a_fit_that_needs_more_memory_than_the_limit_is_a_413_naming_what_drives_it(tmp_path):
+    """Issue 12, item 12: polynomial_degree 4 on 20,000 rows x 19 features (8,854 columns, a
+    2 MB body) added 1.37 GB of RSS. The memory a fit needs (rows x expanded columns x
+    classes) is now estimated before fitting and refused past MAX_TRAIN_MEMORY_BYTES, naming
+    the field that makes it large."""
+    settings = Settings(model_store_dir=tmp_path / "m", max_train_memory_bytes=200 * MiB)
+    client = ASGIClient(create_app(settings))
+    X, y = rows(2000, 19, 2)
+    r = client.post(
+        "/train",
+        json={"features": X, "labels": y, "params": {"polynomial_degree": 4, "max_iter": 1}},
+    )
+    assert r.status_code == 413, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("params.polynomial_degree: "), detail
+    assert "8854 columns" in detail and "MAX_TRAIN_MEMORY_BYTES" in detail, detail
+    # many classes, multinomial: the Newton solvers' Hessian takes rows x pairs of classes
+    X, y = rows(50_000, 1, 300)
+    r = client.post(
+        "/train", json={"features": X, "labels": y, "params": {"multiclass": "multinomial"}}
+    )
+    assert r.status_code == 413, r.text
+    assert r.json()["detail"].startswith("params.multiclass: "), r.text
+    assert client.get("/models").json()["total"] == 0
+    # normal use is untouched: degree 2 on the same rows trains
+    X, y = rows(2000, 19, 2)
+    r = client.post("/train", json={"features": X, "labels": y, "params": {"polynomial_degree": 2}})
+    assert r.status_code == 201, r.text
+    client.close()
+
+
+def test_a_model_larger_than_the_limit_is_a_413_before_it_is_fitted(tmp_path):
+    """Issue 12, item 12: 1,000 classes x 19 features at degree 4 with max_iter 1 (a 276 KB
+    request) wrote a 285 MB model file, and GET /models/{id} answered 205 MB. With the default
+    MAX_MODEL_BYTES it is refused, naming the labels, and nothing is stored."""
+    client = ASGIClient(create_app(Settings(model_store_dir=tmp_path / "m")))
+    X, y = rows(1000, 19, 1000)
+    started = time.perf_counter()
+    r = client.post(
+        "/train",
+        json={"features": X, "labels": y, "params": {"polynomial_degree": 4, "max_iter": 1}},
+    )
+    seconds = time.perf_counter() - started
+    assert r.status_code == 413, r.text[:500]
+    detail = r.json()["detail"]
+    assert detail.startswith("labels: 1000 classes x 8855 coefficients"), detail
+    assert "MAX_MODEL_BYTES" in detail, detail
+    assert client.get("/models").json()["total"] == 0
+    record_figures(
+        "1,000 classes at degree 4 (tests/api/test_limits.py)", seconds_to_413=round(seconds, 2)
+    )
     client.close()
