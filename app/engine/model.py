@@ -285,13 +285,24 @@ def row_scores(D: Array, W: Array, b: Array) -> Array:
     would change with the rows beside it. Here each term is one rounded product and one rounded
     sum in a fixed order: the same bits alone or in any batch, on any machine.
     """
-    Z = np.zeros((D.shape[0], W.shape[0]))
-    term = np.empty_like(Z)
-    for j in range(W.shape[1]):
-        np.multiply(D[:, j : j + 1], W[:, j], out=term)
-        Z += term
-    Z += b
-    return Z
+    n, (K, w) = D.shape[0], W.shape
+    if K == 1:
+        z = np.zeros(n)
+        term = np.empty(n)
+        for j in range(w):
+            np.multiply(D[:, j], W[0, j], out=term)
+            z += term
+        z += b[0]
+        return z[:, None]
+    DT = np.ascontiguousarray(D.T)  # one pass, then every column is contiguous
+    ZT = np.zeros((K, n))
+    term = np.empty(n)
+    for j in range(w):
+        for k in range(K):
+            np.multiply(DT[j], W[k, j], out=term)
+            ZT[k] += term
+    ZT += b[:, None]
+    return np.ascontiguousarray(ZT.T)
 
 
 def small_scores(
