@@ -4,6 +4,7 @@ memory its fit needs and the model it would write, the memory the model cache ho
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 import socket
 import threading
@@ -217,3 +218,20 @@ def test_a_model_larger_than_the_limit_is_a_413_before_it_is_fitted(tmp_path):
         "1,000 classes at degree 4 (tests/api/test_limits.py)", seconds_to_413=round(seconds, 2)
     )
     client.close()
+
+
+def test_a_chunked_body_over_the_size_limit_logs_no_unhandled_error(tmp_path, caplog):
+    """Found beside item 10: the body-size layer's interruption of a chunked body went through
+    the app as an unexpected exception ("unhandled error on POST /train" and a traceback in the
+    log) before the layer answered its 413."""
+    client = ASGIClient(create_app(Settings(model_store_dir=tmp_path / "m", max_body_bytes=1000)))
+
+    async def chunks():
+        for _ in range(100):
+            yield b" " * 100
+
+    with caplog.at_level(logging.ERROR):
+        r = client.post("/train", content=chunks(), headers={"content-type": "application/json"})
+    client.close()
+    assert r.status_code == 413, r.text
+    assert [rec.getMessage() for rec in caplog.records if rec.name.startswith("app")] == []

@@ -17,11 +17,14 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ...errors import LimitExceeded
 from ..errors import error_content, route_path
 
 
-class BodyTooLarge(Exception):
-    """Raised inside ``receive`` to stop the application reading a body past the limit."""
+class BodyTooLarge(LimitExceeded):
+    """Raised inside ``receive`` to stop the application reading a body past the limit. A
+    ``LimitExceeded``, so that the app's handler takes it quietly (not as an unexpected error,
+    logged with a traceback); the layer discards that answer for its own 413."""
 
 
 async def send_error(
