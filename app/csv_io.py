@@ -11,17 +11,20 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .engine.model import INT64_MAX, INT64_MIN, NOT_A_LABEL
 from .errors import CsvEncodingError, CsvError, LimitExceeded
 
 MAX_NAME_LENGTH = 200  # the same limit as JSON's feature_names and string labels
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_BOOLEANS = {"true": True, "false": False}
 
 #: Field separators other tools write (Excel in many locales, TSV): named when a header reads as
 #: one column, instead of only saying that a column is missing.
@@ -188,7 +191,7 @@ def read_training(
     max_features : int, optional
         Most feature columns (``MAX_FEATURES``); more is ``LimitExceeded``, found from the header.
 
-    Labels are integers when every one is an integer (``-3``, ``0``, ``12``), strings otherwise.
+    Labels are read as a JSON body would carry them (``class_labels``).
     """
     table = read_table(body, max_features=max_features, label_columns=1)
     if label is None:
@@ -214,13 +217,40 @@ def read_training(
             raise CsvError(f"{where}: the label is empty")
         if len(value) > MAX_NAME_LENGTH:
             raise CsvError(f"{where}: the label is longer than {MAX_NAME_LENGTH} characters")
-    labels: list[Any] = [int(v) for v in raw] if all(_INTEGER.fullmatch(v) for v in raw) else raw
+    labels = class_labels(raw, lambda i: f"line {table.lines[i]}, {table.column_label(j_label)}")
     return TrainingTable(
         X=X,
         labels=labels,
         feature_names=[table.header[j] for j in features],
         label_name=table.header[j_label],
     )
+
+
+def class_labels(raw: list[str], where: Callable[[int], str]) -> list[Any]:
+    """The label column's cells (stripped, not empty) as JSON would carry them: integers when
+    every cell is a number, whole-number decimals included (``1.0``: pandas writes a column of
+    integer classes with a missing value so), and a number that is not whole refused as in JSON;
+    booleans when every cell is ``true`` or ``false`` in any case (``True``: pandas); strings
+    otherwise. ``where(i)`` names row ``i`` in an error."""
+    if all(_NUMBER.fullmatch(v) for v in raw):
+        labels: list[Any] = []
+        for i, v in enumerate(raw):
+            if _INTEGER.fullmatch(v):
+                number = int(v)
+            else:
+                f = float(v)
+                if not f.is_integer():  # also an overflow to infinity
+                    raise CsvError(f"{where(i)}: {v} {NOT_A_LABEL}")
+                number = int(f)
+            if not INT64_MIN <= number <= INT64_MAX:
+                raise CsvError(
+                    f"{where(i)}: {v} is out of range; integer labels must fit in 64 bits"
+                )
+            labels.append(number)
+        return labels
+    if all(v.lower() in _BOOLEANS for v in raw):
+        return [_BOOLEANS[v.lower()] for v in raw]
+    return raw
 
 
 def read_features(

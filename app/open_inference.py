@@ -9,7 +9,8 @@ No FastAPI here; ``app/api/v2.py`` is the HTTP side.
 Each model is served under its id, as version ``"1"``, with one input and two outputs::
 
     input   features        FP64 [-1, n_features]   (FP32, FP16 and (U)INT8-64 accepted too)
-    output  predict         INT64 [-1] for integer labels, BYTES [-1] for string labels
+    output  predict         INT64 [-1] for integer labels, BYTES [-1] for string labels,
+                            BOOL [-1] for boolean labels
     output  predict_proba   FP64 [-1, n_classes], columns in the order of ``parameters.classes``
 """
 
@@ -66,8 +67,11 @@ def check_version(version: str) -> None:
 
 
 def label_datatype(classes: Sequence[Any]) -> str:
-    """INT64 for integer labels that fit, BYTES (UTF-8 strings) otherwise."""
-    if all(isinstance(c, int) and INT64_MIN <= c <= INT64_MAX for c in classes):
+    """BOOL for boolean labels, INT64 for integer labels that fit, BYTES (UTF-8 strings)
+    otherwise."""
+    if all(type(c) is bool for c in classes):
+        return "BOOL"
+    if all(type(c) is int and INT64_MIN <= c <= INT64_MAX for c in classes):
         return "INT64"
     return "BYTES"
 
@@ -321,10 +325,12 @@ def _output_tensor(
     tensor = {"name": name, "datatype": datatype, "shape": [n]}
     labels = prediction.predictions
     if not binary:
-        data = labels.tolist() if datatype == "INT64" else [str(v) for v in labels]
+        data = labels.tolist() if datatype != "BYTES" else [str(v) for v in labels]
         return {**tensor, "data": data}, None
     if datatype == "INT64":
         return tensor, np.asarray(labels, dtype="<i8").tobytes()
+    if datatype == "BOOL":  # one byte each, 0 or 1
+        return tensor, np.asarray(labels, dtype=np.bool_).tobytes()
     return tensor, _bytes_tensor(labels)
 
 

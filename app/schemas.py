@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -18,13 +20,84 @@ from pydantic import (
     model_validator,
 )
 
+from .engine.model import INT64_MAX, INT64_MIN, NOT_A_LABEL, ONE_KIND
+
 #: A JSON number that is finite. Strict: ``true`` and ``"1.5"`` are not numbers.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-#: Integer labels are 64-bit: larger ones cannot be stored in the model's JSON file.
+#: Integer labels are 64-bit: larger ones cannot be stored in the model's JSON file. Booleans
+#: are stored as JSON booleans, so a model trained on them predicts booleans.
 Label = (
-    Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+    Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+    | StrictBool
     | Annotated[StrictStr, Field(min_length=1, max_length=200)]
 )
+_KIND = {int: "an integer", str: "a string", bool: "a boolean"}
+
+
+def _shown(value: Any) -> str:
+    """A value that is not a label, as a sentence shows it."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return json.dumps(value)  # null, 0.5, NaN
+
+
+def _whole_number(value: float, i: int) -> int:
+    if not value.is_integer():
+        raise ValueError(f"labels[{i}]: {_shown(value)} {NOT_A_LABEL}")
+    if not INT64_MIN <= value < 2.0**63:
+        raise ValueError(
+            f"labels[{i}]: {value!r} is out of range; integer labels must fit in 64 bits"
+        )
+    return int(value)
+
+
+def class_labels(value: Any) -> Any:
+    """``labels`` as sent, whole-number floats as integers (``1.0`` is the class ``1``: what
+    ``y.tolist()`` of a pandas column gives). Whatever is not a label is refused in one sentence
+    naming it (``labels[3]: 0.5 is not a class label; ...``), where each branch of the ``Label``
+    union would add its own error. One pass over the list, in C where it can be."""
+    if type(value) is not list:
+        return value  # pydantic words it
+    kinds = {type(v) for v in value}
+    if kinds == {float}:  # a pandas column's tolist(): checked and converted in C
+        floats = np.array(value, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            whole = (np.floor(floats) == floats) & (floats >= INT64_MIN) & (floats < 2.0**63)
+        if whole.all():
+            return floats.astype(np.int64).tolist()
+    if float in kinds:
+        value = [_whole_number(v, i) if type(v) is float else v for i, v in enumerate(value)]
+        kinds = {type(v) for v in value}
+    if not kinds <= _KIND.keys():
+        i, bad = next((i, v) for i, v in enumerate(value) if type(v) not in _KIND)
+        raise ValueError(f"labels[{i}]: {_shown(bad)} {NOT_A_LABEL}")
+    if len(kinds) > 1:
+        first = type(value[0])
+        i, odd = next((i, type(v)) for i, v in enumerate(value) if type(v) is not first)
+        raise ValueError(
+            f"labels[{i}]: {_KIND[odd]}, but labels[0] is {_KIND[first]}; labels {ONE_KIND}"
+        )
+    if kinds == {int} and not (min(value) >= INT64_MIN and max(value) <= INT64_MAX):
+        i, big = next((i, v) for i, v in enumerate(value) if not INT64_MIN <= v <= INT64_MAX)
+        raise ValueError(f"labels[{i}]: {big} is out of range; integer labels must fit in 64 bits")
+    if kinds == {str} and not (min(map(len, value)) >= 1 and max(map(len, value)) <= 200):
+        i, n = next((i, len(v)) for i, v in enumerate(value) if not 1 <= len(v) <= 200)
+        if n == 0:
+            raise ValueError(
+                f"labels[{i}]: the empty string is not a class label; string labels have 1 to "
+                "200 characters"
+            )
+        raise ValueError(
+            f"labels[{i}]: a string of {n} characters is too long; string labels have 1 to "
+            "200 characters"
+        )
+    return value
+
+
+#: One label per row, checked as ``class_labels`` says.
+Labels = Annotated[list[Label], BeforeValidator(class_labels)]
 Row = list[Number]
 FLAT_ROWS = "features: must be a list of rows, e.g. [[1, 2, 3]]"
 
@@ -212,7 +285,10 @@ class TrainRequest(Strict):
     """Labelled rows to learn from."""
 
     features: Rows = Field(description="One row per example, every row the same length.")
-    labels: list[Label] = Field(description="One label per row: all integers or all strings.")
+    labels: Labels = Field(
+        description="One label per row: all integers (1.0 counts as 1), all strings or all "
+        "booleans. A model answers labels of the kind it was trained on."
+    )
     feature_names: list[Annotated[StrictStr, Field(min_length=1, max_length=200)]] | None = None
     name: Annotated[StrictStr, Field(max_length=200)] | None = None
     params: TrainParams = Field(default_factory=TrainParams)
@@ -263,9 +339,6 @@ class TrainRequest(Strict):
             raise ValueError(
                 f"labels: has {len(self.labels)} entries for {n_rows} rows of features"
             )
-        kinds = {type(v) for v in self.labels}
-        if len(kinds) > 1:
-            raise ValueError("labels: must be all integers or all strings, not a mix")
         if self.feature_names is not None:
             if len(self.feature_names) != width:
                 raise ValueError(

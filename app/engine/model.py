@@ -78,8 +78,9 @@ class FitParams:
 
     ``class_weight``: ``None``, ``"balanced"`` (``n_samples / (n_classes * count(class))``, as
     scikit-learn) or a mapping from label to weight (labels not listed weigh 1; keys may be the
-    labels or, for integer labels, their decimal strings as JSON requires). Row weights are the
-    product of ``sample_weight`` and the class weight; the data term is their weighted mean.
+    labels or, as JSON requires strings, ``"12"`` for 12 and ``"true"`` for True). Row weights
+    are the product of ``sample_weight`` and the class weight; the data term is their weighted
+    mean.
     """
 
     solver: str = "auto"
@@ -382,15 +383,26 @@ class FitResult:
     report: TrainingReport
 
 
+#: The sentence that refuses a value as a class label (``labels[i]: <value> NOT_A_LABEL``).
+NOT_A_LABEL = "is not a class label; labels are integers, strings or booleans"
+#: ... and the rule for a list of labels (``labels: ONE_KIND``).
+ONE_KIND = "must be all integers, all strings or all booleans"
+
+
 def encode_labels(y: ArrayLike) -> tuple[tuple[Any, ...], np.ndarray]:
     """Sorted distinct labels and the index of each row's label among them.
 
-    Labels must be all integers or all strings; at least two distinct labels are needed.
+    Labels must be all integers, all strings or all booleans; at least two distinct labels are
+    needed. Whole-number floats are integers (``1.0`` is the class ``1``: a pandas column of
+    integer classes with a missing value is float, and so is its ``tolist()``); other floats
+    are refused. Booleans stay booleans (``(False, True)``), so ``predict`` answers booleans.
     Strings are kept exactly as given: they are compared as Python strings, never through
     NumPy's fixed-width ``<U`` arrays, which drop trailing NUL characters (``"a\\0"`` would
     become ``"a"``, one class with it).
     """
-    if isinstance(y, np.ndarray) and y.dtype.kind in "iuU":  # already typed: skip the scan
+    if isinstance(y, np.ndarray) and y.dtype.kind == "f":
+        y = whole_numbers(y.ravel())
+    if isinstance(y, np.ndarray) and y.dtype.kind in "iuUb":  # already typed: skip the scan
         if y.size == 0:
             raise InvalidData("labels: must not be empty")
         classes, index = np.unique(y.ravel(), return_inverse=True)
@@ -399,19 +411,46 @@ def encode_labels(y: ArrayLike) -> tuple[tuple[Any, ...], np.ndarray]:
         if not labels:
             raise InvalidData("labels: must not be empty")
         kinds = {type(v) for v in labels}
-        if any(k is bool for k in kinds) or not (
-            kinds <= {str} or all(issubclass(k, (int, np.integer)) for k in kinds)
-        ):
-            raise InvalidData("labels: must be all integers or all strings")
         if kinds <= {str}:
             return _encode_strings(labels)
-        classes, index = np.unique(np.asarray(labels), return_inverse=True)
+        if any(issubclass(k, (float, np.floating)) for k in kinds):
+            labels = [
+                _whole_number(float(v), i) if isinstance(v, (float, np.floating)) else v
+                for i, v in enumerate(labels)
+            ]
+            kinds = {type(v) for v in labels}
+        booleans = all(issubclass(k, (bool, np.bool_)) for k in kinds)
+        integers = all(issubclass(k, (int, np.integer)) and k is not bool for k in kinds)
+        if not (booleans or integers):
+            raise InvalidData(f"labels: {ONE_KIND}")
+        typed = np.asarray(labels, dtype=bool if booleans else None)
+        classes, index = np.unique(typed, return_inverse=True)
     if len(classes) < 2:
         raise InvalidData(
             f"labels: need at least two distinct classes, got only {classes[0].item()!r}"
         )
     as_py = tuple(c.item() if hasattr(c, "item") else c for c in classes)
     return as_py, index.ravel()
+
+
+def whole_numbers(y: Array) -> np.ndarray:
+    """Float labels (n_samples,) as int64, or ``InvalidData`` naming the first that is not a
+    whole number in the 64-bit range."""
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(y) & (np.floor(y) == y) & (y >= INT64_MIN) & (y < 2.0**63)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        _whole_number(float(y[i]), i)
+    return y.astype(np.int64)
+
+
+def _whole_number(v: float, i: int) -> int:
+    """``labels[i]`` (a float) as an int, or ``InvalidData`` saying why it is not a class."""
+    if not v.is_integer():  # also NaN and the infinities
+        raise InvalidData(f"labels[{i}]: {v!r} {NOT_A_LABEL}")
+    if not INT64_MIN <= v < 2.0**63:
+        raise InvalidData(f"labels[{i}]: {v!r} is out of range; integer labels must fit in 64 bits")
+    return int(v)
 
 
 def _encode_strings(labels: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
@@ -595,6 +634,8 @@ def row_weights(
     else:
         per_class = np.ones(K)
         lookup = {str(c): i for i, c in enumerate(classes)}
+        # JSON object keys are strings: "1" for the class 1, "true" for the class True
+        lookup.update({str(c).lower(): i for i, c in enumerate(classes) if type(c) is bool})
         lookup.update({c: i for i, c in enumerate(classes)})
         for key, value in class_weight.items():
             if key not in lookup:

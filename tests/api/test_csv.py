@@ -70,9 +70,21 @@ def test_label_column_by_name_and_integer_labels(client):
     assert p.json()["predictions"] == [int(v) for v in y[:3]]
 
 
-def test_labels_that_are_not_all_integers_are_strings(client):
+def test_labels_that_are_not_all_numbers_are_strings(client):
+    body = b"x,y\n0,1\n1,1.5\n2,b\n3,1.5\n"
+    assert client.post("/train", content=body, headers=CSV).json()["classes"] == ["1", "1.5", "b"]
+
+
+def test_a_label_column_of_numbers_is_read_as_json_reads_numbers(client):
+    """Whole numbers are integer classes (``2.0``, as pandas writes integer classes with a
+    missing value); ``1.5`` is refused as in JSON: a column of numbers that are not whole is a
+    measurement, not classes (issue 12, item 14; ``tests/api/test_labels.py``)."""
+    whole = b"x,y\n0,1\n1,1.0\n2,2.0\n3,2\n"
+    assert client.post("/train", content=whole, headers=CSV).json()["classes"] == [1, 2]
     body = b"x,y\n0,1\n1,1.5\n2,2\n3,1.5\n"
-    assert client.post("/train", content=body, headers=CSV).json()["classes"] == ["1", "1.5", "2"]
+    r = client.post("/train", content=body, headers=CSV)
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("line 3, column 2 ('y'): 1.5 is not a class label")
 
 
 def test_csv_predict_answers_json_and_csv(client):

@@ -176,3 +176,123 @@ def test_two_labels_that_differ_only_by_trailing_nuls_are_two_classes(way):
     model = created(way.train(LINE, ["a", "a", "a\x00\x00", "a\x00\x00"]))
     assert model["classes"] == ["a", "a\x00\x00"]
     assert way.predict(model["id"], LINE)["predictions"] == ["a", "a", "a\x00\x00", "a\x00\x00"]
+
+
+# ---- item 14: float and boolean labels ------------------------------------------------------
+
+NOT_A_LABEL = "is not a class label; labels are integers, strings or booleans"
+
+
+def test_whole_number_floats_are_integer_classes(way):
+    """What ``y.tolist()`` of a pandas column gives (``[0.0, 1.0, ...]``) was "labels[0].
+    constrained-int: Input should be a valid integer; ... and 59 more"."""
+    model = created(way.train(LINE, [0.0, 0.0, 1.0, 1.0], csv_labels=["0.0", "0", "1.0", "1."]))
+    assert model["classes"] == [0, 1] and all(type(c) is int for c in model["classes"])
+    answer = way.predict(model["id"], LINE)
+    assert answer["predictions"] == [0, 0, 1, 1]
+    assert all(type(p) is int for p in answer["predictions"])
+    assert v2_predictions(way.client, model["id"], LINE)["datatype"] == "INT64"
+
+
+def test_an_integer_and_the_same_whole_float_are_one_class(client):
+    model = created(client.post("/train", json={"features": LINE, "labels": [0, 0.0, 1, 1e0]}))
+    assert model["classes"] == [0, 1]
+
+
+def test_boolean_labels_are_boolean_classes_and_predictions(way):
+    """Booleans are stored as JSON booleans and every predict path answers booleans: JSON
+    ``true``/``false``, V2 datatype BOOL, CSV ``True``/``False`` (as pandas writes them)."""
+    model = created(
+        way.train(LINE, [False, False, True, True], csv_labels=["false", "False", "TRUE", "true"])
+    )
+    assert model["classes"] == [False, True] and all(type(c) is bool for c in model["classes"])
+    c = way.client
+    assert c.get(f"/models/{model['id']}").json()["classes"] == [False, True]
+    answer = way.predict(model["id"], LINE)
+    assert answer["classes"] == [False, True]
+    assert answer["predictions"] == [False, False, True, True]
+    assert all(type(p) is bool for p in answer["predictions"])
+    rows = csv_predictions(c, model["id"], LINE)
+    assert rows[0] == ["prediction", "proba_False", "proba_True"]
+    assert [row[0] for row in rows[1:]] == ["False", "False", "True", "True"]
+    tensor = v2_predictions(c, model["id"], LINE)
+    assert tensor["datatype"] == "BOOL" and tensor["data"] == [False, False, True, True]
+    meta = c.get(f"/v2/models/{model['id']}").json()
+    assert meta["outputs"][0]["datatype"] == "BOOL"
+
+
+def test_boolean_labels_as_v2_binary_data_are_one_byte_each(client):
+    labels = [True, True, False, False]
+    model = created(client.post("/train", json={"features": LINE, "labels": labels}))
+    body = {
+        "inputs": [{"name": "features", "shape": [4, 1], "datatype": "FP64", "data": [0, 1, 2, 3]}],
+        "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+    }
+    r = client.post(f"/v2/models/{model['id']}/infer", content=orjson.dumps(body))
+    assert r.status_code == 200, r.text
+    size = int(r.headers["inference-header-content-length"])
+    header = json.loads(r.content[:size])
+    assert header["outputs"][0]["datatype"] == "BOOL"
+    assert list(r.content[size:]) == [1, 1, 0, 0]
+
+
+def test_class_weights_of_boolean_labels_are_keyed_as_json_writes_them(client):
+    X = [[0.0], [1.0], [2.0], [3.0], [1.5], [1.6]]
+    labels = [False, False, True, True, True, False]
+    plain = created(client.post("/train", json={"features": X, "labels": labels}))
+    weighted = created(
+        client.post(
+            "/train",
+            json={"features": X, "labels": labels, "params": {"class_weight": {"true": 5}}},
+        )
+    )
+    assert weighted["training"]["loss"] != plain["training"]["loss"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"),
+    [(0.5, "0.5"), (None, "null"), ([1], "a list"), ({"a": 1}, "an object"), (-2.25, "-2.25")],
+)
+def test_a_value_that_is_not_a_label_is_one_plain_sentence(client, child_client, bad, shown):
+    for c in (client, child_client):
+        r = c.post("/train", json={"features": LINE, "labels": [0, 0, 1, bad]})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == f"labels[3]: {shown} {NOT_A_LABEL}"
+        assert r.json()["errors"] == [{"field": "labels[3]", "message": f"{shown} {NOT_A_LABEL}"}]
+
+
+def test_a_csv_column_of_numbers_that_are_not_whole_is_refused_like_json(client):
+    r = Way("csv", client).train(LINE, [0, 0, 1, 0.5])
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == f"line 5, column 2 ('label'): 0.5 {NOT_A_LABEL}"
+
+
+@pytest.mark.parametrize(
+    ("labels", "detail"),
+    [
+        ([0, 0, 1, True], "labels[3]: a boolean, but labels[0] is an integer"),
+        (["a", "a", "b", 1.0], "labels[3]: an integer, but labels[0] is a string"),
+        ([True, False, "x", "y"], "labels[2]: a string, but labels[0] is a boolean"),
+    ],
+)
+def test_labels_of_two_kinds_name_the_first_odd_one(client, labels, detail):
+    r = client.post("/train", json={"features": LINE, "labels": labels})
+    assert r.status_code == 422, r.text
+    expected = f"{detail}; labels must be all integers, all strings or all booleans"
+    assert r.json()["detail"] == expected
+
+
+@pytest.mark.parametrize(
+    ("bad", "detail"),
+    [
+        (2**70, "labels[3]: 1180591620717411303424 is out of range; integer labels must fit in 64 bits"),  # noqa: E501
+        (1e300, "labels[3]: 1e+300 is out of range; integer labels must fit in 64 bits"),
+        ("", "labels[3]: the empty string is not a class label; string labels have 1 to 200 characters"),  # noqa: E501
+        ("x" * 201, "labels[3]: a string of 201 characters is too long; string labels have 1 to 200 characters"),  # noqa: E501
+    ],
+)  # fmt: skip
+def test_labels_out_of_range_are_one_plain_sentence(client, bad, detail):
+    kind = "x" if isinstance(bad, str) else 0
+    r = client.post("/train", json={"features": LINE, "labels": [kind, kind, kind, bad]})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == detail

@@ -90,7 +90,7 @@ def test_separable_data_raises_no_warning_and_stays_finite():
         ([[1.0], [np.inf]], [0, 1], "finite"),
         ([[1.0, 2.0], [1.0]], [0, 1], "features"),
         ([], [], "empty"),
-        ([[1.0], [2.0]], [0, "a"], "all integers or all strings"),
+        ([[1.0], [2.0]], [0, "a"], "all integers, all strings or all booleans"),
     ],
 )
 def test_bad_data_is_named(X, y, message):

@@ -38,3 +38,36 @@ def test_string_labels_round_trip_exactly_in_code_point_order(labels):
     assert list(classes) == sorted(set(labels))  # Python's order: code points, as np.unique
     assert [classes[i] for i in index] == labels
     assert index.dtype == np.intp
+
+
+# ---- item 14: floats and booleans -----------------------------------------------------------
+
+
+def test_whole_number_floats_are_integer_classes():
+    for y in ([0.0, 1.0, 1.0, 0.0], np.array([0.0, 1.0, 1.0, 0.0]), [0, 1.0, 1, 0.0]):
+        classes, index = encode_labels(y)
+        assert classes == (0, 1) and all(type(c) is int for c in classes)
+        assert index.tolist() == [0, 1, 1, 0]
+
+
+def test_booleans_are_boolean_classes():
+    for y in ([False, True, True], np.array([False, True, True])):
+        classes, index = encode_labels(y)
+        assert classes == (False, True) and all(type(c) is bool for c in classes)
+        assert index.tolist() == [0, 1, 1]
+    model = fit([[0.0], [1.0], [2.0], [3.0]], [True, True, False, False]).model
+    assert model.predict([[0.0], [3.0]]) == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("y", "match"),
+    [
+        ([0.0, 1.0, 0.5], r"^labels\[2\]: 0\.5 is not a class label"),
+        (np.array([0.0, np.nan, 1.0]), r"^labels\[1\]: nan is not a class label"),
+        ([0, 1, True], r"^labels: must be all integers, all strings or all booleans"),
+        ([0.0, 1.0, 1e300], r"^labels\[2\]: 1e\+300 is out of range"),
+    ],
+)
+def test_labels_that_are_not_classes_are_named(y, match):
+    with pytest.raises(InvalidData, match=match):
+        encode_labels(y)
