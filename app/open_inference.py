@@ -128,9 +128,9 @@ def _bool(value: Any, where: str) -> bool:
 
 
 def _shape(value: Any, where: str) -> list[int]:
-    if not isinstance(value, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
-    ):
+    if isinstance(value, list):  # JSON has one number type: 2.0 is the integer 2
+        value = [int(d) if type(d) is float and d.is_integer() else d for d in value]
+    if not isinstance(value, list) or not all(type(d) is int and d >= 0 for d in value):
         raise ProtocolError(f"{where}: shape must be a list of non-negative integers")
     return value
 
@@ -163,7 +163,7 @@ def _input(tensor: Any, index: int, binary: memoryview, offset: int) -> tuple[st
     where = f"input {name!r}"
     shape = _shape(t.get("shape"), where)
     datatype = t.get("datatype")
-    if datatype not in DTYPES:
+    if not isinstance(datatype, str) or datatype not in DTYPES:  # a list or object: unhashable
         raise ProtocolError(
             f"{where}: datatype {datatype!r} is not supported; send FP64, FP32 or INT64 "
             f"(or one of {', '.join(DTYPES)})"

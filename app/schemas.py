@@ -98,7 +98,10 @@ def class_labels(value: Any) -> Any:
 
 #: One label per row, checked as ``class_labels`` says.
 Labels = Annotated[list[Label], BeforeValidator(class_labels)]
-Row = list[Number]
+#: ``minItems`` here and on ``features`` and ``labels``: the OpenAPI document states what the
+#: validators check (a row needs a number; training needs two rows of two classes), so that a
+#: client generated from it, or a fuzzer, does not take ``[]`` for a valid request.
+Row = Annotated[list[Number], Field(json_schema_extra={"minItems": 1})]
 FLAT_ROWS = "features: must be a list of rows, e.g. [[1, 2, 3]]"
 
 
@@ -116,6 +119,16 @@ def _not_flat(rows: object) -> object:
 
 #: ``features``: one list of numbers per row.
 Rows = Annotated[list[Row], BeforeValidator(_not_flat)]
+
+
+def _whole(value: object) -> object:
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+#: An integer setting. JSON has one number type, and JSON Schema's ``integer`` (what the
+#: OpenAPI document says) includes ``2000.0``: a whole float is that integer. Booleans and
+#: strings stay refused.
+WholeInt = Annotated[StrictInt, BeforeValidator(_whole)]
 
 EXAMPLE_FEATURES: list[Any] = [
     [0.5, 8.0],
@@ -226,7 +239,7 @@ class TrainParams(Strict):
         "Lipschitz constant estimated from the data (the largest step that is guaranteed to "
         "lower the cost).",
     )
-    max_iter: StrictInt = Field(1000, ge=1, description="Cap on solver iterations.")
+    max_iter: WholeInt = Field(1000, ge=1, description="Cap on solver iterations.")
     tol: Annotated[StrictFloat | StrictInt, Field(ge=0)] = Field(
         1e-4,
         description="Converged when every component of the cost's (sub)gradient is at most this.",
@@ -259,7 +272,7 @@ class TrainParams(Strict):
         True, description="Scale each feature to mean 0, variance 1 (kept in the model)."
     )
     fit_intercept: StrictBool = Field(True, description="Fit the bias term b.")
-    polynomial_degree: StrictInt = Field(
+    polynomial_degree: WholeInt = Field(
         1,
         ge=1,
         le=10,
@@ -284,10 +297,14 @@ class TrainParams(Strict):
 class TrainRequest(Strict):
     """Labelled rows to learn from."""
 
-    features: Rows = Field(description="One row per example, every row the same length.")
+    features: Rows = Field(
+        description="One row per example, every row the same length.",
+        json_schema_extra={"minItems": 2},
+    )
     labels: Labels = Field(
         description="One label per row: all integers (1.0 counts as 1), all strings or all "
-        "booleans. A model answers labels of the kind it was trained on."
+        "booleans, at least two distinct. A model answers labels of the kind it was trained on.",
+        json_schema_extra={"minItems": 2},
     )
     feature_names: list[Annotated[StrictStr, Field(min_length=1, max_length=200)]] | None = None
     name: Annotated[StrictStr, Field(max_length=200)] | None = None
@@ -532,7 +549,10 @@ class PredictRequest(Strict):
     model_id: StrictStr = Field(
         description="The id that `POST /train` answered, or `latest` for the newest model."
     )
-    features: Rows = Field(description="Rows to classify, as many values each as in training.")
+    features: Rows = Field(
+        description="Rows to classify, as many values each as in training.",
+        json_schema_extra={"minItems": 1},
+    )
     threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
         None,
         description="Binary models only: predict classes[1] when its probability is at least "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
@@ -32,34 +31,57 @@ def json_or_csv_body(
     *,
     csv_example: str,
     csv_description: str,
-    query: list[dict[str, Any]],
+    query: list[str],
 ) -> dict[str, Any]:
-    """``openapi_extra`` for a body that is ``model`` as JSON, or CSV, and the CSV-only query
-    parameters, so that the docs page shows and can try both."""
+    """``openapi_extra`` for a body that is ``model`` as JSON, or CSV with its options in the
+    query string (``query``, lines from ``query_doc``).
+
+    The options are listed in the CSV body's description, not as the operation's parameters:
+    they are refused beside a JSON body (``app.decode.check_query``), and OpenAPI cannot tie a
+    parameter to one media type, so as parameters they would make ``?model_id=`` beside JSON
+    look valid to every client and fuzzer that reads the document.
+    """
     doc = json_body(model)
+    options = "\n".join(query)
     doc["requestBody"]["content"][media.CSV] = {
-        "schema": {"type": "string", "description": csv_description},
+        "schema": {
+            "type": "string",
+            "description": f"{csv_description}\n\nQuery parameters, read with a `text/csv` "
+            f"body only (beside a JSON body they are a 422):\n\n{options}",
+        },
         "example": csv_example,
     }
-    doc["parameters"] = query
     return doc
 
 
-def query_doc(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    """One CSV-only query parameter. Its default is told in words, not as the schema's
-    ``default``: Swagger UI's "Try it out" fills defaults in and sends them, also beside a JSON
-    body, where query parameters are refused (``app.decode.check_query``)."""
-    schema = dict(schema)
-    if "default" in schema:
-        default = schema.pop("default")
-        description = f"{description} Default: `{orjson.dumps(default).decode()}`."
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": f"`text/csv` bodies only. {description}",
-    }
+def query_doc(name: str, description: str) -> str:
+    """One CSV-only query parameter, as a Markdown list item of the CSV body's description."""
+    return f"- `{name}`: {description}"
+
+
+#: pydantic writes the bounds of a union of number types (``StrictFloat | StrictInt``) with its
+#: own names, which JSON Schema does not know: as written, the document stated no bound at all.
+BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+
+
+def json_schema_bounds(schema: Any) -> None:
+    """Rename pydantic's ``ge``/``gt``/``le``/``lt`` to JSON Schema's keywords, in place, in
+    every subschema of ``schema`` (the names under ``properties`` are left alone)."""
+    if isinstance(schema, list):
+        for item in schema:
+            json_schema_bounds(item)
+        return
+    if not isinstance(schema, dict):
+        return
+    for ours, theirs in BOUNDS.items():
+        if ours in schema and isinstance(schema[ours], (int, float)):
+            schema[theirs] = schema.pop(ours)
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "patternProperties"):
+            for sub in value.values():
+                json_schema_bounds(sub)
+        elif key not in ("example", "examples", "default", "const", "enum"):
+            json_schema_bounds(value)
 
 
 def install(app: FastAPI, models: list[type[BaseModel]]) -> None:
@@ -80,6 +102,7 @@ def install(app: FastAPI, models: list[type[BaseModel]]) -> None:
             for name, sub in js.pop("$defs", {}).items():
                 components.setdefault(name, sub)
             components[model.__name__] = js
+        json_schema_bounds(components)
         app.openapi_schema = schema
         return schema
 

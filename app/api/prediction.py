@@ -38,8 +38,8 @@ BODY_DOC = json_or_csv_body(
     "the header names exactly those columns, in any order; otherwise it has as many columns as "
     "the model has features. The model is `?model_id=`.",
     query=[
-        query_doc("model_id", {"type": "string"}, "The id that `POST /train` answered."),
-        query_doc("threshold", {"type": "number"}, "Binary models only: as in the JSON body."),
+        query_doc("model_id", "Required: the id `POST /train` answered, or `latest`."),
+        query_doc("threshold", "Binary models only: as in the JSON body."),
     ],
 )
 

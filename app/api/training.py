@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
 
@@ -23,12 +23,12 @@ CSV_EXAMPLE = """hours_studied,hours_slept,result
 4.0,8.0,pass
 5.0,7.0,pass
 """
-CSV_QUERY: list[dict[str, Any]] = [
-    query_doc(name, {"type": "string"}, field.description or "")
-    for name, field in CsvTrainOptions.model_fields.items()
+CSV_QUERY: list[str] = [
+    query_doc(name, field.description or "") for name, field in CsvTrainOptions.model_fields.items()
 ] + [
-    query_doc(name, spec, spec.get("description", ""))
-    for name, spec in TrainParams.model_json_schema()["properties"].items()
+    f"- every field of `params` by its name "
+    f"({', '.join(f'`{name}`' for name in TrainParams.model_fields)}), as in the JSON body: "
+    "`?solver=newton&max_iter=2000&l2=0.001`"
 ]
 BODY_DOC = json_or_csv_body(
     TrainRequest,

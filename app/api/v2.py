@@ -35,16 +35,124 @@ INFER_EXAMPLE = {
     ],
     "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
 }
+# What app.open_inference.decode_request accepts, as far as JSON Schema can say it: unknown
+# fields are ignored there, so they are allowed here; the fields it reads are typed. What it
+# also checks relates values to each other or to the model (data holds shape[0] x shape[1]
+# values, shape[1] is the model's n_features, output names are distinct, a threshold needs a
+# binary model): said in the descriptions.
+FALSY: dict[str, Any] = {  # what Python reads as false: the only "classification" accepted
+    "anyOf": [
+        {"enum": [False, None, 0, ""]},
+        {"type": "array", "maxItems": 0},
+        {"type": "object", "maxProperties": 0},
+    ]
+}
+TENSOR: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "shape", "datatype", "data"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1},
+            "minItems": 2,
+            "maxItems": 2,
+            "description": "[n_rows, n_features], n_features the model's (its metadata says).",
+        },
+        "datatype": {"enum": list(oip.DTYPES)},
+        "data": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"anyOf": [{"type": "number"}, {"type": "array"}]},
+            "description": "n_rows x n_features numbers in row-major order, flat or nested by "
+            "row; integers for the integer datatypes.",
+        },
+        "parameters": {
+            "type": "object",
+            "properties": {"binary_data_size": False, "shared_memory_region": False},
+        },
+    },
+}
+OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"enum": list(oip.OUTPUTS)},
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "binary_data": {"type": "boolean"},
+                "classification": FALSY,
+                "shared_memory_region": False,
+            },
+        },
+    },
+}
+INFER_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "threshold": {
+                    "anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "null"}],
+                    "description": "Binary models only: as `threshold` of `POST /predict`.",
+                },
+                "binary_data_output": {"type": "boolean"},
+            },
+        },
+        "inputs": {"type": "array", "items": TENSOR, "minItems": 1, "maxItems": 1},
+        "outputs": {
+            "type": "array",
+            "items": OUTPUT,
+            "minItems": 1,
+            "description": "Each output at most once; both when absent.",
+        },
+    },
+}
 INFER_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "JSON; or, with the `Inference-Header-Content-Length` header, that many "
         "bytes of JSON followed by the raw little-endian tensors (binary tensor extension).",
         "content": {
-            "application/json": {"schema": {"type": "object"}, "example": INFER_EXAMPLE},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": INFER_REQUEST, "example": INFER_EXAMPLE},
+            "application/octet-stream": {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "The binary tensor extension: the request header "
+                    "`Inference-Header-Content-Length: <n>` is required, and the body's first n "
+                    "bytes are the JSON request above, whose input has "
+                    '`"parameters": {"binary_data_size": <bytes>}` in place of `data`; the '
+                    "input's raw little-endian values follow, exactly that many bytes. Without "
+                    "the header the body is read as JSON.",
+                }
+            },
         },
     }
+}
+
+
+#: The answer is JSON, or binary when an output asks for ``binary_data`` (or the request for
+#: ``binary_data_output``): then its first ``Inference-Header-Content-Length`` bytes are JSON.
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **MODEL_ERRORS,
+    200: {
+        "description": "The outputs, as JSON; or JSON then raw tensors (binary extension).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "headers": {
+            oip.HEADER_LENGTH: {
+                "description": "Binary answers only: the length of their JSON part.",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
+    },
 }
 
 
@@ -85,7 +193,7 @@ def model_ready(model_id: str = ModelId, service: ModelService = Depends(get_ser
     return _json({"name": service.served(model_id).id, "ready": True})
 
 
-@router.post("/models/{model_id}/infer", responses=MODEL_ERRORS, openapi_extra=INFER_DOC)
+@router.post("/models/{model_id}/infer", responses=INFER_RESPONSES, openapi_extra=INFER_DOC)
 async def infer(
     request: Request, model_id: str = ModelId, service: ModelService = Depends(get_service)
 ) -> Response:
@@ -132,7 +240,9 @@ def model_version_ready(
 
 
 @router.post(
-    "/models/{model_id}/versions/{version}/infer", responses=MODEL_ERRORS, openapi_extra=INFER_DOC
+    "/models/{model_id}/versions/{version}/infer",
+    responses=INFER_RESPONSES,
+    openapi_extra=INFER_DOC,
 )
 async def infer_version(
     request: Request,

@@ -196,7 +196,7 @@ def test_ids_in_bodies_cannot_leave_the_folder(limited, tmp_path, bad):
     ("path", "body", "field"),
     [
         ("/train", {**GOOD, "params": {"max_iter": True}}, "params.max_iter"),
-        ("/train", {**GOOD, "params": {"max_iter": 10.0}}, "params.max_iter"),
+        ("/train", {**GOOD, "params": {"max_iter": 10.5}}, "params.max_iter"),
         ("/train", {**GOOD, "params": {"l2": "0.1"}}, "params.l2"),
         ("/train", {**GOOD, "params": {"tol": False}}, "params.tol"),
         ("/train", {**GOOD, "params": {"fit_intercept": "yes"}}, "params.fit_intercept"),
