@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 
 from . import csv_io, fast_body, media
 from .errors import MAX_LISTED, InvalidRequest, MalformedJSON, UnsupportedMediaType
@@ -280,8 +280,28 @@ def decode_predict_fast(
     if parsed is None:
         return None
     fields, X = parsed
-    request = _with_rows(fields, X, PredictRequest)
+    try:
+        request: Any = _PREDICT_FIELDS.model_validate(fields)
+    except ValidationError as exc:
+        raise invalid(exc) from None
     return PredictInput(request.model_id, X, request.threshold)
+
+
+def _without_features(model: type[M]) -> type[BaseModel]:
+    """``model``'s own fields and configuration, ``features`` left out: for the fields beside
+    rows that the fast decoder has already proven (a list of equal-width rows of finite
+    numbers), so that the one definition of each field also checks the fast path's, without
+    building a placeholder for ``features`` and running the row validators on it (~3 us of a
+    ~25 us prediction)."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in model.model_fields.items()
+        if name != "features"
+    }
+    return create_model(f"{model.__name__}Fields", __config__=model.model_config, **fields)
+
+
+_PREDICT_FIELDS = _without_features(PredictRequest)
 
 
 def decode_train_csv(

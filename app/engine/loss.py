@@ -393,15 +393,6 @@ class LogisticLoss(_LinearLoss):
             sample_weight=None if self.sw is None else self.sw[rows],
         )
 
-    def loss_per_output(self, coef: Array) -> Array:
-        """Objective of each output separately, of shape (n_outputs,)."""
-        Z = self.raw_prediction(coef)
-        W, _ = self.unpack(coef)
-        pointwise = log1pexp(Z)
-        pointwise -= self.Y * Z
-        weights = self._ones if self.sw is None else self.sw
-        return weights @ pointwise / self.sw_sum + 0.5 * self.l2 * np.einsum("kj,kj->k", W, W)
-
     def loss_gradient(self, coef: Array, *, gradient: bool = True) -> tuple[float, Array]:
         """Objective and its gradient (flat, same shape as ``coef``) in one pass over ``X``.
 
