@@ -196,10 +196,9 @@ class LogisticModel:
         else:
             with np.errstate(over="ignore", invalid="ignore"):
                 Z = row_scores(self.transform(Xc), self.coef, self.intercept)
-        finite = np.isfinite(Z)
-        if not finite.all():
+        if not all_finite(Z):
             ensure_finite(Xc)  # a NaN or an infinity in X is named by its cell
-            row = int(np.argmin(finite.all(axis=1)))
+            row = int(np.argmin(np.isfinite(Z).all(axis=1)))
             raise InvalidData(
                 f"features[{row}]: values too large for this model (its score overflows 64-bit "
                 "floats)"
@@ -330,6 +329,13 @@ def small_scores(
     return np.array(out, dtype=np.float64).reshape(len(rows), len(b))
 
 
+def all_finite(Z: Array) -> bool:
+    """Every element of ``Z`` a finite number; on a few elements, without NumPy's call costs."""
+    if Z.size <= SMALL_BATCH:
+        return all(v - v == 0.0 for v in Z.ravel().tolist())  # inf - inf and NaN are NaN
+    return bool(np.isfinite(Z).all())
+
+
 def column_sum(P: Array) -> Array:
     """Sum of each row of ``P`` (n_samples, n_classes), left to right (NumPy's pairwise sum
     may order the terms of a row differently by batch shape)."""
@@ -346,15 +352,16 @@ def binary_proba(z: Array, threshold: float) -> tuple[Array, np.ndarray]:
     for ``z >= 0``, else ``e / (1 + e)``. Few rows: the same operations on Python floats, after
     NumPy's ``exp`` (which gives an element the same bits wherever it sits in an array).
     """
-    e = np.exp(-np.abs(z))
     if len(z) <= SMALL_BATCH:
+        zs = z.tolist()
         rows, index = [], []
-        for zi, ei in zip(z.tolist(), e.tolist(), strict=True):
+        for zi, ei in zip(zs, np.exp([-abs(zi) for zi in zs]).tolist(), strict=True):
             d = 1.0 + ei
             h = (1.0 if zi >= 0 else ei) / d
             rows.append(((1.0 if zi <= 0 else ei) / d, h))
             index.append(h >= threshold)
         return np.array(rows, dtype=np.float64).reshape(len(z), 2), np.array(index, dtype=np.intp)
+    e = np.exp(-np.abs(z))
     d = 1.0 + e
     P = np.empty((len(z), 2))
     np.divide(np.where(z <= 0, 1.0, e), d, out=P[:, 0])
