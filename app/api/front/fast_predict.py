@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ... import media
 from ...offload import Offload
 from ...service import ModelService
-from ..errors import log_disconnect
+from ..errors import CLIENT_CLOSED, log_disconnect
 from ..prediction import predict_json
 
 
@@ -53,8 +53,10 @@ class PredictFastPath:
         chunks: list[bytes] = []
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client went away: a 499 in the metrics
+            if message["type"] != "http.request":  # the client went away
                 log_disconnect(scope)
+                # nobody reads it (the server drops it), but the metrics count its status
+                await send({"type": "http.response.start", "status": CLIENT_CLOSED, "headers": []})
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):

@@ -8,7 +8,6 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ... import metrics
-from ..errors import CLIENT_CLOSED
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "<unmatched>"
@@ -74,25 +73,16 @@ class PrometheusMiddleware:
             return
         start = perf_counter()
         status = 500  # if the app raises before answering, the server answers 500
-        answered = gone = False
 
         async def send_status(message: Message) -> None:
-            nonlocal status, answered
+            nonlocal status
             if message["type"] == "http.response.start":
-                status, answered = message["status"], True
+                status = message["status"]
             await send(message)
 
-        async def receive_watched() -> Message:
-            nonlocal gone
-            message = await receive()
-            gone = gone or message["type"] == "http.disconnect"
-            return message
-
         try:
-            await self.app(scope, receive_watched, send_status)
+            await self.app(scope, receive, send_status)
         finally:
-            if gone and not answered:  # the client left first, and nothing answered it
-                status = CLIENT_CLOSED
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
             labels = (method, self._route(scope), str(status))
             metrics.record_request(labels, perf_counter() - start)
