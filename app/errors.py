@@ -32,19 +32,19 @@ Exception hierarchy::
     ChildCrashed ...................... a child decoding a large body died (503; app.offload)
 
 They cross the process boundary from the training child (``app.training``), so every one
-pickles, whatever its ``__init__`` takes (``tests/api/test_errors_pickle.py`` round-trips them
-all).
+pickles, whatever its ``__init__`` takes (``model_store.PicklableError``, the base of both the
+store's errors and the service's); ``tests/api/test_errors_pickle.py`` round-trips them all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from model_store import (
     CorruptModel,
     InvalidModelId,
     ModelNotFound,
+    PicklableError,
     StoreDeleteFailed,
     StoreError,
     StoreUnavailable,
@@ -82,23 +82,7 @@ __all__ = [
 ]
 
 
-def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
-    exc = cls.__new__(cls, *args)
-    exc.args = args
-    exc.__dict__.update(state)
-    return exc
-
-
-class _Picklable(Exception):
-    """Pickles as its class, ``args`` (the message) and attributes, without calling
-    ``__init__``: the default (``cls(*args)``) fails for an ``__init__`` that takes other
-    arguments than the message, and a training child's error would break the process pool."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, (type(self), self.args, self.__dict__)
-
-
-class RequestError(_Picklable, ValueError):
+class RequestError(PicklableError, ValueError):
     """The request cannot be used as sent: the client's mistake, a 4xx."""
 
 
@@ -177,7 +161,7 @@ class UnknownVersion(ProtocolError):
     """A model version that does not exist (HTTP 404)."""
 
 
-class TrainingUnavailable(_Picklable):
+class TrainingUnavailable(PicklableError):
     """The training could not run; nothing was stored."""
 
 
@@ -204,7 +188,7 @@ class TrainingCrashed(TrainingUnavailable):
         )
 
 
-class ChildCrashed(_Picklable):
+class ChildCrashed(PicklableError):
     """The child process given a large request body (``app.offload``) died before answering
     (HTTP 503): killed, most often by the kernel for memory."""
 

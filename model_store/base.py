@@ -26,14 +26,17 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, A
     return exc
 
 
-class StoreError(Exception):
-    """Base class of the store's errors.
-
-    They pickle as their class, message and attributes, without calling ``__init__`` (whose
-    arguments are not the message): a training child process raises them in the server."""
+class PicklableError(Exception):
+    """An error that pickles as its class, ``args`` (the message) and attributes, without
+    calling ``__init__``: the default (``cls(*args)``) fails for an ``__init__`` that takes other
+    arguments than the message, and errors raised in a child process must reach the server."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _rebuild, (type(self), self.args, self.__dict__)
+
+
+class StoreError(PicklableError):
+    """Base class of the store's errors (picklable: a training child raises them too)."""
 
 
 class InvalidModelId(StoreError):
