@@ -24,8 +24,10 @@ from typing import Any, cast
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...errors import BodyTimeout
-from .limits import send_error
+from .limits import Refusal
 
+#: The 408 closes the connection: the rest of the body is never read.
+CLOSE = ((b"connection", b"close"),)
 #: How often waiting reads are checked against their deadline (the 408's lateness at most).
 SWEEP_SECONDS = 0.5
 
@@ -66,10 +68,11 @@ class BodyReadTimeout:
             await self.app(scope, receive, send)
             return
         deadline = time.monotonic() + self.seconds
-        body_done = timed_out = started = False
+        body_done = False
+        refusal = Refusal()
 
         async def timed_receive() -> Message:
-            nonlocal body_done, timed_out
+            nonlocal body_done
             if body_done:
                 return await receive()  # a disconnect, whenever it comes
             read = _ListedIfWaiting(receive(), self, deadline)
@@ -81,7 +84,7 @@ class BodyReadTimeout:
                     raise
                 self._expired.discard(task)
                 task.uncancel()
-                timed_out = True
+                refusal.answer = (408, self.detail, CLOSE)
                 raise BodyTimeout(self.detail) from None
             finally:
                 if read.task is not None:
@@ -89,20 +92,7 @@ class BodyReadTimeout:
             body_done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if timed_out:
-                return  # whatever the app made of the abandoned read, the answer is 408
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, guarded_send)
-        except BodyTimeout:
-            if not timed_out:
-                raise
-        if timed_out and not started:
-            await send_error(scope, send, 408, self.detail, headers=[(b"connection", b"close")])
+        await refusal.serve(self.app, scope, timed_receive, send, raised=BodyTimeout)
 
 
 class _ListedIfWaiting:

@@ -52,6 +52,45 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+class Refusal:
+    """A layer's own error answer, decided while the app reads the body: the layer's ``receive``
+    sets ``answer`` and raises, and ``serve`` drops whatever the app then sends and answers
+    that instead (unless the app had already started its answer)."""
+
+    __slots__ = ("answer",)
+
+    def __init__(self) -> None:
+        #: ``(status, detail, headers)`` of the answer, once the layer refuses the request.
+        self.answer: tuple[int, str, Sequence[tuple[bytes, bytes]]] | None = None
+
+    async def serve(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        raised: type[BaseException],
+    ) -> None:
+        """Run ``app`` with ``receive`` (the layer's); ``raised``: what that raises on refusal."""
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if self.answer is not None:
+                return  # whatever the app made of the interrupted read, the answer is ours
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, guarded_send)
+        except raised:
+            if self.answer is None:
+                raise
+        if self.answer is not None and not started:
+            await send_error(scope, send, *self.answer)
+
+
 #: ``Content-Encoding`` values that mean "not encoded": the only bodies the service reads.
 IDENTITY = (b"", b"identity")
 
@@ -100,32 +139,20 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         received = 0
-        too_large = False
-        started = False
+        refusal = Refusal()
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received
             message: Message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    too_large = True
+                    refusal.answer = (
+                        413,
+                        self.message(f"{received} bytes received is too many"),
+                        (),
+                    )
                     raise BodyTooLarge
             return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if too_large:
-                return  # whatever the app made of the interrupted read, the answer is 413
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except Exception:
-            if not too_large:
-                raise
-        if too_large and not started:
-            await send_error(
-                scope, send, 413, self.message(f"{received} bytes received is too many")
-            )
+        await refusal.serve(self.app, scope, limited_receive, send, raised=Exception)
