@@ -16,16 +16,20 @@ from starlette.routing import Match
 
 from ..decode import request_error
 from ..errors import (
+    AliasConflict,
+    AliasNotFound,
     ChildCrashed,
     CorruptModel,
     CsvEncodingError,
     CsvError,
     EngineError,
     InvalidModelId,
+    InvalidName,
     InvalidRequest,
     LimitExceeded,
     MalformedJSON,
     ModelNotFound,
+    NameNotFound,
     ProtocolError,
     StoreError,
     StoreUnavailable,
@@ -34,6 +38,7 @@ from ..errors import (
     TrainingCrashed,
     UnknownVersion,
     UnsupportedMediaType,
+    VersionNotFound,
 )
 
 log = logging.getLogger("app.errors")
@@ -170,9 +175,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:
-        if isinstance(exc, (ModelNotFound, InvalidModelId)):
+        if isinstance(
+            exc, (ModelNotFound, InvalidModelId, NameNotFound, VersionNotFound, AliasNotFound)
+        ):
             return error_for(request, 404, str(exc))
-        if isinstance(exc, CorruptModel):
+        if isinstance(exc, InvalidName):
+            return error_for(request, 422, str(exc), [{"field": exc.field, "message": str(exc)}])
+        if isinstance(exc, (CorruptModel, AliasConflict)):
             return error_for(request, 409, str(exc))
         if isinstance(exc, StoreUnavailable):
             log.error("%s", exc)

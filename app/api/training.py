@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from .. import decode
 from ..schemas import CsvTrainOptions, ModelSummary, TrainParams, TrainRequest
 from ..training.runner import TrainRunner
+from .deps import actor_of
 from .docs import ERROR_RESPONSES, json_or_csv_body, query_doc
 from .errors import JSONBytes
 
@@ -80,7 +81,7 @@ async def train(request: Request) -> Response:
         # must not keep other trainings out meanwhile.
         runner.acquire()
         try:
-            summary = await runner.run(ctype, chunks, spill, query=query)
+            summary = await runner.run(ctype, chunks, spill, query=query, actor=actor_of(request))
             spill = None  # the child read it and deleted it (a big unlink takes a core ~20 ms)
         finally:
             runner.release()

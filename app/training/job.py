@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..audit import Actor
     from ..config import Settings
     from ..schemas import ModelSummary
 
@@ -68,10 +69,11 @@ def train_from_body(
     content_type: str | None,
     body: bytes | str,
     query: Sequence[tuple[str, str]] = (),
+    actor: Actor | None = None,
 ) -> ModelSummary:
     """Decode, validate, fit and save; the stored model's summary. ``body``: the bytes, or the
     path of a file holding them (read, then deleted); ``query``: the request's query parameters
-    (the options of a CSV body).
+    (the options of a CSV body); ``actor``: who asked (for the audit log).
 
     Raises the domain errors of ``app.errors`` (they pickle, so they reach the server as they
     are): ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError``,
@@ -92,4 +94,4 @@ def train_from_body(
     request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(request, X)
+    return service.train(request, X, actor=actor)

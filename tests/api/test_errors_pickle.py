@@ -26,6 +26,13 @@ SAMPLES: dict[str, Any] = {
     "total": 40_000,
     "content_type": "text/plain",
     "allowed": ("application/json", "text/csv"),
+    "name": "churn",
+    "alias": "champion",
+    "version": 3,
+    "message": "alias 'champion' of 'churn' cannot be rolled back: no previous version",
+    "field": "name",
+    "value": "Churn!",
+    "rule": "1-64 characters of a-z, 0-9",
 }
 
 
