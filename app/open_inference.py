@@ -150,8 +150,9 @@ def _flat_json_data(data: Any, datatype: str, where: str) -> np.ndarray:
                 kind = "an integer" if integer else "a number"
                 raise ProtocolError(f"{where}: data element {k} is {v!r}, not {kind} ({datatype})")
     try:
-        return values.astype(DTYPES[datatype])
-    except OverflowError:
+        with np.errstate(over="raise"):  # 1e300 as FP32 is out of range, not infinity
+            return values.astype(DTYPES[datatype])
+    except (OverflowError, FloatingPointError):
         raise ProtocolError(f"{where}: data has a value out of range for {datatype}") from None
 
 
@@ -367,8 +368,12 @@ def infer(
 ) -> tuple[bytes, int | None]:
     """Decode, check against the model ``ref`` names, predict, encode (see
     ``encode_response``). Reads the store on a cache miss: call it off the event loop."""
-    model = service.served(ref) if version is None else service.served_version(ref, version)
+    # a version is checked first (a 404 before a body is read); a model, once the body is known
+    # to be usable
+    model = None if version is None else service.served_version(ref, version)
     request = decode_request(body, header_length, content_encoding)
+    if model is None:
+        model = service.served(ref)
     n_features = model.n_features
     if request.X.shape[1] != n_features:
         raise ProtocolError(

@@ -33,8 +33,13 @@ def _registered_name(value: str) -> str:
         raise ValueError(f"name: {value[:100]!r} is not valid: {NAME_RULE}") from None
 
 
-#: A registered model name (``churn``, ``fraud.eu-v2``).
-RegisteredName = Annotated[StrictStr, AfterValidator(_registered_name)]
+#: A registered model name (``churn``, ``fraud.eu-v2``); the schema states the rule's pattern,
+#: the validator the whole rule (not 32 hex digits, not ``latest``) in its message.
+RegisteredName = Annotated[
+    StrictStr,
+    AfterValidator(_registered_name),
+    Field(json_schema_extra={"pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"}),
+]
 NAME_RULE_DOC = f"Names: {NAME_RULE}."
 ALIAS_RULE_DOC = f"Aliases: {ALIAS_RULE}."
 REFERENCE_DOC = (
@@ -704,8 +709,17 @@ class NameDetail(NameSummary):
     items: list[NameVersion] = Field(description="Every version, newest first.")
 
 
+def _a_number(value: object) -> object:
+    """JSON's integers include ``3.0``; not ``"3"`` or ``true``."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a whole number")
+    return value
+
+
 class AliasRequest(Strict):
-    version: Annotated[StrictInt, Field(ge=1)] = Field(description="The version to point to.")
+    version: Annotated[int, BeforeValidator(_a_number)] = Field(
+        ge=1, le=2**31 - 1, description="The version to point to."
+    )
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": 1}]})
 

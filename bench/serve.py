@@ -3,6 +3,7 @@
     python bench/serve.py                      # throughput/latency table (about 6 minutes)
     python bench/serve.py --mode training      # predict p50/p99 idle vs during a 200,000 x 50 fit
     python bench/serve.py --mode startup       # startup-to-first-answer and idle RSS
+    python bench/serve.py --mode refs          # 1 row by model id vs by NAME@ALIAS and NAME
 
 Both servers run under uvicorn with 1 worker and the same flags; the load generator is ``wrk``
 (``apt-get install -y wrk``) with one thread, the same for both. Each cell runs the reference and
@@ -236,6 +237,51 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
             ref.stop()
 
 
+def mode_refs(args: argparse.Namespace, tmp: Path) -> None:
+    """1-row predictions on one server by model id, by ``NAME@ALIAS`` and by ``NAME``: what
+    resolving a reference costs (issue 13's budget: at most 5% of the throughput)."""
+    from sklearn.datasets import load_breast_cancer
+
+    svc = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / "models")})
+    try:
+        X, y = load_breast_cancer(return_X_y=True)
+        body = {"features": X.tolist(), "labels": y.tolist(), "name": "cancer"}
+        r = httpx.post(f"{svc.url}/train", json={**body, "params": {"max_iter": 2000}}, timeout=120)
+        r.raise_for_status()
+        mid = r.json()["id"]
+        httpx.put(
+            f"{svc.url}/names/cancer/aliases/champion", json={"version": 1}
+        ).raise_for_status()
+        files = {}
+        for ref in (mid, "cancer@champion", "cancer"):
+            path = tmp / f"ref-{len(files)}.json"
+            path.write_bytes(orjson.dumps({"model_id": ref, "features": X[:1].tolist()}))
+            files[ref] = path
+        print(
+            f"load average before: {loadavg()}; medians of {args.rounds} alternating runs of "
+            f"{args.seconds:g} s per reference, 1 row, wrk -t1, 1 worker"
+        )
+        print("| conc | by id req/s | by NAME@ALIAS req/s | ratio | by NAME req/s | ratio |")
+        print("|---|---|---|---|---|---|")
+        for conc in args.conc_table:
+            for path in files.values():  # warm-up
+                wrk(svc.url, path, connections=conc, seconds=1, tmp=tmp)
+            runs: dict[str, list[float]] = {ref: [] for ref in files}
+            for _ in range(args.rounds):
+                for ref, path in files.items():
+                    got = wrk(svc.url, path, connections=conc, seconds=args.seconds, tmp=tmp)
+                    runs[ref].append(got["rps"])
+            by_id, by_alias, by_name = (statistics.median(v) for v in runs.values())
+            print(
+                f"| {conc} | {by_id:.1f} | {by_alias:.1f} | {by_alias / by_id:.3f} | "
+                f"{by_name:.1f} | {by_name / by_id:.3f} |",
+                flush=True,
+            )
+        print(f"load average after: {loadavg()}")
+    finally:
+        svc.stop()
+
+
 def post_file(port: int, path: str, *, body: Path, content_type: str) -> tuple[int, bytes]:
     """POST the file ``body`` with ``socket.sendfile``; returns the status and the answer's body
     (everything after the headers: the service answers with a Content-Length and closes).
@@ -397,7 +443,9 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--mode", choices=["table", "training", "startup", "all"], default="table")
+    ap.add_argument(
+        "--mode", choices=["table", "training", "startup", "refs", "all"], default="table"
+    )
     ap.add_argument("--seconds", type=float, default=3.0, help="wrk duration per run")
     ap.add_argument("--rounds", type=int, default=3, help="runs per server and cell (medians)")
     ap.add_argument("--conc", type=int, default=8, help="connections in --mode training")
@@ -417,7 +465,13 @@ def main() -> None:
         modes = ["startup", "table", "training"] if args.mode == "all" else [args.mode]
         for m in modes:
             print(f"\n## {m}")
-            {"table": mode_table, "training": mode_training, "startup": mode_startup}[m](args, tmp)
+            modes_by_name = {
+                "table": mode_table,
+                "training": mode_training,
+                "startup": mode_startup,
+                "refs": mode_refs,
+            }
+            modes_by_name[m](args, tmp)
 
 
 if __name__ == "__main__":

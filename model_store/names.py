@@ -30,6 +30,7 @@ from .base import (
     AliasNotFound,
     AuditLog,
     CorruptModel,
+    InvalidName,
     NameEntry,
     NameNotFound,
     NameRegistry,
@@ -97,7 +98,11 @@ class FolderNames(NameRegistry):
         return name if name != file_name and not name.startswith(".") else None
 
     def _file(self, name: str) -> str:
-        return f"{self._prefix}{check_name(name)}{SUFFIX}"
+        try:
+            check_name(name)
+        except InvalidName:  # a name that breaks the rule was never registered
+            raise NameNotFound(name[:100]) from None
+        return f"{self._prefix}{name}{SUFFIX}"
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -179,7 +184,7 @@ class FolderNames(NameRegistry):
     @contextlib.contextmanager
     def _locked(self, name: str) -> Iterator[dict[str, Any]]:
         """The name's current body, under its lock; written back if the block changed it."""
-        check_name(name)
+        self._file(name)  # NameNotFound for a name that breaks the rule
         try:
             self.root.mkdir(exist_ok=True)  # not parents: a vanished store is not recreated
             fd = os.open(f"{self._prefix}{name}{LOCK_SUFFIX}", os.O_RDWR | os.O_CREAT, 0o644)
@@ -285,7 +290,6 @@ class FolderNames(NameRegistry):
             return self._change(body, alias, "set", version, by)
 
     def delete_alias(self, name: str, alias: str, *, by: str | None) -> AliasChange:
-        check_alias(alias)
         with self._locked(name) as body:
             self._existing(name, body)
             if alias not in body["aliases"]:
@@ -293,7 +297,6 @@ class FolderNames(NameRegistry):
             return self._change(body, alias, "delete", None, by)
 
     def rollback_alias(self, name: str, alias: str, *, by: str | None) -> AliasChange:
-        check_alias(alias)
         with self._locked(name) as body:
             self._existing(name, body)
             history = body["history"].get(alias)

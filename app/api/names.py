@@ -6,7 +6,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from ..errors import InvalidRequest
 from ..schemas import (
+    ALIAS_RULE_DOC,
     AliasChangeResponse,
     AliasHistory,
     AliasRequest,
@@ -22,6 +24,11 @@ router = APIRouter(tags=["names"])
 
 Name = Path(description="A registered name (the `name` a training was given).")
 Alias = Path(description="An alias of the name's versions, e.g. `champion`.")
+#: Where an alias is made, the schema states its rule (checked by the store, whose 422 says it).
+NewAlias = Path(
+    description="An alias of the name's versions, e.g. `champion`. " + ALIAS_RULE_DOC,
+    json_schema_extra={"pattern": "^[a-z][a-z0-9_-]{0,31}$"},
+)
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
@@ -47,13 +54,13 @@ def get_name(name: str = Name, service: ModelService = Depends(get_service)) -> 
 @router.put(
     "/names/{name}/aliases/{alias}",
     response_model=AliasChangeResponse,
-    responses=_errors(404, 409, 422, 503),
+    responses=_errors(400, 404, 409, 422, 503),
 )
 def set_alias(
     body: AliasRequest,
     request: Request,
     name: str = Name,
-    alias: str = Alias,
+    alias: str = NewAlias,
     service: ModelService = Depends(get_service),
 ) -> AliasChangeResponse:
     """Point an alias at a version; `NAME@ALIAS` serves it from the moment this answers."""
@@ -107,10 +114,22 @@ def rollback_alias(
 
 @router.get("/audit", response_model=AuditList, tags=["audit"], responses=_errors(422, 503))
 def audit(
-    since: datetime | None = Query(None, description="Entries at or after this time (ISO 8601)."),
+    since: str | None = Query(
+        None,
+        description="Entries at or after this time, ISO 8601 (`2026-12-01T10:00:00Z`).",
+        json_schema_extra={"format": "date-time"},
+    ),
     limit: int = Query(100, ge=1, le=10_000, description="Most entries answered."),
     service: ModelService = Depends(get_service),
 ) -> AuditList:
     """The audit log: every change of state (models stored and deleted, aliases set, deleted
     and rolled back), oldest first; without `since`, the latest `limit` entries."""
-    return service.audit(since=since, limit=limit)
+    when = None
+    if since is not None:
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError:
+            raise InvalidRequest(
+                [{"field": "since", "message": f"{since[:40]!r} is not an ISO 8601 time"}]
+            ) from None
+    return service.audit(since=when, limit=limit)

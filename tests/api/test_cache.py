@@ -15,7 +15,7 @@ from app.config import Settings
 from app.folder_watch import FolderWatcher
 from app.main import create_app
 from app.model_cache import ModelCache
-from model_store import JsonFileStore, ModelNotFound
+from model_store import JsonFileStore, ModelNotFound, ModelStore
 from tests.asgi_client import ASGIClient
 from tests.conftest import make_blobs, train
 from tests.live_server import LiveServer
@@ -90,8 +90,8 @@ def test_size_zero_disables_caching(tmp_path):
 
 def test_cache_over_a_store_without_fingerprints_always_reloads(tmp_path):
     class Plain(JsonFileStore):
-        fingerprint = JsonFileStore.__bases__[0].fingerprint  # the interface's default
-        load_with_fingerprint = JsonFileStore.__bases__[0].load_with_fingerprint
+        fingerprint = ModelStore.fingerprint  # the interface's default
+        load_with_fingerprint = ModelStore.load_with_fingerprint
 
     store = Plain(tmp_path)
     store.save({"id": "b" * 32})

@@ -343,3 +343,11 @@ def test_corrupt_model_is_not_ready(client, settings, str_model):
     ):
         assert r.status_code == 409, r.text
         assert set(r.json()) == {"error"}
+
+
+@pytest.mark.parametrize("datatype", ["FP32", "FP16"])
+def test_a_json_value_too_large_for_its_float_datatype_is_a_400(client, str_model, datatype):
+    """Found by the fuzz test: 1e300 as FP32 was cast to inf with a RuntimeWarning."""
+    r = infer(client, str_model, {"inputs": [tensor([[1e300, 1.0]], datatype=datatype)]})
+    assert r.status_code == 400, r.text
+    assert f"out of range for {datatype}" in r.json()["error"]

@@ -158,7 +158,7 @@ def _leave_priority_alone(*args) -> None:
     """A training child's initializer that does not lower the child's priority."""
 
 
-def _report_policy(settings, content_type, body, query) -> int:
+def _report_policy(settings, content_type, body, query, actor=None) -> int:
     """Stands in for ``train_from_body``: the scheduling policy the child runs the job under."""
     return os.sched_getscheduler(0)
 
@@ -180,7 +180,7 @@ def test_the_runner_lowers_a_new_child_s_priority_before_the_child_does(monkeypa
     assert policy == os.SCHED_IDLE
 
 
-def _die(settings, content_type, body, query) -> None:
+def _die(settings, content_type, body, query, actor=None) -> None:
     """Stands in for ``train_from_body``: the child is killed before it answers."""
     os._exit(1)
 
@@ -249,7 +249,7 @@ def test_the_child_deletes_the_spilled_body_once_read(tmp_path):
     assert not spill.exists()
 
 
-def _sleep(settings, content_type, body, query) -> None:
+def _sleep(settings, content_type, body, query, actor=None) -> None:
     """Stands in for ``train_from_body``: a fit that would run for a minute."""
     import time
 
