@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
@@ -79,9 +79,9 @@ def test_backoff_without_retry_after_is_bounded() -> None:
     transport, sent = scripted(*[busy(status=503)] * 4)
     waits: list[float] = []
     policy = Retry(attempts=3, backoff=0.5)
-    with Client("http://svc", retries=policy, transport=transport, sleep=waits.append) as client:
-        with pytest.raises(ServiceUnavailable) as info:
-            client.models()
+    client = Client("http://svc", retries=policy, transport=transport, sleep=waits.append)
+    with client, pytest.raises(ServiceUnavailable) as info:
+        client.models()
     assert waits == [0.5, 1.0, 2.0] and len(sent) == 4
     assert info.value.detail == "all training slots are busy"
 
@@ -89,26 +89,26 @@ def test_backoff_without_retry_after_is_bounded() -> None:
 def test_a_wait_longer_than_max_wait_is_left_to_the_caller() -> None:
     transport, sent = scripted(busy("120"))
     waits: list[float] = []
-    with Client("http://svc", transport=transport, sleep=waits.append) as client:
-        with pytest.raises(TooManyRequests) as info:
-            client.train([[0.0], [1.0]], [0, 1])
+    client = Client("http://svc", transport=transport, sleep=waits.append)
+    with client, pytest.raises(TooManyRequests) as info:
+        client.train([[0.0], [1.0]], [0, 1])
     assert waits == [] and len(sent) == 1 and info.value.retry_after == 120.0
 
 
 def test_other_errors_are_not_retried() -> None:
     body = {"detail": "labels: bad", "errors": [{"field": "labels", "message": "bad"}]}
     transport, sent = scripted(httpx.Response(422, json=body))
-    with Client("http://svc", transport=transport, sleep=pytest.fail) as client:
-        with pytest.raises(InvalidInput) as info:
-            client.train([[0.0], [1.0]], [0, 1])
+    client = Client("http://svc", transport=transport, sleep=pytest.fail)
+    with client, pytest.raises(InvalidInput) as info:
+        client.train([[0.0], [1.0]], [0, 1])
     assert len(sent) == 1 and info.value.errors == body["errors"]
 
 
 def test_retries_zero_raises_at_once() -> None:
     transport, sent = scripted(busy("1"))
-    with Client("http://svc", retries=0, transport=transport, sleep=pytest.fail) as client:
-        with pytest.raises(TooManyRequests):
-            client.models()
+    client = Client("http://svc", retries=0, transport=transport, sleep=pytest.fail)
+    with client, pytest.raises(TooManyRequests):
+        client.models()
     assert len(sent) == 1
 
 

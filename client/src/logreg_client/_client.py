@@ -114,7 +114,11 @@ class Client:
         the service's training settings (``l2=1e-3, solver="newton"``...)."""
         return self._run(
             _core.train(
-                X, y, name=name, feature_names=feature_names, sample_weight=sample_weight,
+                X,
+                y,
+                name=name,
+                feature_names=feature_names,
+                sample_weight=sample_weight,
                 params=params,
             )
         )
@@ -242,8 +246,13 @@ class AsyncClient:
     ) -> ModelSummary:
         """See ``Client.train``. The body is encoded in a thread (it grows with ``X``)."""
         call = await asyncio.to_thread(
-            _core.train, X, y, name=name, feature_names=feature_names,
-            sample_weight=sample_weight, params=params,
+            _core.train,
+            X,
+            y,
+            name=name,
+            feature_names=feature_names,
+            sample_weight=sample_weight,
+            params=params,
         )
         return await self._run(call)
 

@@ -78,7 +78,8 @@ class RichOutput(PlainOutput):
 
         table = Table(title=title)
         for column in columns:  # ids are copied from here: never cut
-            table.add_column(column, no_wrap=column == "id", min_width=32 if column == "id" else None)
+            is_id = column == "id"
+            table.add_column(column, no_wrap=is_id, min_width=32 if is_id else None)
         for row in rows:
             table.add_row(*row)
         self.console.print(table)
