@@ -100,6 +100,8 @@ def test_refusals_carry_detail_and_errors(client: Client) -> None:
         client.train([[1.0], [2.0]], [0, 1], solver="sgd", max_iter=0)
     fields = {e["field"] for e in info.value.errors}
     assert {"params.solver", "params.max_iter"} <= fields
+    with pytest.raises(InvalidInput, match="features: must be a list of rows"):
+        client.train([1.0, 2.0], [0, 1])
     with pytest.raises(NotFound):
         client.predict("0" * 32, [[1.0]])
     with pytest.raises(ValueError, match=r"features\[0\]\[1\]: nan"):

@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.model_selection import (
+    GridSearchCV,
+    StratifiedKFold,
+    cross_val_score,
+    cross_validate,
+)
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -46,14 +51,18 @@ def test_sklearn_estimator_checks(estimator: Any, check: Any) -> None:
 def test_cross_val_score_in_a_pipeline_matches_scikit_learn() -> None:
     X, y = load_breast_cancer(return_X_y=True)
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    scoring = ["accuracy", "neg_log_loss"]
     for C in (0.05, 1.0):
         remote = make_pipeline(StandardScaler(), RemoteLogisticRegression(C=C, **TIGHT))
         exact = LogisticRegression(C=C, solver="newton-cholesky", tol=1e-10)
         local = make_pipeline(StandardScaler(), exact)
-        for scoring in ("accuracy", "neg_log_loss"):
-            ours = cross_val_score(remote, X, y, cv=folds, scoring=scoring)
-            theirs = cross_val_score(local, X, y, cv=folds, scoring=scoring)
-            np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9)
+        ours = cross_validate(remote, X, y, cv=folds, scoring=scoring)
+        theirs = cross_validate(local, X, y, cv=folds, scoring=scoring)
+        for name in scoring:
+            np.testing.assert_allclose(
+                ours[f"test_{name}"], theirs[f"test_{name}"], rtol=1e-6, atol=1e-9
+            )
+        assert cross_val_score(remote, X, y, cv=folds).tolist() == ours["test_accuracy"].tolist()
 
 
 def test_parameters_match_scikit_learn_multinomial_and_weights() -> None:

@@ -15,8 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
-import importlib.util, json
+import importlib.resources, importlib.util, json
 import logreg_client, logreg_client.cli
+assert importlib.resources.files("logreg_client").joinpath("py.typed").is_file()
 names = ["httpx", "fastapi", "uvicorn", "starlette", "app", "model_store", "numpy", "sklearn"]
 print(json.dumps({n: importlib.util.find_spec(n) is not None for n in names}))
 """

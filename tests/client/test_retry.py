@@ -28,7 +28,7 @@ from logreg_client import (
 from logreg_client._core import retry_after
 from tests.conftest import make_blobs
 
-SERVER_ENV = {"TRAIN_CONCURRENCY": "1", "TRAIN_RETRY_AFTER": "1", "TRAIN_TIME_BUDGET": "3"}
+SERVER_ENV = {"TRAIN_CONCURRENCY": "1", "TRAIN_RETRY_AFTER": "1", "TRAIN_TIME_BUDGET": "2"}
 SUMMARY = {
     "id": "a" * 32,
     "name": None,

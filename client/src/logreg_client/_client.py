@@ -269,7 +269,8 @@ class AsyncClient:
         return await self._run(call, progress=progress)
 
     async def predict(self, ref: str, X: Any, *, threshold: float | None = None) -> Prediction:
-        return await self._run(_core.predict(ref, X, threshold=threshold))
+        call = await asyncio.to_thread(_core.predict, ref, X, threshold=threshold)
+        return await self._run(call)
 
     async def predict_proba(self, ref: str, X: Any) -> list[list[float]]:
         return (await self.predict(ref, X)).probabilities

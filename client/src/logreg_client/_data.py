@@ -19,14 +19,13 @@ def is_dataframe(X: Any) -> bool:
 def feature_names(X: Any) -> list[str] | None:
     """A DataFrame's column names, when the service can take them (distinct strings of 1-200
     characters); otherwise ``None``."""
-    if not is_dataframe(X):
-        return None
-    names = list(X.columns)
-    if (
-        all(isinstance(n, str) and 1 <= len(n) <= 200 for n in names)
-        and len(set(names)) == len(names)
-        and names
-    ):
+    return usable_names(list(X.columns)) if is_dataframe(X) else None
+
+
+def usable_names(names: Sequence[Any]) -> list[str] | None:
+    """``names`` if the service takes them as ``feature_names``, else ``None``."""
+    strings = all(isinstance(n, str) and 1 <= len(n) <= 200 for n in names)
+    if names and strings and len(set(names)) == len(names):
         return [str(n) for n in names]
     return None
 
@@ -43,14 +42,15 @@ def rows(X: Any) -> list[list[float]]:
             )
         out: list[list[float]] = X.astype(float).tolist()
     else:
-        out = [list(row) for row in X]
+        # anything not a row is sent as is, for the service to name (``features: must be ...``)
+        out = [list(row) if isinstance(row, (list, tuple)) else row for row in X]
     check_finite(out)
     return out
 
 
 def check_finite(table: Sequence[Sequence[Any]]) -> None:
     for i, row in enumerate(table):
-        for j, value in enumerate(row):
+        for j, value in enumerate(row if isinstance(row, list) else ()):
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"features[{i}][{j}]: {value} is not a finite number")
 

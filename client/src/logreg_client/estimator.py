@@ -17,7 +17,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._client import Client
-from ._core import DEFAULT_TIMEOUT
+from ._data import usable_names
 from ._models import ModelDetail, TrainingSummary
 
 SOLVERS = ("auto", "gd", "newton", "lbfgs")
@@ -98,7 +98,7 @@ class RemoteLogisticRegression(ClassifierMixin, BaseEstimator):
         polynomial_degree: int = 1,
         learning_rate: float | None = None,
         name: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT.read or 360.0,
+        timeout: float = 360.0,
     ) -> None:
         self.url = url
         self.api_key = api_key
@@ -188,7 +188,7 @@ class RemoteLogisticRegression(ClassifierMixin, BaseEstimator):
                 X,
                 y,
                 name=self.name,
-                feature_names=None if names is None else [str(n) for n in names],
+                feature_names=None if names is None else usable_names(names.tolist()),
                 sample_weight=weights,
                 **params,
             )
