@@ -63,6 +63,9 @@ def test_round_trip(url: str, files: Path) -> None:
 
     listed = logreg("models", url=url)
     assert listed.returncode == 0 and model["id"] in listed.stdout and "exam" in listed.stdout
+    # the common options also after the command
+    as_json = logreg("models", "--json", "--limit", "1000", url=url)
+    assert model["id"] in [m["id"] for m in json.loads(as_json.stdout)]
     shown = logreg("model", model["id"], url=url)
     assert shown.returncode == 0 and "l2=0.001" in shown.stdout and "newton" in shown.stdout
 

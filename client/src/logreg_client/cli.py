@@ -225,24 +225,44 @@ def cmd_delete(args: argparse.Namespace, client: Client, out: PlainOutput) -> No
         print(f"deleted {args.ref}", file=out.out)
 
 
+def add_common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``--url``, ``--api-key``, ``--timeout``, ``--json``: before the command (with defaults)
+    or after it (``logreg models --json``; there without defaults, so as not to undo a value
+    given before the command)."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--url",
+        default=default(os.environ.get("LOGREG_URL") or DEFAULT_URL),
+        help=f"the service (default: $LOGREG_URL, else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=default(os.environ.get("LOGREG_API_KEY")),
+        help="sent as X-API-Key (default: $LOGREG_API_KEY)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=default(360.0), help="seconds to wait for each answer"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print the answers as JSON"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logreg", description="Train and use models of the logistic-regression service."
     )
     parser.add_argument("--version", action="version", version=f"logreg-client {__version__}")
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("LOGREG_URL") or DEFAULT_URL,
-        help="the service (default: $LOGREG_URL, else %(default)s)",
-    )
-    parser.add_argument(
-        "--api-key", default=os.environ.get("LOGREG_API_KEY"), help="default: $LOGREG_API_KEY"
-    )
-    parser.add_argument("--timeout", type=float, default=360.0, help="seconds per answer")
-    parser.add_argument("--json", action="store_true", help="print the answers as JSON")
+    add_common(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    add_common(common, defaults=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # a command is a few lines: its parser, its arguments, the function it runs
 
-    p = sub.add_parser("train", help="train a model on a CSV (or Parquet) file")
+    p = sub.add_parser("train", parents=[common], help="train a model on a CSV (or Parquet) file")
     p.add_argument("file", help="a CSV file with a header row")
     p.add_argument("--label", help="the label column (default: the last)")
     p.add_argument("--name", help="a name for the model")
@@ -255,23 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("predict", help="classify the rows of a CSV file")
+    p = sub.add_parser("predict", parents=[common], help="classify the rows of a CSV file")
     p.add_argument("ref", help="a model id, or latest")
     p.add_argument("file", help="a CSV file with a header row")
     p.add_argument("-o", "--output", help="write the CSV answer here (default: stdout)")
     p.add_argument("--threshold", type=float, help="binary models: the probability of classes[1]")
     p.set_defaults(run=cmd_predict)
 
-    p = sub.add_parser("models", help="list the stored models, newest first")
+    p = sub.add_parser("models", parents=[common], help="list the stored models, newest first")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--offset", type=int, default=0)
     p.set_defaults(run=cmd_models)
 
-    p = sub.add_parser("model", help="a model's summary, settings and parameters")
+    p = sub.add_parser("model", parents=[common], help="a model's summary, settings and parameters")
     p.add_argument("ref", help="a model id, or latest")
     p.set_defaults(run=cmd_model)
 
-    p = sub.add_parser("delete", help="delete a model")
+    p = sub.add_parser("delete", parents=[common], help="delete a model")
     p.add_argument("ref", help="a model id")
     p.set_defaults(run=cmd_delete)
     return parser
@@ -281,6 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage
     out = make_output(sys.stdout)
+    try:
+        return run(args, out)
+    except BrokenPipeError:  # `logreg models | head -1`: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return OK
+
+
+def run(args: argparse.Namespace, out: PlainOutput) -> int:
     try:
         with Client(args.url, args.api_key, timeout=args.timeout) as client:
             args.run(args, client, out)
@@ -292,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceUnreachable as exc:
         print(f"error: cannot reach the service at {exc}", file=sys.stderr)
         return UNREACHABLE
+    except BrokenPipeError:
+        raise  # not a usage error: main() ends quietly
     except (UsageError, ValueError, OSError) as exc:
         print(f"logreg: error: {exc}", file=sys.stderr)
         return USAGE
