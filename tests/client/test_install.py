@@ -57,3 +57,11 @@ def test_fresh_venv_has_the_client_and_not_the_server(tmp_path: Path) -> None:
     }
     version = subprocess.run([bin_dir / "logreg", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("logreg-client ")
+    # without rich: the plain output path, here as far as "cannot reach the service"
+    nowhere = subprocess.run(
+        [bin_dir / "logreg", "--url", "http://127.0.0.1:9", "models"],
+        capture_output=True,
+        text=True,
+        env=clean,
+    )
+    assert nowhere.returncode == 3 and "cannot reach" in nowhere.stderr
