@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.live_server import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import importlib.resources, importlib.util, json
@@ -59,7 +61,7 @@ def test_fresh_venv_has_the_client_and_not_the_server(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("logreg-client ")
     # without rich: the plain output path, here as far as "cannot reach the service"
     nowhere = subprocess.run(
-        [bin_dir / "logreg", "--url", "http://127.0.0.1:9", "models"],
+        [bin_dir / "logreg", "--url", f"http://127.0.0.1:{free_port()}", "models"],
         capture_output=True,
         text=True,
         env=clean,
