@@ -1,0 +1,343 @@
+"""``Client`` and ``AsyncClient``: the same calls, sent with httpx's sync or async client.
+
+Everything but sending (the request of each call, reading its answer, raising errors, deciding
+retries) is in ``_core``, once. Each public method here is one line over a ``_core`` builder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from . import _core
+from ._core import DEFAULT_TIMEOUT, Call, Retry
+from ._exceptions import ServiceUnreachable
+from ._models import ModelDetail, ModelList, ModelSummary, Prediction
+
+T = TypeVar("T")
+#: Called after each chunk of an upload with (bytes sent, total bytes).
+Progress = Callable[[int, int], None]
+
+__version__ = "0.1.0"
+
+
+def resolve_url(url: str | None) -> str:
+    url = url or os.environ.get("LOGREG_URL")
+    if not url:
+        raise ValueError("url: give the service's URL, or set LOGREG_URL")
+    return url.rstrip("/")
+
+
+def client_options(
+    url: str | None,
+    api_key: str | None,
+    timeout: float | httpx.Timeout,
+    headers: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """Keyword arguments of ``httpx.Client`` / ``httpx.AsyncClient`` (the same for both)."""
+    key = api_key if api_key is not None else os.environ.get("LOGREG_API_KEY")
+    merged = {"user-agent": f"logreg-client/{__version__}", **(headers or {})}
+    if key:
+        merged["x-api-key"] = key
+    return {"base_url": resolve_url(url), "timeout": timeout, "headers": merged}
+
+
+def _chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:
+    total, sent = path.stat().st_size, 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_core.CHUNK):
+            yield chunk
+            sent += len(chunk)
+            if progress is not None:
+                progress(sent, total)
+
+
+class Client:
+    """The service's calls, synchronously.
+
+    Parameters
+    ----------
+    url : str, optional
+        The service, e.g. ``http://127.0.0.1:8000``; default ``$LOGREG_URL``.
+    api_key : str, optional
+        Sent as ``X-API-Key``; default ``$LOGREG_API_KEY``.
+    timeout : float or httpx.Timeout
+        Per request; the default waits up to 6 minutes for an answer (a training may run for the
+        service's ``TRAIN_TIME_BUDGET``).
+    retries : int or Retry
+        How often a 429 or 503 is sent again, waiting as ``Retry-After`` says (``Retry``).
+    sleep : callable
+        How to wait between attempts (``time.sleep``); tests pass their own.
+    transport : httpx.BaseTransport, optional
+        E.g. ``httpx.MockTransport``.
+
+    Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retries: int | Retry = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        options = client_options(url, api_key, timeout, headers)
+        self.url: str = options["base_url"]
+        self.retry = _core.as_retry(retries)
+        self._sleep = sleep
+        self._http = httpx.Client(transport=transport, **options)
+
+    # --- the calls: one line each over _core ---
+
+    def train(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        name: str | None = None,
+        feature_names: list[str] | None = None,
+        sample_weight: Any = None,
+        **params: Any,
+    ) -> ModelSummary:
+        """Train a model on rows ``X`` (NumPy, pandas, lists) and labels ``y``; ``params`` are
+        the service's training settings (``l2=1e-3, solver="newton"``...)."""
+        return self._run(
+            _core.train(
+                X,
+                y,
+                name=name,
+                feature_names=feature_names,
+                sample_weight=sample_weight,
+                params=params,
+            )
+        )
+
+    def train_csv(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        **params: Any,
+    ) -> ModelSummary:
+        """Train on a CSV file with a header row, streamed as it is read; ``label`` names the
+        label column (default: the last)."""
+        call = _core.train_csv(path, label=label, name=name, params=params)
+        return self._run(call, progress=progress)
+
+    def predict(self, ref: str, X: Any, *, threshold: float | None = None) -> Prediction:
+        """Labels and probabilities for rows ``X`` from the model ``ref`` (an id or ``latest``)."""
+        return self._run(_core.predict(ref, X, threshold=threshold))
+
+    def predict_proba(self, ref: str, X: Any) -> list[list[float]]:
+        """Probabilities, one column per class in the order of the model's ``classes``."""
+        return self.predict(ref, X).probabilities
+
+    def predict_csv(
+        self,
+        ref: str,
+        path: str | Path,
+        *,
+        threshold: float | None = None,
+        progress: Progress | None = None,
+    ) -> bytes:
+        """A CSV file's rows classified, as CSV: ``prediction,proba_<class>,...``."""
+        return self._run(_core.predict_csv(ref, path, threshold=threshold), progress=progress)
+
+    def models(self, *, limit: int = 50, offset: int = 0) -> ModelList:
+        """One page of the stored models, newest first."""
+        return self._run(_core.list_models(limit=limit, offset=offset))
+
+    def model(self, ref: str) -> ModelDetail:
+        """A model's summary, training settings and learned parameters."""
+        return self._run(_core.get_model(ref))
+
+    def delete(self, ref: str) -> None:
+        """Delete a model."""
+        return self._run(_core.delete_model(ref))
+
+    def health(self) -> dict[str, Any]:
+        return self._run(_core.health())
+
+    # --- sending ---
+
+    def _run(self, call: Call[T], *, progress: Progress | None = None) -> T:
+        retries_done = 0
+        while True:
+            response = self._send(call, progress)
+            delay = self.retry.delay(retries_done, response)
+            if delay is None:
+                return call.result(response)
+            self._sleep(delay)
+            retries_done += 1
+
+    def _send(self, call: Call[Any], progress: Progress | None) -> httpx.Response:
+        headers = dict(call.headers)
+        content: bytes | Iterator[bytes] | None = call.body
+        if call.upload is not None:
+            headers["content-length"] = str(call.upload.stat().st_size)
+            content = _chunks(call.upload, progress)
+        try:
+            return self._http.request(
+                call.method, call.path, params=call.params, content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(f"{self.url}: {exc or type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """``Client``'s calls for asyncio: the same arguments, each call awaited.
+
+    ``sleep`` defaults to ``asyncio.sleep``; use it as ``async with`` or ``await aclose()``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retries: int | Retry = 3,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        options = client_options(url, api_key, timeout, headers)
+        self.url: str = options["base_url"]
+        self.retry = _core.as_retry(retries)
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(transport=transport, **options)
+
+    async def train(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        name: str | None = None,
+        feature_names: list[str] | None = None,
+        sample_weight: Any = None,
+        **params: Any,
+    ) -> ModelSummary:
+        """See ``Client.train``. The body is encoded in a thread (it grows with ``X``)."""
+        call = await asyncio.to_thread(
+            _core.train,
+            X,
+            y,
+            name=name,
+            feature_names=feature_names,
+            sample_weight=sample_weight,
+            params=params,
+        )
+        return await self._run(call)
+
+    async def train_csv(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        **params: Any,
+    ) -> ModelSummary:
+        call = _core.train_csv(path, label=label, name=name, params=params)
+        return await self._run(call, progress=progress)
+
+    async def predict(self, ref: str, X: Any, *, threshold: float | None = None) -> Prediction:
+        call = await asyncio.to_thread(_core.predict, ref, X, threshold=threshold)
+        return await self._run(call)
+
+    async def predict_proba(self, ref: str, X: Any) -> list[list[float]]:
+        return (await self.predict(ref, X)).probabilities
+
+    async def predict_csv(
+        self,
+        ref: str,
+        path: str | Path,
+        *,
+        threshold: float | None = None,
+        progress: Progress | None = None,
+    ) -> bytes:
+        call = _core.predict_csv(ref, path, threshold=threshold)
+        return await self._run(call, progress=progress)
+
+    async def models(self, *, limit: int = 50, offset: int = 0) -> ModelList:
+        return await self._run(_core.list_models(limit=limit, offset=offset))
+
+    async def model(self, ref: str) -> ModelDetail:
+        return await self._run(_core.get_model(ref))
+
+    async def delete(self, ref: str) -> None:
+        return await self._run(_core.delete_model(ref))
+
+    async def health(self) -> dict[str, Any]:
+        return await self._run(_core.health())
+
+    async def _run(self, call: Call[T], *, progress: Progress | None = None) -> T:
+        retries_done = 0
+        while True:
+            response = await self._send(call, progress)
+            delay = self.retry.delay(retries_done, response)
+            if delay is None:
+                return call.result(response)
+            await self._sleep(delay)
+            retries_done += 1
+
+    async def _send(self, call: Call[Any], progress: Progress | None) -> httpx.Response:
+        headers = dict(call.headers)
+        content: bytes | AsyncIterator[bytes] | None = call.body
+        if call.upload is not None:
+            headers["content-length"] = str(call.upload.stat().st_size)
+            content = _achunks(call.upload, progress)
+        try:
+            return await self._http.request(
+                call.method, call.path, params=call.params, content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(f"{self.url}: {exc or type(exc).__name__}") from exc
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def _achunks(path: Path, progress: Progress | None) -> AsyncIterator[bytes]:
+    """The file's chunks, each read in a thread (the event loop never waits on the disk)."""
+    chunks = _chunks(path, progress)
+    while (chunk := await asyncio.to_thread(next, chunks, b"")) != b"":
+        yield chunk

@@ -1,0 +1,143 @@
+"""Every error the client raises, in one place.
+
+Exception hierarchy::
+
+    LogregError ......................... anything this client raises on purpose
+    ├── ServiceUnreachable .............. no answer: connection refused, DNS, timeout
+    └── ServiceError .................... the service answered an error; ``status``, ``detail``,
+        │                                 ``errors`` (``[{"field", "message"}]``), ``retry_after``
+        ├── ClientError ................. 4xx: the request was refused as sent
+        │   ├── BadRequest .............. 400: not JSON, CSV not UTF-8
+        │   ├── Unauthorized ............ 401: missing or wrong API key
+        │   ├── NotFound ................ 404: no such model (or route)
+        │   ├── RequestTimeout .......... 408: the body did not arrive in time
+        │   ├── Conflict ................ 409: the model's file is damaged on disk
+        │   ├── PayloadTooLarge ......... 413: past a configured limit
+        │   ├── UnsupportedMediaType .... 415
+        │   ├── InvalidInput ............ 422: the service names the field (also a ValueError)
+        │   └── TooManyRequests ......... 429: every training slot taken (retried first)
+        └── ServerError ................. 5xx
+            ├── ServiceUnavailable ...... 503: folder unreadable, child killed (retried first)
+            └── InsufficientStorage ..... 507: disk full
+
+``InvalidInput`` is also a ``ValueError``, as scikit-learn expects of bad data. Every one pickles
+(``args`` holds what ``__init__`` takes), so they survive joblib's worker processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LogregError(Exception):
+    """Base of every error this client raises."""
+
+
+class ServiceUnreachable(LogregError):
+    """The service could not be reached or did not answer in time."""
+
+
+class ServiceError(LogregError):
+    """The service answered with an error status.
+
+    Attributes
+    ----------
+    status : int
+        The HTTP status.
+    detail : str
+        The service's message (``detail``), naming the field, row and column.
+    errors : list of dict
+        The service's ``errors``: ``{"field": ..., "message": ...}`` per problem (may be empty).
+    retry_after : float or None
+        Seconds from the ``Retry-After`` header, when the service sent one.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, detail, errors, retry_after)
+        self.status = status
+        self.detail = detail
+        self.errors: list[dict[str, Any]] = list(errors or [])
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.detail}"
+
+
+class ClientError(ServiceError):
+    """4xx: the service refused the request as sent."""
+
+
+class BadRequest(ClientError):
+    """400."""
+
+
+class Unauthorized(ClientError):
+    """401: the API key is missing or wrong."""
+
+
+class NotFound(ClientError):
+    """404."""
+
+
+class RequestTimeout(ClientError):
+    """408."""
+
+
+class Conflict(ClientError):
+    """409: the model's file is damaged on the server."""
+
+
+class PayloadTooLarge(ClientError):
+    """413."""
+
+
+class UnsupportedMediaType(ClientError):
+    """415."""
+
+
+class InvalidInput(ClientError, ValueError):
+    """422: the service names what is wrong with the input."""
+
+
+class TooManyRequests(ClientError):
+    """429: every training slot is taken; ``retry_after`` says when to come back."""
+
+
+class ServerError(ServiceError):
+    """5xx."""
+
+
+class ServiceUnavailable(ServerError):
+    """503."""
+
+
+class InsufficientStorage(ServerError):
+    """507."""
+
+
+BY_STATUS: dict[int, type[ServiceError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    404: NotFound,
+    408: RequestTimeout,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    422: InvalidInput,
+    429: TooManyRequests,
+    503: ServiceUnavailable,
+    507: InsufficientStorage,
+}
+
+
+def error_type(status: int) -> type[ServiceError]:
+    """The exception class for an error status: its own, else its family's."""
+    if status in BY_STATUS:
+        return BY_STATUS[status]
+    return ClientError if status < 500 else ServerError

@@ -1,0 +1,333 @@
+"""``logreg``: the service from a terminal.
+
+    logreg train data.csv --label result --name exam --param l2=0.001 --param solver=newton
+    logreg predict MODEL new.csv -o predictions.csv
+    logreg models
+    logreg model MODEL
+    logreg delete MODEL
+
+``--url`` (or ``$LOGREG_URL``, default ``http://127.0.0.1:8000``) and ``--api-key`` (or
+``$LOGREG_API_KEY``). Tables and an upload progress bar with the ``[cli]`` extra (rich), plain
+text without it; ``--json`` prints the service's answers as JSON for scripts.
+
+Exit codes: 0 done, 1 the service refused (its message on stderr), 2 usage, 3 the service could
+not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ._client import Client, __version__
+from ._exceptions import ServiceError, ServiceUnreachable
+from ._models import ModelDetail, ModelSummary
+
+OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class UsageError(Exception):
+    """Bad arguments found after parsing (exit code 2)."""
+
+
+# --- output: rich when installed, plain text otherwise ------------------------------------------
+
+
+class PlainOutput:
+    """Aligned columns on stdout; no progress bar."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+        for line in [list(columns), *rows]:
+            cells = (v.ljust(w) for v, w in zip(line, widths, strict=True))
+            print("  ".join(cells).rstrip(), file=self.out)
+
+    def fields(self, pairs: Sequence[tuple[str, str]]) -> None:
+        width = max(len(k) for k, _ in pairs)
+        for key, value in pairs:
+            print(f"{key.ljust(width)}  {value}", file=self.out)
+
+    @contextlib.contextmanager
+    def progress(self, what: str) -> Iterator[Callable[[int, int], None] | None]:
+        yield None
+
+
+class RichOutput(PlainOutput):
+    def __init__(self, out: TextIO) -> None:
+        from rich.console import Console
+
+        super().__init__(out)
+        self.console = Console(file=out)
+        self.err = Console(stderr=True)
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        if not self.console.is_terminal:  # piped: plain columns, whole values, for scripts
+            super().table(title, columns, rows)
+            return
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column in columns:  # ids are copied from here: never cut
+            is_id = column == "id"
+            table.add_column(column, no_wrap=is_id, min_width=32 if is_id else None)
+        for row in rows:
+            table.add_row(*row)
+        self.console.print(table)
+
+    @contextlib.contextmanager
+    def progress(self, what: str) -> Iterator[Callable[[int, int], None] | None]:
+        if not self.err.is_terminal:
+            yield None
+            return
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+        with Progress(TextColumn(what), BarColumn(), DownloadColumn(), console=self.err) as bar:
+            task = bar.add_task(what, total=None)
+            yield lambda sent, total: bar.update(task, completed=sent, total=total)
+
+
+def make_output(out: TextIO) -> PlainOutput:
+    try:
+        return RichOutput(out)
+    except ImportError:
+        return PlainOutput(out)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``k=v``: ``v`` read as JSON when it is JSON (``max_iter=2000``, ``standardize=false``,
+    ``class_weight={"a":2}``), else the string (``solver=newton``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param {text!r}: expected KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def summary_fields(m: ModelSummary) -> list[tuple[str, str]]:
+    t = m.training
+    pairs = [
+        ("id", m.id),
+        ("name", m.name or ""),
+        ("created", m.created_at.isoformat(timespec="seconds")),
+        ("classes", ", ".join(map(str, m.classes))),
+        ("features", ", ".join(m.feature_names or []) or str(m.n_features)),
+        ("solver", f"{t.solver}, {t.iterations} iterations, converged: {t.converged}"),
+        ("accuracy", f"{t.accuracy:.4f} on {t.n_samples} training rows"),
+    ]
+    pairs += [("warning", w) for w in t.warnings]
+    return pairs
+
+
+def detail_fields(m: ModelDetail) -> list[tuple[str, str]]:
+    pairs = summary_fields(m)
+    settings = ", ".join(f"{k}={json.dumps(v)}" for k, v in m.params.items())
+    pairs.append(("params", settings))
+    if m.parameters is not None:
+        p = m.parameters
+        pairs.append(("multiclass", p.multiclass))
+        pairs.append(("intercept", ", ".join(f"{b:.6g}" for b in p.intercept)))
+        for i, row in enumerate(p.coef):
+            pairs.append((f"coef[{i}]", ", ".join(f"{w:.6g}" for w in row)))
+    if m.statistics_note:
+        pairs.append(("statistics", m.statistics_note))
+    return pairs
+
+
+def cmd_train(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    params = dict(args.param or [])
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise UsageError("Parquet files need the [pandas] extra and pyarrow") from exc
+        frame = pd.read_parquet(path)
+        label = args.label or frame.columns[-1]
+        if label not in frame.columns:
+            raise UsageError(f"--label: no column {label!r} in {path}")
+        model = client.train(frame.drop(columns=[label]), frame[label], name=args.name, **params)
+    else:
+        with out.progress(f"uploading {path.name}") as progress:
+            model = client.train_csv(
+                path, label=args.label, name=args.name, progress=progress, **params
+            )
+    if args.json:
+        print(json.dumps(model.raw), file=out.out)
+    else:
+        out.fields(summary_fields(model))
+
+
+def cmd_predict(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    with out.progress(f"uploading {path.name}") as progress:
+        answer = client.predict_csv(args.ref, path, threshold=args.threshold, progress=progress)
+    if args.output:
+        Path(args.output).write_bytes(answer)
+    else:
+        out.out.write(answer.decode())
+        out.out.flush()
+
+
+def cmd_models(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    page = client.models(limit=args.limit, offset=args.offset)
+    if args.json:
+        print(json.dumps([m.raw for m in page.items]), file=out.out)
+        return
+    rows = [
+        [
+            m.id,
+            m.name or "",
+            m.created_at.strftime("%Y-%m-%d %H:%M"),
+            ", ".join(map(str, m.classes)),
+            str(m.n_features),
+            f"{m.training.accuracy:.4f}",
+        ]
+        for m in page.items
+    ]
+    shown = f"{page.offset + 1}-{page.offset + len(rows)} of {page.total}" if rows else "none"
+    out.table(
+        f"models ({shown})", ["id", "name", "created", "classes", "features", "accuracy"], rows
+    )
+    for bad in page.unreadable:
+        print(f"unreadable: {bad}", file=sys.stderr)
+
+
+def cmd_model(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    model = client.model(args.ref)
+    if args.json:
+        print(json.dumps(model.raw), file=out.out)
+    else:
+        out.fields(detail_fields(model))
+
+
+def cmd_delete(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    client.delete(args.ref)
+    if not args.json:
+        print(f"deleted {args.ref}", file=out.out)
+
+
+def add_common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``--url``, ``--api-key``, ``--timeout``, ``--json``: before the command (with defaults)
+    or after it (``logreg models --json``; there without defaults, so as not to undo a value
+    given before the command)."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--url",
+        default=default(os.environ.get("LOGREG_URL") or DEFAULT_URL),
+        help=f"the service (default: $LOGREG_URL, else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=default(os.environ.get("LOGREG_API_KEY")),
+        help="sent as X-API-Key (default: $LOGREG_API_KEY)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=default(360.0), help="seconds to wait for each answer"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print the answers as JSON"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logreg", description="Train and use models of the logistic-regression service."
+    )
+    parser.add_argument("--version", action="version", version=f"logreg-client {__version__}")
+    add_common(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    add_common(common, defaults=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # a command is a few lines: its parser, its arguments, the function it runs
+
+    p = sub.add_parser("train", parents=[common], help="train a model on a CSV (or Parquet) file")
+    p.add_argument("file", help="a CSV file with a header row")
+    p.add_argument("--label", help="the label column (default: the last)")
+    p.add_argument("--name", help="a name for the model")
+    p.add_argument(
+        "--param",
+        action="append",
+        type=parse_param,
+        metavar="KEY=VALUE",
+        help="a training setting, repeatable: --param l2=0.001 --param solver=newton",
+    )
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("predict", parents=[common], help="classify the rows of a CSV file")
+    p.add_argument("ref", help="a model id, or latest")
+    p.add_argument("file", help="a CSV file with a header row")
+    p.add_argument("-o", "--output", help="write the CSV answer here (default: stdout)")
+    p.add_argument("--threshold", type=float, help="binary models: the probability of classes[1]")
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("models", parents=[common], help="list the stored models, newest first")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+    p.set_defaults(run=cmd_models)
+
+    p = sub.add_parser("model", parents=[common], help="a model's summary, settings and parameters")
+    p.add_argument("ref", help="a model id, or latest")
+    p.set_defaults(run=cmd_model)
+
+    p = sub.add_parser("delete", parents=[common], help="delete a model")
+    p.add_argument("ref", help="a model id")
+    p.set_defaults(run=cmd_delete)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on bad usage
+    out = make_output(sys.stdout)
+    try:
+        return run(args, out)
+    except BrokenPipeError:  # `logreg models | head -1`: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return OK
+
+
+def run(args: argparse.Namespace, out: PlainOutput) -> int:
+    try:
+        with Client(args.url, args.api_key, timeout=args.timeout) as client:
+            args.run(args, client, out)
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for item in exc.errors if len(exc.errors) > 1 else ():
+            print(f"  {item.get('field')}: {item.get('message')}", file=sys.stderr)
+        return REFUSED
+    except ServiceUnreachable as exc:
+        print(f"error: cannot reach the service at {exc}", file=sys.stderr)
+        return UNREACHABLE
+    except BrokenPipeError:
+        raise  # not a usage error: main() ends quietly
+    except (UsageError, ValueError, OSError) as exc:
+        print(f"logreg: error: {exc}", file=sys.stderr)
+        return USAGE
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
