@@ -20,7 +20,7 @@ from .api.front.fast_predict import PredictFastPath
 from .api.front.head import HeadAsGet
 from .api.front.limits import BodySizeLimit
 from .api.front.metrics import PrometheusMiddleware
-from .api.front.request_id import RequestId, install_logging
+from .api.front.request_id import install_logging
 from .config import Settings
 from .keys import KeyTable
 from .offload import Offload
@@ -42,9 +42,9 @@ Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`
 class ServiceApp(FastAPI):
     """FastAPI, behind the service's own pure ASGI layers (``front``).
 
-    Every request goes through ``front``: its id, metrics, then the API key, the body size limit and
-    the body read timeout, then the predict fast path, and only then FastAPI's own stack (error
-    handling, routing).
+    Every request goes through ``front``: its id and metrics, then the API key, the body size
+    limit and the body read timeout, then the predict fast path, and only then FastAPI's own
+    stack (error handling, routing).
     A plain ``POST /predict`` is answered without entering FastAPI at all: its built-in
     middlewares cost a 1-row prediction about 15% of its throughput (bench/serve.py).
     """
@@ -123,9 +123,9 @@ def create_app(
         )
         front = auth.APIKeyAuth(front, keys=keys)
         app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]
-    # outermost, so every answer is counted: the fast path's, and refusals (401, 413) too
-    front = PrometheusMiddleware(front, routes_of=app)
-    app.front = RequestId(front)  # outermost: every answer carries it, refusals too
+    # outermost, so every answer is counted and carries its X-Request-ID: the fast path's, and
+    # refusals (401, 413) too
+    app.front = PrometheusMiddleware(front, routes_of=app)
     return app
 
 

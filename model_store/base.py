@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -253,8 +254,10 @@ class Reference:
     latest: bool = False  # the newest model of all
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_reference(ref: str) -> Reference:
-    """``ref`` as one of the accepted forms; ``InvalidModelId`` (a 404) for anything else."""
+    """``ref`` as one of the accepted forms; ``InvalidModelId`` (a 404) for anything else.
+    Memoised: the same few references come with every prediction."""
     if ID_PATTERN.fullmatch(ref):
         return Reference(model_id=ref)
     if ref == LATEST:
