@@ -159,10 +159,13 @@ def ref_path(ref: str) -> str:
 
 
 def segment(what: str, value: str) -> str:
-    """A name or an alias as one path segment: anything else (``/``, ``?``) is escaped, so a
-    bad value reaches the service, which names the rule, and never another route."""
+    """A name or an alias as one path segment. Other characters are escaped and reach the
+    service, which names its rule; a ``/`` cannot (servers decode ``%2F`` before routing, so it
+    would name another route), nor can ``.`` and ``..`` (URLs drop them): refused here."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what}: must be a non-empty string, got {value!r}")
+    if "/" in value or value in (".", ".."):
+        raise ValueError(f"{what}: {value!r} is not a {what} (no '/', not '.' or '..')")
     return quote(value, safe="")
 
 
