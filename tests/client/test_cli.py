@@ -41,6 +41,11 @@ def logreg(*args: str, url: str | None = None) -> subprocess.CompletedProcess[st
     )
 
 
+def cells(line: str) -> list[str]:
+    """A plain table's row: columns are two or more spaces apart (times hold one)."""
+    return re.split(r"\s{2,}", line.strip())
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
     (tmp_path / "exam.csv").write_text(EXAM)
@@ -108,7 +113,7 @@ def test_names_aliases_rollback_audit(url: str, files: Path) -> None:
     assert again.returncode == 1 and "no previous version" in again.stderr
 
     history = logreg("alias", "history", "cli-exam", "champion", url=url).stdout.splitlines()
-    assert [line.split()[1] for line in history[1:]] == ["rollback", "set", "set"]
+    assert [cells(line)[1] for line in history[1:]] == ["rollback", "set", "set"]
     assert logreg("alias", "delete", "cli-exam", "champion", url=url).returncode == 0
     unknown = logreg("alias", "set", "cli-exam", "champion", "9", url=url)
     assert unknown.returncode == 1 and "no version 9" in unknown.stderr
@@ -116,7 +121,7 @@ def test_names_aliases_rollback_audit(url: str, files: Path) -> None:
     expected = ["model.stored"] * 2 + ["alias.set"] * 2 + ["alias.rolled_back"] * 2
     expected += ["alias.deleted", "alias.set"]
     table = logreg("audit", "--since", start, url=url).stdout.splitlines()
-    assert [line.split()[1] for line in table[1:]] == expected
+    assert [cells(line)[1] for line in table[1:]] == expected
     assert "refused: name 'cli-exam' has no version 9" in table[-1]
     entries = json.loads(logreg("audit", "--since", "1h", "--json", url=url).stdout)
     assert [e["action"] for e in entries if e["target"].get("name") == "cli-exam"] == expected

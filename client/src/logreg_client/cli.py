@@ -44,6 +44,8 @@ from ._models import AliasChange, ModelDetail, ModelSummary
 OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
 REF_HELP = "a model reference: an id, NAME, NAME:VERSION, NAME@ALIAS or latest"
+#: Table columns whose values are copied into other commands (and their widths): never cut.
+UNCUT = {"id": 32, "request": 32, "time": 19, "changed": 19}
 
 
 class UsageError(Exception):
@@ -90,9 +92,9 @@ class RichOutput(PlainOutput):
         from rich.table import Table
 
         table = Table(title=title)
-        for column in columns:  # ids are copied from here: never cut
-            is_id = column == "id"
-            table.add_column(column, no_wrap=is_id, min_width=32 if is_id else None)
+        for column in columns:  # ids and times are copied from here: never cut
+            width = UNCUT.get(column)
+            table.add_column(column, no_wrap=width is not None, min_width=width)
         for row in rows:
             table.add_row(*row)
         self.console.print(table)
@@ -149,7 +151,8 @@ def parse_since(text: str) -> str:
 
 
 def when(t: datetime) -> str:
-    return t.isoformat(timespec="seconds")
+    """A time in UTC to the second, as ``--since`` takes it back."""
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def name_version(name: str | None, version: int | None) -> str:
@@ -352,7 +355,7 @@ def cmd_alias_history(args: argparse.Namespace, client: Client, out: PlainOutput
         for c in history.items
     ]
     out.table(
-        f"{history.name}@{history.alias}, newest first",
+        f"{history.name}@{history.alias}, newest first, UTC",
         ["changed", "action", "version", "previous", "by"],
         rows,
     )
@@ -370,14 +373,13 @@ def cmd_audit(args: argparse.Namespace, client: Client, out: PlainOutput) -> Non
             " ".join(f"{k}={v}" for k, v in e.target.items() if v is not None),
             e.outcome,
             optional(e.key_id),
-            optional(e.client),
             optional(e.request_id),
         ]
         for e in log.items
     ]
-    out.table(
-        f"audit log ({len(rows)} entries, oldest first)",
-        ["time", "action", "target", "outcome", "key", "client", "request"],
+    out.table(  # the client's address is in --json
+        f"audit log ({len(rows)} entries, oldest first, UTC)",
+        ["time", "action", "target", "outcome", "key", "request"],
         rows,
     )
 
