@@ -5,8 +5,9 @@ scikit-learn estimator ``RemoteLogisticRegression`` (needs the ``[sklearn]`` ext
     from logreg_client import Client
 
     with Client("http://127.0.0.1:8000") as client:
-        model = client.train(X, y, name="exam-pass", l2=1e-3)
-        print(client.predict(model.id, X_new).predictions)
+        model = client.train(X, y, name="exam-pass", l2=1e-3)  # version 1, 2, ... of exam-pass
+        client.set_alias("exam-pass", "champion", model.version)
+        print(client.predict("exam-pass@champion", X_new).predictions)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ._exceptions import (
     BadRequest,
     ClientError,
     Conflict,
+    Forbidden,
     InsufficientStorage,
     InvalidInput,
     LogregError,
@@ -34,11 +36,20 @@ from ._exceptions import (
     UnsupportedMediaType,
 )
 from ._models import (
+    AliasChange,
+    AliasHistory,
+    AliasHistoryItem,
+    AuditEntry,
+    AuditList,
     Label,
     ModelDetail,
     ModelList,
     ModelParameters,
     ModelSummary,
+    NameDetail,
+    NameList,
+    NameSummary,
+    NameVersion,
     Prediction,
     TrainingSummary,
 )
@@ -57,11 +68,17 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AliasChange",
+    "AliasHistory",
+    "AliasHistoryItem",
     "AsyncClient",
+    "AuditEntry",
+    "AuditList",
     "BadRequest",
     "Client",
     "ClientError",
     "Conflict",
+    "Forbidden",
     "InsufficientStorage",
     "InvalidInput",
     "Label",
@@ -70,6 +87,10 @@ __all__ = [
     "ModelList",
     "ModelParameters",
     "ModelSummary",
+    "NameDetail",
+    "NameList",
+    "NameSummary",
+    "NameVersion",
     "NotFound",
     "PayloadTooLarge",
     "Prediction",

@@ -10,6 +10,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -19,7 +20,17 @@ import httpx
 from . import _core
 from ._core import DEFAULT_TIMEOUT, Call, Retry
 from ._exceptions import ServiceUnreachable
-from ._models import ModelDetail, ModelList, ModelSummary, Prediction
+from ._models import (
+    AliasChange,
+    AliasHistory,
+    AuditList,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    NameDetail,
+    NameList,
+    Prediction,
+)
 
 T = TypeVar("T")
 #: Called after each chunk of an upload with (bytes sent, total bytes).
@@ -138,7 +149,9 @@ class Client:
         return self._run(call, progress=progress)
 
     def predict(self, ref: str, X: Any, *, threshold: float | None = None) -> Prediction:
-        """Labels and probabilities for rows ``X`` from the model ``ref`` (an id or ``latest``)."""
+        """Labels and probabilities for rows ``X`` from the model ``ref``: an id, ``NAME``
+        (its newest version), ``NAME:VERSION``, ``NAME@ALIAS`` or ``latest``. The answer names
+        the model that served (``model_id``, ``name``, ``version``)."""
         return self._run(_core.predict(ref, X, threshold=threshold))
 
     def predict_proba(self, ref: str, X: Any) -> list[list[float]]:
@@ -171,13 +184,43 @@ class Client:
     def health(self) -> dict[str, Any]:
         return self._run(_core.health())
 
+    def names(self, *, limit: int = 50, offset: int = 0) -> NameList:
+        """One page of the registered names: newest version, number of versions, aliases."""
+        return self._run(_core.list_names(limit=limit, offset=offset))
+
+    def name(self, name: str) -> NameDetail:
+        """A registered name, its aliases and every version (newest first)."""
+        return self._run(_core.get_name(name))
+
+    def set_alias(self, name: str, alias: str, version: int) -> AliasChange:
+        """Point ``NAME@ALIAS`` at a version; it serves that version once this returns."""
+        return self._run(_core.set_alias(name, alias, version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Delete an alias (its history stays: ``rollback`` brings it back)."""
+        return self._run(_core.delete_alias(name, alias))
+
+    def alias_history(self, name: str, alias: str) -> AliasHistory:
+        """Every change of an alias, newest first, with the id of the key that made it."""
+        return self._run(_core.alias_history(name, alias))
+
+    def rollback(self, name: str, alias: str) -> AliasChange:
+        """Point an alias back at the version before its last change; each rollback goes one
+        change further back. ``Conflict`` when there is none. Never resent after a 503."""
+        return self._run(_core.rollback_alias(name, alias))
+
+    def audit(self, since: datetime | str | None = None, *, limit: int = 100) -> AuditList:
+        """The audit log (admin key): entries at or after ``since``, oldest first; without
+        ``since``, the last ``limit``. A naive datetime is UTC."""
+        return self._run(_core.audit(since=since, limit=limit))
+
     # --- sending ---
 
     def _run(self, call: Call[T], *, progress: Progress | None = None) -> T:
         retries_done = 0
         while True:
             response = self._send(call, progress)
-            delay = self.retry.delay(retries_done, response)
+            delay = self.retry.delay(retries_done, response, call.retry_statuses)
             if delay is None:
                 return call.result(response)
             self._sleep(delay)
@@ -298,11 +341,32 @@ class AsyncClient:
     async def health(self) -> dict[str, Any]:
         return await self._run(_core.health())
 
+    async def names(self, *, limit: int = 50, offset: int = 0) -> NameList:
+        return await self._run(_core.list_names(limit=limit, offset=offset))
+
+    async def name(self, name: str) -> NameDetail:
+        return await self._run(_core.get_name(name))
+
+    async def set_alias(self, name: str, alias: str, version: int) -> AliasChange:
+        return await self._run(_core.set_alias(name, alias, version))
+
+    async def delete_alias(self, name: str, alias: str) -> None:
+        return await self._run(_core.delete_alias(name, alias))
+
+    async def alias_history(self, name: str, alias: str) -> AliasHistory:
+        return await self._run(_core.alias_history(name, alias))
+
+    async def rollback(self, name: str, alias: str) -> AliasChange:
+        return await self._run(_core.rollback_alias(name, alias))
+
+    async def audit(self, since: datetime | str | None = None, *, limit: int = 100) -> AuditList:
+        return await self._run(_core.audit(since=since, limit=limit))
+
     async def _run(self, call: Call[T], *, progress: Progress | None = None) -> T:
         retries_done = 0
         while True:
             response = await self._send(call, progress)
-            delay = self.retry.delay(retries_done, response)
+            delay = self.retry.delay(retries_done, response, call.retry_statuses)
             if delay is None:
                 return call.result(response)
             await self._sleep(delay)

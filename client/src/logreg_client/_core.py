@@ -5,8 +5,8 @@ A call is a ``Call``: method, path, query, body and a ``parse`` for the success 
 become exceptions here (``raise_for``), and ``Retry`` decides whether and how long to wait before
 sending a call again. Adding a route is one builder here and one line in each client::
 
-    def names() -> Call[NameList]:
-        return Call("GET", "/names", parse=lambda r: NameList.from_json(r.json()))
+    def get_name(name: str) -> Call[NameDetail]:
+        return Call("GET", f"/names/{segment('name', name)}", _json(NameDetail.from_json))
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import operator
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -25,7 +27,17 @@ import httpx
 
 from . import _data
 from ._exceptions import ServiceError, error_type
-from ._models import ModelDetail, ModelList, ModelSummary, Prediction
+from ._models import (
+    AliasChange,
+    AliasHistory,
+    AuditList,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    NameDetail,
+    NameList,
+    Prediction,
+)
 
 T = TypeVar("T")
 
@@ -49,6 +61,9 @@ class Call(Generic[T]):
     #: a file to stream as the body (opened again for each attempt, so retries resend it)
     upload: Path | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: the statuses after which this call may be sent again (``None``: ``Retry.statuses``); a
+    #: call that must not be done twice narrows them to answers sent before anything changed
+    retry_statuses: frozenset[int] | None = None
 
     def result(self, response: httpx.Response) -> T:
         """The parsed answer, or the service's error raised."""
@@ -74,7 +89,11 @@ def raise_for(response: httpx.Response) -> None:
             detail = str(body.get("detail") or body.get("error") or detail)
             errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
     raise error_type(status)(
-        status, detail, errors, retry_after=retry_after(response.headers.get("retry-after"))
+        status,
+        detail,
+        errors,
+        retry_after=retry_after(response.headers.get("retry-after")),
+        request_id=response.headers.get("x-request-id"),
     )
 
 
@@ -110,9 +129,16 @@ class Retry:
     max_wait: float = 60.0
     statuses: frozenset[int] = frozenset({429, 503})
 
-    def delay(self, retries_done: int, response: httpx.Response) -> float | None:
-        """Seconds to wait before sending again, or ``None`` to stop here."""
-        if response.status_code not in self.statuses or retries_done >= self.attempts:
+    def delay(
+        self,
+        retries_done: int,
+        response: httpx.Response,
+        statuses: frozenset[int] | None = None,
+    ) -> float | None:
+        """Seconds to wait before sending again, or ``None`` to stop here. ``statuses``
+        narrows ``self.statuses`` for one call (``Call.retry_statuses``)."""
+        allowed = self.statuses if statuses is None else self.statuses & statuses
+        if response.status_code not in allowed or retries_done >= self.attempts:
             return None
         told = retry_after(response.headers.get("retry-after"))
         if told is not None:
@@ -125,11 +151,40 @@ def as_retry(retries: int | Retry) -> Retry:
 
 
 def ref_path(ref: str) -> str:
-    """A model reference (an id, ``latest``; later ``NAME:VERSION``, ``NAME@ALIAS``) as one
+    """A model reference (an id, ``NAME``, ``NAME:VERSION``, ``NAME@ALIAS``, ``latest``) as one
     path segment."""
     if not ref:
         raise ValueError("ref: a model reference must not be empty")
     return quote(ref, safe="@:")
+
+
+def segment(what: str, value: str) -> str:
+    """A name or an alias as one path segment. Other characters are escaped and reach the
+    service, which names its rule; a ``/`` cannot (servers decode ``%2F`` before routing, so it
+    would name another route), nor can ``.`` and ``..`` (URLs drop them): refused here."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what}: must be a non-empty string, got {value!r}")
+    if "/" in value or value in (".", ".."):
+        raise ValueError(f"{what}: {value!r} is not a {what} (no '/', not '.' or '..')")
+    return quote(value, safe="")
+
+
+def whole_number(value: Any) -> Any:
+    """NumPy's integers as ``int`` (JSON cannot encode them); anything else is sent as it is,
+    for the service to name (``version: must be a whole number``)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        return value
+    return operator.index(value)
+
+
+def time_query(value: datetime | str) -> str:
+    """A ``since`` time as the service reads it (ISO 8601). A naive datetime is UTC, as the
+    service reads a time without an offset; a string is sent as it is."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.isoformat()
+    return value
 
 
 def encode_json(body: Any) -> bytes:
@@ -249,6 +304,65 @@ def delete_model(ref: str) -> Call[None]:
 
 def health() -> Call[dict[str, Any]]:
     return Call("GET", "/health", _json(dict))
+
+
+# --- names, versions, aliases, the audit log ----------------------------------------------------
+
+
+def list_names(*, limit: int = 50, offset: int = 0) -> Call[NameList]:
+    return Call(
+        "GET",
+        "/names",
+        _json(NameList.from_json),
+        params={"limit": str(limit), "offset": str(offset)},
+    )
+
+
+def get_name(name: str) -> Call[NameDetail]:
+    return Call("GET", f"/names/{segment('name', name)}", _json(NameDetail.from_json))
+
+
+def alias_path(name: str, alias: str) -> str:
+    return f"/names/{segment('name', name)}/aliases/{segment('alias', alias)}"
+
+
+def set_alias(name: str, alias: str, version: int) -> Call[AliasChange]:
+    return Call(
+        "PUT",
+        alias_path(name, alias),
+        _json(AliasChange.from_json),
+        body=encode_json({"version": whole_number(version)}),
+        headers={"content-type": JSON},
+    )
+
+
+def delete_alias(name: str, alias: str) -> Call[None]:
+    return Call("DELETE", alias_path(name, alias), lambda response: None)
+
+
+def alias_history(name: str, alias: str) -> Call[AliasHistory]:
+    return Call("GET", f"{alias_path(name, alias)}/history", _json(AliasHistory.from_json))
+
+
+#: Answers sent before a change was made. A 503 may come after a rollback was written (the
+#: folder's fsync failed, a proxy gave up): sent again, it would go one more version back.
+REFUSED_BEFORE_CHANGE = frozenset({429})
+
+
+def rollback_alias(name: str, alias: str) -> Call[AliasChange]:
+    return Call(
+        "POST",
+        f"{alias_path(name, alias)}/rollback",
+        _json(AliasChange.from_json),
+        retry_statuses=REFUSED_BEFORE_CHANGE,
+    )
+
+
+def audit(*, since: datetime | str | None = None, limit: int = 100) -> Call[AuditList]:
+    query = {"limit": str(limit)}
+    if since is not None:
+        query["since"] = time_query(since)
+    return Call("GET", "/audit", _json(AuditList.from_json), params=query)
 
 
 __all__ = ["DEFAULT_TIMEOUT", "Call", "Retry", "ServiceError", "raise_for", "retry_after"]

@@ -1,10 +1,20 @@
 """``logreg``: the service from a terminal.
 
     logreg train data.csv --label result --name exam --param l2=0.001 --param solver=newton
-    logreg predict MODEL new.csv -o predictions.csv
+    logreg predict exam@champion new.csv -o predictions.csv
     logreg models
-    logreg model MODEL
+    logreg model exam:2
     logreg delete MODEL
+    logreg names
+    logreg name exam
+    logreg alias set exam champion 2
+    logreg alias delete exam champion
+    logreg alias history exam champion
+    logreg rollback exam champion
+    logreg audit --since 1h
+
+A model is named by a reference: its id, ``NAME`` (the newest version), ``NAME:VERSION``,
+``NAME@ALIAS`` or ``latest``.
 
 ``--url`` (or ``$LOGREG_URL``, default ``http://127.0.0.1:8000``) and ``--api-key`` (or
 ``$LOGREG_API_KEY``). Tables and an upload progress bar with the ``[cli]`` extra (rich), plain
@@ -20,17 +30,22 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from ._client import Client, __version__
 from ._exceptions import ServiceError, ServiceUnreachable
-from ._models import ModelDetail, ModelSummary
+from ._models import AliasChange, ModelDetail, ModelSummary
 
 OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8000"
+REF_HELP = "a model reference: an id, NAME, NAME:VERSION, NAME@ALIAS or latest"
+#: Table columns whose values are copied into other commands (and their widths): never cut.
+UNCUT = {"id": 32, "request": 32, "time": 19, "changed": 19}
 
 
 class UsageError(Exception):
@@ -77,9 +92,9 @@ class RichOutput(PlainOutput):
         from rich.table import Table
 
         table = Table(title=title)
-        for column in columns:  # ids are copied from here: never cut
-            is_id = column == "id"
-            table.add_column(column, no_wrap=is_id, min_width=32 if is_id else None)
+        for column in columns:  # ids and times are copied from here: never cut
+            width = UNCUT.get(column)
+            table.add_column(column, no_wrap=width is not None, min_width=width)
         for row in rows:
             table.add_row(*row)
         self.console.print(table)
@@ -118,11 +133,40 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def parse_since(text: str) -> str:
+    """``--since``: an ISO 8601 time (``2026-12-01T10:00:00Z``; without an offset, UTC), or a
+    time ago: ``90s``, ``30m``, ``2h``, ``7d``."""
+    ago = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if ago:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[ago[2]]
+        when = datetime.now(UTC) - timedelta(**{unit: int(ago[1])})
+        return when.isoformat(timespec="seconds")
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: give 2026-12-01T10:00:00Z, or 30m, 2h, 7d ago"
+        ) from None
+    return text
+
+
+def when(t: datetime) -> str:
+    """A time in UTC to the second, as ``--since`` takes it back."""
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def name_version(name: str | None, version: int | None) -> str:
+    """``exam:2`` (a reference to that version), or the name alone."""
+    if name is None:
+        return ""
+    return name if version is None else f"{name}:{version}"
+
+
 def summary_fields(m: ModelSummary) -> list[tuple[str, str]]:
     t = m.training
     pairs = [
         ("id", m.id),
-        ("name", m.name or ""),
+        ("name", name_version(m.name, m.version)),
         ("created", m.created_at.isoformat(timespec="seconds")),
         ("classes", ", ".join(map(str, m.classes))),
         ("features", ", ".join(m.feature_names or []) or str(m.n_features)),
@@ -195,7 +239,7 @@ def cmd_models(args: argparse.Namespace, client: Client, out: PlainOutput) -> No
     rows = [
         [
             m.id,
-            m.name or "",
+            name_version(m.name, m.version),
             m.created_at.strftime("%Y-%m-%d %H:%M"),
             ", ".join(map(str, m.classes)),
             str(m.n_features),
@@ -223,6 +267,121 @@ def cmd_delete(args: argparse.Namespace, client: Client, out: PlainOutput) -> No
     client.delete(args.ref)
     if not args.json:
         print(f"deleted {args.ref}", file=out.out)
+
+
+def cmd_names(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    page = client.names(limit=args.limit, offset=args.offset)
+    if args.json:
+        print(json.dumps([n.raw for n in page.items]), file=out.out)
+        return
+    rows = [
+        [
+            n.name,
+            "" if n.latest_version is None else str(n.latest_version),
+            str(n.versions),
+            ", ".join(f"{a}={v}" for a, v in sorted(n.aliases.items())),
+        ]
+        for n in page.items
+    ]
+    shown = f"{page.offset + 1}-{page.offset + len(rows)} of {page.total}" if rows else "none"
+    out.table(f"names ({shown})", ["name", "latest", "versions", "aliases"], rows)
+
+
+def cmd_name(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    detail = client.name(args.name)
+    if args.json:
+        print(json.dumps(detail.raw), file=out.out)
+        return
+    by_version: dict[int, list[str]] = {}
+    for alias, version in sorted(detail.aliases.items()):
+        by_version.setdefault(version, []).append(alias)
+    rows = [
+        [
+            str(v.version),
+            v.id,
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            "" if v.training is None else f"{v.training.accuracy:.4f}",
+            ", ".join(by_version.get(v.version, [])),
+        ]
+        for v in detail.items
+    ]
+    latest = detail.latest_version
+    out.table(
+        f"{detail.name}: {detail.versions} version(s), latest {latest}",
+        ["version", "id", "created", "accuracy", "aliases"],
+        rows,
+    )
+
+
+def print_change(change: AliasChange, args: argparse.Namespace, out: PlainOutput) -> None:
+    if args.json:
+        print(json.dumps(change.raw), file=out.out)
+        return
+    was = "new" if change.previous_version is None else f"was {change.previous_version}"
+    print(f"{change.name}@{change.alias} -> version {change.version} ({was})", file=out.out)
+
+
+def cmd_alias_set(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    print_change(client.set_alias(args.name, args.alias, args.version), args, out)
+
+
+def cmd_rollback(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    print_change(client.rollback(args.name, args.alias), args, out)
+
+
+def cmd_alias_delete(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    client.delete_alias(args.name, args.alias)
+    if not args.json:
+        print(f"deleted {args.name}@{args.alias}", file=out.out)
+
+
+def optional(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def cmd_alias_history(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    history = client.alias_history(args.name, args.alias)
+    if args.json:
+        print(json.dumps(history.raw), file=out.out)
+        return
+    rows = [
+        [
+            when(c.changed_at),
+            c.action,
+            optional(c.version),
+            optional(c.previous_version),
+            optional(c.changed_by),
+        ]
+        for c in history.items
+    ]
+    out.table(
+        f"{history.name}@{history.alias}, newest first, UTC",
+        ["changed", "action", "version", "previous", "by"],
+        rows,
+    )
+
+
+def cmd_audit(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    log = client.audit(args.since, limit=args.limit)
+    if args.json:
+        print(json.dumps([e.raw for e in log.items]), file=out.out)
+        return
+    rows = [
+        [
+            when(e.time),
+            e.action,
+            " ".join(f"{k}={v}" for k, v in e.target.items() if v is not None),
+            e.outcome,
+            optional(e.key_id),
+            optional(e.request_id),
+        ]
+        for e in log.items
+    ]
+    out.table(  # the client's address is in --json
+        f"audit log ({len(rows)} entries, oldest first, UTC)",
+        ["time", "action", "target", "outcome", "key", "request"],
+        rows,
+    )
 
 
 def add_common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -276,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("predict", parents=[common], help="classify the rows of a CSV file")
-    p.add_argument("ref", help="a model id, or latest")
+    p.add_argument("ref", help=REF_HELP)
     p.add_argument("file", help="a CSV file with a header row")
     p.add_argument("-o", "--output", help="write the CSV answer here (default: stdout)")
     p.add_argument("--threshold", type=float, help="binary models: the probability of classes[1]")
@@ -288,12 +447,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_models)
 
     p = sub.add_parser("model", parents=[common], help="a model's summary, settings and parameters")
-    p.add_argument("ref", help="a model id, or latest")
+    p.add_argument("ref", help=REF_HELP)
     p.set_defaults(run=cmd_model)
 
     p = sub.add_parser("delete", parents=[common], help="delete a model")
-    p.add_argument("ref", help="a model id")
+    p.add_argument("ref", help=REF_HELP)
     p.set_defaults(run=cmd_delete)
+
+    p = sub.add_parser("names", parents=[common], help="list the registered names")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+    p.set_defaults(run=cmd_names)
+
+    p = sub.add_parser("name", parents=[common], help="a name's versions and aliases")
+    p.add_argument("name")
+    p.set_defaults(run=cmd_name)
+
+    alias = sub.add_parser("alias", help="set, delete or show the history of an alias")
+    alias_sub = alias.add_subparsers(dest="alias_command", required=True, metavar="COMMAND")
+    p = alias_sub.add_parser("set", parents=[common], help="point NAME@ALIAS at a version")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version", type=int)
+    p.set_defaults(run=cmd_alias_set)
+    p = alias_sub.add_parser("delete", parents=[common], help="delete an alias")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.set_defaults(run=cmd_alias_delete)
+    p = alias_sub.add_parser("history", parents=[common], help="every change of an alias")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.set_defaults(run=cmd_alias_history)
+
+    p = sub.add_parser(
+        "rollback", parents=[common], help="point an alias back at its previous version"
+    )
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.set_defaults(run=cmd_rollback)
+
+    p = sub.add_parser("audit", parents=[common], help="the audit log, oldest first (admin)")
+    p.add_argument(
+        "--since",
+        type=parse_since,
+        help="entries at or after: 2026-12-01T10:00:00Z (UTC without an offset), or 30m, 2h, 7d",
+    )
+    p.add_argument("--limit", type=int, default=100, help="at most this many entries")
+    p.set_defaults(run=cmd_audit)
     return parser
 
 
