@@ -5,6 +5,8 @@ from .base import (
     SCHEMA_VERSION,
     CorruptModel,
     InvalidModelId,
+    JobNotFound,
+    JobQueueFull,
     Listing,
     ModelNotFound,
     ModelStore,
@@ -17,6 +19,7 @@ from .base import (
     check_model_id,
     new_model_id,
 )
+from .jobs import JobClaim, JobStore, JsonJobStore, PendingBody
 from .json_store import JsonFileStore
 
 __all__ = [
@@ -24,10 +27,16 @@ __all__ = [
     "SCHEMA_VERSION",
     "CorruptModel",
     "InvalidModelId",
+    "JobClaim",
+    "JobNotFound",
+    "JobQueueFull",
+    "JobStore",
     "JsonFileStore",
+    "JsonJobStore",
     "Listing",
     "ModelNotFound",
     "ModelStore",
+    "PendingBody",
     "PicklableError",
     "Record",
     "StoreDeleteFailed",
