@@ -51,6 +51,9 @@ STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 #: A job in one of these states never changes again.
 FINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
+#: A page of job records, newest first, and how many jobs there are in all.
+JobPage = tuple[list[Record], int]
+
 TMP_PREFIX = ".tmp-"
 #: Temporary files (of records) older than this are leftovers of a process that died mid-write.
 STALE_TMP_SECONDS = 300.0
@@ -116,15 +119,13 @@ class JobStore(ABC):
         """The job's record; ``JobNotFound``."""
 
     @abstractmethod
-    def list(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> tuple[
-        list[Record], int
-    ]:
-        """A page of jobs, newest first, only those in ``status`` if given; and their total."""
-
-    @abstractmethod
     def pending(self) -> list[str]:
         """Ids of the jobs not finished (queued, running, or left running by a dead runner),
         oldest first."""
+
+    @abstractmethod
+    def list(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> JobPage:
+        """A page of jobs, newest first, only those in ``status`` if given; and their total."""
 
     @abstractmethod
     def claim(self, job_id: str) -> JobClaim | None:
@@ -145,6 +146,10 @@ class JobStore(ABC):
 
     @abstractmethod
     def cancel_requested(self, job_id: str) -> bool: ...
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete what processes that died mid-write left behind; how many. Nothing by default."""
+        return 0
 
     def fingerprint(self, job_id: str) -> Hashable:
         """A cheap token that changes when the record does (event streams poll it); this
@@ -332,9 +337,7 @@ class JsonJobStore(JobStore):
     def pending(self) -> list[str]:
         return self._ids(self.pending_dir, ".lock")
 
-    def list(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> tuple[
-        list[Record], int
-    ]:
+    def list(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> JobPage:
         ids = self._ids(self.root, ".json")[::-1]
         if status is None:
             page = [r for r in map(self._maybe_get, ids[offset : offset + limit]) if r]

@@ -26,6 +26,9 @@ SAMPLES: dict[str, Any] = {
     "total": 40_000,
     "content_type": "text/plain",
     "allowed": ("application/json", "text/csv"),
+    "job_id": "0123456789abcdef0123456789abcdef",
+    "status": "succeeded",
+    "queued": 20,
 }
 
 
