@@ -204,11 +204,21 @@ class _FileClaim(JobClaim):
 class JsonJobStore(JobStore):
     """Jobs as files under ``root`` (see the module's docstring)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        """``root``: a folder inside the model folder. It is made when the first job is (a
+        server that never runs a job leaves the model folder as it was), never with parents:
+        a model folder that vanished (a volume unmounted) is not recreated."""
         self.root = os.fspath(root)
         self.pending_dir = os.path.join(self.root, "pending")
-        if create:
-            os.makedirs(self.pending_dir, exist_ok=True)
+
+    def _make_folders(self) -> None:
+        for folder in (self.root, self.pending_dir):
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StoreUnavailable(os.path.dirname(self.root), exc) from None
 
     # --- paths --------------------------------------------------------------------------------
 
@@ -255,6 +265,7 @@ class JsonJobStore(JobStore):
             os.close(fd)
 
     def new_body(self) -> PendingBody:
+        self._make_folders()
         name = f"{TMP_PREFIX}body-{os.getpid()}-{secrets.token_hex(8)}"
         return _FileBody(os.path.join(self.pending_dir, name))
 
@@ -302,8 +313,9 @@ class JsonJobStore(JobStore):
             with open(path, "rb") as fh:
                 data = fh.read()
         except FileNotFoundError:
-            if not os.path.isdir(self.root):
-                raise StoreUnavailable(self.root, OSError(2, "no such folder")) from None
+            models = os.path.dirname(self.root)
+            if not os.path.isdir(models):
+                raise StoreUnavailable(models, OSError(2, "no such folder")) from None
             raise JobNotFound(job_id) from None
         except OSError as exc:
             raise StoreUnavailable(self.root, exc) from None
@@ -330,6 +342,11 @@ class JsonJobStore(JobStore):
         try:
             with os.scandir(folder) as entries:
                 names = [e.name[: -len(suffix)] for e in entries if e.name.endswith(suffix)]
+        except FileNotFoundError as exc:
+            models = os.path.dirname(self.root)
+            if os.path.isdir(models):
+                return []  # no job was ever made
+            raise StoreUnavailable(models, exc) from None
         except OSError as exc:
             raise StoreUnavailable(folder, exc) from None
         return sorted(n for n in names if ID_PATTERN.fullmatch(n))

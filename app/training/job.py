@@ -221,7 +221,7 @@ def train_job(settings: Settings, job_id: str) -> ModelSummary:
     from ..decode import decode_train
     from ..service import ModelService
 
-    jobs = JsonJobStore(job_folder(settings), create=False)
+    jobs = JsonJobStore(job_folder(settings))
     record = jobs.get(job_id)
     progress = JobProgress(jobs, record)
     progress.phase("reading")
