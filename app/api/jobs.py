@@ -35,10 +35,9 @@ def jobs_of(request: Request) -> JobService:
 
 
 def scheduler_of(request: Request) -> JobScheduler:
-    """The worker's job runner, started on first use too (an app served without its lifespan,
-    as by an ASGI test client, still runs its jobs)."""
+    """The worker's job runner (started by the app's lifespan: an app served without it, as by
+    an ASGI test client, accepts jobs and leaves them queued)."""
     scheduler: JobScheduler = request.app.state.job_scheduler
-    scheduler.start()
     return scheduler
 
 
@@ -49,7 +48,7 @@ async def list_jobs(
         None, description="Only the jobs in this state."
     ),
     limit: int = Query(50, ge=1, description="Page size (at most PAGE_SIZE_MAX)."),
-    offset: int = Query(0, ge=0, description="How many jobs to skip."),
+    offset: int = Query(0, ge=0, le=2**53, description="How many jobs to skip."),
 ) -> JSONBytes:
     """List training jobs, newest first, one page at a time."""
     service = jobs_of(request)
@@ -63,7 +62,6 @@ async def list_jobs(
 @router.get("/{job_id}", response_model=Job, responses=NOT_FOUND)
 async def get_job(request: Request, job_id: str = JobId) -> JSONBytes:
     """A training job: its state, progress, and its model once it succeeded."""
-    scheduler_of(request)
     return JSONBytes(view(await asyncio.to_thread(jobs_of(request).get, job_id)))
 
 
@@ -100,7 +98,6 @@ async def job_events(request: Request, job_id: str = JobId) -> StreamingResponse
     """Watch a training job: a `text/event-stream` of its progress, ending with its final
     state (`curl -N`, or a browser's `EventSource`)."""
     service = jobs_of(request)
-    scheduler_of(request)
     first = await asyncio.to_thread(service.get, job_id)  # 404 before the stream starts
     return StreamingResponse(
         events(service, job_id, first),

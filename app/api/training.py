@@ -62,7 +62,7 @@ BODY_DOC = json_or_csv_body(
                 "name": "Prefer",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "example": "respond-async"},
+                "schema": {"type": "string"},
                 "description": "`respond-async` (RFC 7240): answer 202 with a training job at "
                 "once instead of waiting for the model.",
             }
@@ -122,14 +122,33 @@ async def train_as_job(
     request: Request, content_type: str | None, query: list[tuple[str, str]]
 ) -> Response:
     """``POST /train`` with ``Prefer: respond-async``: the body is stored with a new job, which
-    any worker runs (``app.jobs``); 202 with the job. Its body is decoded when it runs: a bad
-    one makes a ``failed`` job with the status this route would have answered."""
+    any worker runs (``app.jobs``); 202 with the job.
+
+    A body of up to ``TRAIN_INLINE_MAX_BYTES`` is decoded and validated first (milliseconds, in
+    a thread), so bad input gets the answer it gets without the header. A larger one is decoded
+    when the job runs, in its child: a bad one makes a ``failed`` job with that status."""
     jobs: JobService = request.app.state.jobs
     await asyncio.to_thread(jobs.check_queue)  # 429 before a body is uploaded for nothing
     body = await asyncio.to_thread(jobs.store.new_body)
+    limit = jobs.settings.train_inline_max_bytes
     try:
+        small: list[bytes] | None = []
+        size = 0
         async for chunk in request.stream():
             body.write(chunk)  # as the spill above: page-cache writes, the fsync is in submit
+            size += len(chunk)
+            if small is not None and size <= limit:
+                small.append(chunk)
+            else:
+                small = None
+        if small is not None:
+            await asyncio.to_thread(
+                decode.decode_train,
+                content_type,
+                b"".join(small),
+                query,
+                max_features=jobs.settings.max_features,
+            )
         record = await asyncio.to_thread(jobs.submit, body, content_type=content_type, query=query)
     except BaseException:
         await asyncio.to_thread(body.discard)

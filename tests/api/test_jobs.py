@@ -240,16 +240,35 @@ def test_the_event_stream_ends_with_the_final_state(jobs_client):
     assert again.startswith("event: succeeded\n") and again.count("data: ") == 1
 
 
-def test_a_bad_body_makes_a_failed_job_with_the_status_it_would_have_had(jobs_client):
+def test_a_bad_body_makes_a_failed_job_with_the_status_it_would_have_had(jobs_client, settings):
     c = jobs_client
     body = slow_body(max_iter=10)
     body["labels"] = body["labels"][:-1]
     job = wait_for(c, submit(c, body)["id"], ended)
     assert job["status"] == "failed" and job["error"]["status"] == 422, job
     assert "labels" in job["error"]["detail"]
-    # and what is refused before a job is made stays refused at once
+    # what is refused before a job is made stays refused at once, and makes no job
     r = c.post("/train", content=b"a,b\n1,2\n", headers={**ASYNC, "Content-Type": "text/plain"})
     assert r.status_code == 415
+    # a small body is decoded before the job is made: the same answer as without the header
+    r = c.post("/train", content=b"\x00", headers={**ASYNC, "Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    r = c.post("/train", json={"features": [[1.0]], "labels": "x"}, headers=ASYNC)
+    assert r.status_code == 422 and "labels" in r.text
+    assert c.get("/jobs").json()["total"] == 1
+    assert not list((settings.model_store_dir / "jobs" / "pending").glob(".tmp-*"))
+
+
+def test_a_large_bad_body_is_decoded_by_the_job(settings):
+    c = LoopClient(create_app(settings.model_copy(update={"train_inline_max_bytes": 0})))
+    try:
+        r = c.post("/train", content=b"\x00", headers={**ASYNC, "Content-Type": "application/json"})
+        assert r.status_code == 202, r.text
+        job = wait_for(c, r.json()["id"], ended)
+        assert job["status"] == "failed" and job["error"]["status"] == 400, job
+        assert "malformed JSON" in job["error"]["detail"]
+    finally:
+        c.close()
 
 
 def test_unknown_jobs_are_404(jobs_client):
