@@ -72,10 +72,13 @@ def train_from_body(
     content_type: str | None,
     body: bytes | str,
     query: Sequence[tuple[str, str]] = (),
+    *,
+    progress: JobProgress | None = None,
 ) -> ModelSummary:
     """Decode, validate, fit and save; the stored model's summary. ``body``: the bytes, or the
     path of a file holding them (read, then deleted); ``query``: the request's query parameters
-    (the options of a CSV body).
+    (the options of a CSV body); ``progress``: a job's, told of each phase and iteration (and
+    able to stop the training: ``train_job``).
 
     Raises the domain errors of ``app.errors`` (they pickle, so they reach the server as they
     are): ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError``,
@@ -95,8 +98,10 @@ def train_from_body(
             os.unlink(path)
     request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
+    if progress is not None:
+        progress.phase("reading", rows_read=len(request.labels))
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(request, X)
+    return service.train(request, X, monitor=progress)
 
 
 #: A job's progress goes to its record at most this often (seconds): a tenth of a second is as
@@ -213,27 +218,24 @@ def train_job(settings: Settings, job_id: str) -> ModelSummary:
     progress written to the job's record. Returns the stored model's summary.
 
     Raises ``JobCancelled`` when the job was cancelled (nothing stored), or any error of
-    ``train_from_body`` (the job fails with the status that error has as an HTTP answer).
-    A training from another source (a dataset) goes through here too: its request is the body.
+    ``train_from_body`` (the job fails with the status that error has as an HTTP answer): the
+    same training as a synchronous ``/train``, whatever its request names (a training from a
+    dataset is one whose body names the dataset).
     """
-    from model_store import JsonFileStore, JsonJobStore
-
-    from ..decode import decode_train
-    from ..service import ModelService
+    from model_store import JsonJobStore
 
     jobs = JsonJobStore(job_folder(settings))
     record = jobs.get(job_id)
     progress = JobProgress(jobs, record)
     progress.phase("reading")
     request = record["request"]
-    body = jobs.read_body(job_id)
-    decoded, X = decode_train(
-        request["content_type"], body, request["query"], max_features=settings.max_features
+    return train_from_body(
+        settings,
+        request["content_type"],
+        jobs.read_body(job_id),
+        [tuple(q) for q in request["query"]],
+        progress=progress,
     )
-    del body
-    progress.phase("reading", rows_read=len(decoded.labels))
-    service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(decoded, X, monitor=progress)
 
 
 def job_folder(settings: Settings) -> Path:
