@@ -55,9 +55,10 @@ def models_on_disk(folder: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json"))
 
 
-def test_two_replicas_share_jobs_run_each_once_and_cancel_across(tmp_path):
+def test_workers_and_replicas_share_jobs_run_each_once_and_cancel_across(tmp_path):
+    """Replica ``a`` has two workers, ``b`` one: three runners over one folder."""
     folder = tmp_path / "models"
-    with LiveServer(folder) as a, LiveServer(folder) as b:
+    with LiveServer(folder, args=["--workers", "2"]) as a, LiveServer(folder) as b:
         # accepted by one, seen, watched and cancelled through the other
         slow = submit(a.url, slow_body(max_iter=100_000))
         running = wait_for(b.url, slow["id"], fitting)
@@ -78,6 +79,7 @@ def test_two_replicas_share_jobs_run_each_once_and_cancel_across(tmp_path):
         assert models_on_disk(folder) == sorted(j["model_id"] for j in done)
         listed = httpx.get(f"{a.url}/jobs?status=succeeded", timeout=WAIT).json()
         assert sorted(j["id"] for j in listed["items"]) == sorted(j["id"] for j in jobs)
+        assert a.log().count("Started server process") >= 2  # really two workers
 
 
 def test_kill_during_a_job_then_restart(tmp_path):

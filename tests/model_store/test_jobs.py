@@ -91,3 +91,38 @@ def test_cancel_marker(tmp_path):
     assert not store.cancel_requested(job_id)
     store.request_cancel(job_id)
     assert store.cancel_requested(job_id)
+
+
+def _runner(root: str, log: str, start: multiprocessing.synchronize.Event) -> None:
+    """Run queued jobs as a server's scheduler does, until none is left; log each one run."""
+    store = JsonJobStore(root)
+    start.wait()
+    while pending := store.pending():
+        for job_id in pending:
+            claim = store.claim(job_id)
+            if claim is None:
+                continue
+            if claim.record["status"] != "queued":
+                claim.release()
+                continue
+            claim.save({**claim.record, "status": "running"})
+            with open(log, "a") as fh:  # O_APPEND: whole lines, whoever writes
+                fh.write(f"{job_id}\n")
+            claim.finish({**claim.record, "status": "succeeded"})
+
+
+def test_many_runners_run_each_queued_job_once(tmp_path):
+    store = JsonJobStore(tmp_path / "jobs")
+    ids = [add(store, max_queued=100) for _ in range(60)]
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    log = tmp_path / "ran.log"
+    runners = [ctx.Process(target=_runner, args=(store.root, str(log), start)) for _ in range(4)]
+    for p in runners:
+        p.start()
+    start.set()
+    for p in runners:
+        p.join(60)
+        assert p.exitcode == 0
+    assert sorted(log.read_text().split()) == sorted(ids)  # each once, none missed
+    assert {r["status"] for r in store.list(limit=100)[0]} == {"succeeded"}
