@@ -9,6 +9,8 @@
    would run for minutes is cancelled once it is fitting; the time from sending
    ``POST /jobs/{id}/cancel`` until its record says ``cancelled`` (polled every 5 ms), through the
    server that runs it and through another one (the cancel crosses processes by a marker file).
+3. Predictions while a job fits: 1-row ``POST /predict`` latency, idle and during a job (whose
+   child runs under SCHED_IDLE, as large synchronous trainings do).
 
     python bench/jobs.py [--rounds 5] [--cancels 5]    # after pip install -e '.[bench]'
 """
@@ -147,15 +149,51 @@ def cancel_latency(cancels: int) -> None:
             )
 
 
+def latencies(client: httpx.Client, body: dict, seconds: float) -> list[float]:
+    out = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        client.post("/predict", json=body).raise_for_status()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def predict_latency(seconds: float) -> None:
+    """1-row predictions, one after another on one connection: idle, then while a job fits."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-jobs-")) / "models"
+    X, y = collinear(200, 10)
+    with LiveServer(folder) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+        model = c.post("/train", json={"features": X.tolist(), "labels": y.tolist()}).json()
+        body = {"model_id": model["id"], "features": X[:1].tolist()}
+        latencies(c, body, 1.0)  # warm up
+        idle = latencies(c, body, seconds)
+        job_id = c.post("/train", json=slow_job(), headers={"Prefer": "respond-async"}).json()["id"]
+        while not (c.get(f"/jobs/{job_id}").json()["progress"] or {}).get("iteration"):
+            time.sleep(0.02)
+        busy = latencies(c, body, seconds)
+        still = c.get(f"/jobs/{job_id}").json()["status"]
+        c.post(f"/jobs/{job_id}/cancel")
+
+    def q(xs: list[float], p: float) -> float:
+        return sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] * 1000
+
+    for name, xs in (("idle", idle), (f"job fitting ({still} at the end)", busy)):
+        print(f"  {name}: n={len(xs)}, p50 {q(xs, 0.5):.2f} ms, p99 {q(xs, 0.99):.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cancels", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per latency window")
     args = parser.parse_args()
     monitor_overhead(args.rounds)
     monitor_calls()
     print("cancel latency (POST .../cancel sent -> record says cancelled)")
     cancel_latency(args.cancels)
+    print("1-row predict latency, one connection, while idle and while a job fits")
+    predict_latency(args.seconds)
 
 
 if __name__ == "__main__":
