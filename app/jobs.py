@@ -27,7 +27,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from model_store import JobClaim, JobStore, PendingBody, Record, new_model_id
+from model_store import (
+    JobClaim,
+    JobQueueFull,
+    JobStore,
+    PendingBody,
+    Record,
+    StoreError,
+    new_model_id,
+)
 from model_store.jobs import CANCELLED, FAILED, FINAL, QUEUED, RUNNING, SUCCEEDED
 
 from .config import Settings
@@ -71,14 +79,13 @@ class JobService:
 
     def check_queue(self) -> None:
         """``JobQueueFull`` now, before a body is uploaded for nothing (``submit`` decides)."""
-        queued = sum(1 for r in map(self._maybe, self.store.pending()) if r == QUEUED)
+        queued = sum(1 for r in map(self.status_of, self.store.pending()) if r == QUEUED)
         if queued >= self.settings.max_queued_jobs:
-            from model_store import JobQueueFull
-
             raise JobQueueFull(queued, self.settings.train_retry_after)
 
-    def _maybe(self, job_id: str) -> str | None:
-        with contextlib.suppress(Exception):
+    def status_of(self, job_id: str) -> str | None:
+        """The job's status, or ``None`` if it cannot be read (gone, half made)."""
+        with contextlib.suppress(StoreError, KeyError):
             return str(self.store.get(job_id)["status"])
         return None
 
@@ -203,7 +210,7 @@ class JobScheduler:
                 return
             if job_id in self.running:
                 continue
-            status = await asyncio.to_thread(self.service._maybe, job_id)
+            status = await asyncio.to_thread(self.service.status_of, job_id)
             start = status == QUEUED and self.runner.has_capacity()
             if status == QUEUED and not start:
                 continue
