@@ -26,8 +26,8 @@ from . import metrics
 from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, fit
 from .engine.footprint import fit_footprint
+from .engine.monitor import Monitor
 from .engine.polynomial import n_output_features
-from .engine.solvers import Monitor
 from .engine.statistics import coefficient_statistics
 from .errors import LimitExceeded
 from .model_cache import ModelCache

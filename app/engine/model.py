@@ -13,10 +13,10 @@ from numpy.typing import ArrayLike
 
 from .errors import InvalidData, InvalidParams
 from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid
+from .monitor import Monitor
 from .polynomial import PolynomialFeatures, check_degree, fit_polynomial
 from .preprocessing import Standardizer, check_features, column_max_abs, ensure_finite
 from .solvers import (
-    Monitor,
     SolverResult,
     cholesky_solve,
     fista,
@@ -537,6 +537,7 @@ def fit(
     else:
         check_raw_magnitudes(Xc, polynomial)
 
+    design.monitor = params.monitor
     loss_type = MultinomialLoss if multiclass == "multinomial" else LogisticLoss
     loss = loss_type(design, Y, l2=params.l2, fit_intercept=params.fit_intercept, sample_weight=sw)
     result, solver_name = solve(loss, params, deadline=deadline)

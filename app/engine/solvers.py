@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from .errors import TrainingDiverged
 from .loss import Array, HessianProduct
+from .monitor import Monitor
 
 #: Longest cost history kept with a model (evenly thinned, first and last points kept).
 HISTORY_POINTS = 100
@@ -97,18 +98,6 @@ def optimality(coef: Array, g: Array, l1: float, mask: NDArray[np.bool_]) -> flo
     r[nz] = np.abs(g[nz] + l1 * np.sign(coef[nz]))
     r[z] = np.maximum(np.abs(g[z]) - l1, 0.0)
     return float(np.max(r))
-
-
-class Monitor(Protocol):
-    """Watches a fit from outside (a training job's progress and cancel): told of every
-    iteration, and by a fit that reads its rows in blocks, of every block. Either call may raise
-    to stop the fit; the exception propagates out of ``fit`` and no model is made. Keep both
-    cheap: they run once per iteration (per block), so look at a clock before anything costlier.
-    """
-
-    def iteration(self, iteration: int, loss: float, grad_norm: float) -> None: ...
-
-    def block(self, rows: int) -> None: ...
 
 
 class _Clock:

@@ -151,7 +151,7 @@ class JobProgress:
             self._tick(now)
 
     def block(self, rows: int) -> None:
-        self.rows_read = rows
+        self.rows_read = max(self.rows_read, rows)  # the first pass reads; later ones re-read
         now = time.monotonic()
         if now >= self._next_check:
             self._tick(now)
