@@ -59,9 +59,22 @@ class Settings(BaseSettings):
     body at about 0.9 MB/s (7 Mbit/s): raise it for large uploads over slower links."""
 
     api_key: SecretStr | None = None
-    """When set, every route except health and the docs needs this key, sent in the
-    ``X-API-Key`` header or as ``Authorization: Bearer <key>``; otherwise 401. Unset or empty
-    (``API_KEY=``, as a compose file passes an unset variable): no authentication."""
+    """When set, every route except health and the docs needs a key, sent in the
+    ``X-API-Key`` header or as ``Authorization: Bearer <key>``; otherwise 401. This one is an
+    ``admin`` key (every scope; see ``API_KEYS_FILE`` for scoped keys). Unset or empty
+    (``API_KEY=``, as a compose file passes an unset variable) and no ``API_KEYS_FILE``: no
+    authentication."""
+
+    api_keys_file: Path | None = None
+    """A JSON file of scoped API keys (``app.keys``): ``{"<key id>": {"sha256": "<hex of the
+    key>", "scopes": ["predict" | "train" | "admin"]}}``; re-read within a second when it
+    changes, so keys rotate without a restart. ``python -m app.keys add FILE ID SCOPE`` adds
+    one and prints the key. With ``API_KEY`` too, that key is one more ``admin`` key."""
+
+    @field_validator("api_keys_file", mode="before")
+    @classmethod
+    def _empty_file_is_no_file(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("api_key", mode="before")
     @classmethod

@@ -20,8 +20,13 @@ Exception hierarchy::
         └── ProtocolError ............. an unusable Open Inference request (400)
             └── UnknownVersion ........ a model version that does not exist (404)
     StoreError ........................ model_store; a stored model cannot be used
-    ├── InvalidModelId ................ not an id (404)
+    ├── InvalidModelId ................ not a model reference of any form (404)
     ├── ModelNotFound ................. no such model (404)
+    ├── NameNotFound .................. no such registered name (404)
+    ├── VersionNotFound ............... no such version of a name (404)
+    ├── AliasNotFound ................. no such alias of a name (404)
+    ├── InvalidName ................... a name or alias breaking its rule (422); ``field``
+    ├── AliasConflict ................. an alias forbids the change (409)
     ├── CorruptModel .................. unreadable or tampered file (409)
     ├── StoreUnavailable .............. the model folder cannot be read (503)
     ├── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
@@ -45,21 +50,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from model_store import (
+    AliasConflict,
+    AliasNotFound,
     CorruptModel,
     InvalidModelId,
+    InvalidName,
     JobNotFound,
     JobQueueFull,
     ModelNotFound,
+    NameNotFound,
     PicklableError,
     StoreDeleteFailed,
     StoreError,
     StoreUnavailable,
     StoreWriteFailed,
+    VersionNotFound,
 )
 
 from .engine.errors import EngineError, InvalidData, InvalidParams, TrainingDiverged
 
 __all__ = [
+    "AliasConflict",
+    "AliasNotFound",
+    "InvalidName",
+    "NameNotFound",
+    "VersionNotFound",
     "BodyTimeout",
     "ChildCrashed",
     "CorruptModel",

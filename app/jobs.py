@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ from model_store import (
 )
 from model_store.jobs import CANCELLED, FAILED, FINAL, QUEUED, RUNNING, SUCCEEDED
 
+from .audit import Actor
 from .config import Settings
 from .errors import JobCancelled, JobFinished
 from .training.runner import TrainRunner
@@ -90,9 +92,15 @@ class JobService:
         return None
 
     def submit(
-        self, body: PendingBody, *, content_type: str | None, query: Sequence[tuple[str, str]]
+        self,
+        body: PendingBody,
+        *,
+        content_type: str | None,
+        query: Sequence[tuple[str, str]],
+        actor: Actor | None = None,
     ) -> Record:
-        """A new ``queued`` job training on ``body`` (sent with ``content_type`` and ``query``)."""
+        """A new ``queued`` job training on ``body`` (sent with ``content_type`` and ``query`` by
+        ``actor``, who the audit log names for the model the job stores)."""
         record: Record = {
             "id": new_model_id(),
             "status": QUEUED,
@@ -102,7 +110,11 @@ class JobService:
             "progress": None,
             "model_id": None,
             "error": None,
-            "request": {"content_type": content_type, "query": [list(q) for q in query]},
+            "request": {
+                "content_type": content_type,
+                "query": [list(q) for q in query],
+                "actor": None if actor is None else asdict(actor),
+            },
         }
         self.store.create(
             record,
@@ -118,7 +130,9 @@ class JobService:
     def list(self, *, status: str | None, limit: int, offset: int) -> tuple[list[Record], int]:
         return self.store.list(status=status, limit=limit, offset=offset)
 
-    def cancel(self, job_id: str, *, wait: float = CANCEL_WAIT) -> Record:
+    def cancel(
+        self, job_id: str, *, actor: Actor | None = None, wait: float = CANCEL_WAIT
+    ) -> Record:
         """Cancel a queued or running job; the job as it is once settled, or after ``wait``
         seconds (still ``running``: it will stop). ``JobFinished`` if it had already ended, or
         ended otherwise meanwhile (a training already saving its model completes)."""
@@ -127,7 +141,7 @@ class JobService:
             raise JobFinished(job_id, record["status"])
         # The word first, then the claim: a runner claiming the job from now on sees the word.
         self.store.request_cancel(job_id)
-        # issue 13: audit log line "job cancelled" (job id, the caller's key) goes here.
+        # issue 13: the audit log's "job.cancelled" line ({"id": job_id}, actor) goes here.
         claim = self.store.claim(job_id)
         if claim is not None:  # nobody runs it: queued, or left by a dead runner
             try:

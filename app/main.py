@@ -13,15 +13,29 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from model_store import JsonFileStore, JsonJobStore
 
 from . import metrics as prometheus
-from .api import docs, docs_ui, errors, health, jobs, metrics, models, prediction, training, v2
+from .api import (
+    docs,
+    docs_ui,
+    errors,
+    health,
+    jobs,
+    metrics,
+    models,
+    names,
+    prediction,
+    training,
+    v2,
+)
 from .api.front import auth
 from .api.front.body_timeout import BodyReadTimeout
 from .api.front.fast_predict import PredictFastPath
 from .api.front.head import HeadAsGet
 from .api.front.limits import BodySizeLimit
 from .api.front.metrics import PrometheusMiddleware
+from .api.front.request_id import RequestId, install_logging
 from .config import Settings
 from .jobs import JobScheduler, JobService
+from .keys import KeyTable
 from .offload import Offload
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
@@ -44,7 +58,7 @@ Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`
 class ServiceApp(FastAPI):
     """FastAPI, behind the service's own pure ASGI layers (``front``).
 
-    Every request goes through ``front``: metrics, then the API key, the body size limit and
+    Every request goes through ``front``: its id, metrics, then the API key, the body size limit and
     the body read timeout, then the predict fast path, and only then FastAPI's own stack (error
     handling, routing).
     A plain ``POST /predict`` is answered without entering FastAPI at all: its built-in
@@ -71,9 +85,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # this worker's counts go to the server's folder, where every process's are totalled
         prometheus.share(prometheus.folder_for(settings.prometheus_multiproc_dir))
+        install_logging()
         store.remove_stale_temporaries()
         cache = app.state.service.cache
-        cache.watch(asyncio.get_running_loop(), str(store.root), store.model_id_of)
+        loop = asyncio.get_running_loop()
+        cache.watch(loop, str(store.root), store.model_id_of)
+        store.names.root.mkdir(exist_ok=True)
+        app.state.service.names.watch(loop, str(store.names.root), store.names.name_of)
         # Everything built so far (FastAPI, pydantic schemas, the app) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()
@@ -81,6 +99,7 @@ def create_app(
         yield
         cache.unwatch()
         await app.state.job_scheduler.stop()  # its running jobs go back to the queue
+        app.state.service.names.unwatch()
         app.state.trainer.shutdown()
         app.state.offload.shutdown()
         prometheus.unshare()
@@ -108,7 +127,7 @@ def create_app(
     )
     app.state.offload = Offload()
     errors.install(app)
-    for module in (training, jobs, prediction, models, health, metrics, v2):
+    for module in (training, jobs, prediction, models, names, health, metrics, v2):
         app.include_router(module.router)
     docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
     docs_ui.install(app)
@@ -119,11 +138,16 @@ def create_app(
     )
     front = BodyReadTimeout(front, seconds=settings.body_read_timeout)
     front = BodySizeLimit(front, max_bytes=settings.max_body_bytes)
-    if settings.api_key is not None:
-        front = auth.APIKeyAuth(front, api_key=settings.api_key.get_secret_value())
+    if settings.api_key is not None or settings.api_keys_file is not None:
+        keys = KeyTable(
+            path=settings.api_keys_file,
+            api_key=None if settings.api_key is None else settings.api_key.get_secret_value(),
+        )
+        front = auth.APIKeyAuth(front, keys=keys)
         app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]
     # outermost, so every answer is counted: the fast path's, and refusals (401, 413) too
-    app.front = PrometheusMiddleware(front, routes_of=app)
+    front = PrometheusMiddleware(front, routes_of=app)
+    app.front = RequestId(front)  # outermost: every answer carries it, refusals too
     return app
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from model_store import ModelNotFound, ModelStore, Record
+from model_store import ModelNotFound, ModelStore, NameRegistry
 
 from . import metrics
 from .folder_watch import FolderWatcher
@@ -62,18 +62,26 @@ class ModelCache(Generic[T]):
         first, and a value heavier than this alone is returned without being kept.
     weigh : callable, optional
         The bytes a value holds (default: nothing, so only ``size`` bounds the cache).
+    missing : exception type
+        What ``store`` raises for a key it does not hold (the key then leaves the cache).
+    counted : bool
+        Count hits and misses in the service's metrics (the models' cache; not the names').
     """
 
     def __init__(
         self,
-        store: ModelStore,
-        build: Callable[[Record], T],
+        store: ModelStore | NameRegistry,
+        build: Callable[[Any], T],
         *,
         size: int,
         max_bytes: int | None = None,
         weigh: Callable[[T], int] | None = None,
+        missing: type[Exception] = ModelNotFound,
+        counted: bool = True,
     ) -> None:
         self.store = store
+        self.missing = missing
+        self.counted = counted
         self.build = build
         self.size = size
         self.max_bytes = max_bytes
@@ -146,7 +154,7 @@ class ModelCache(Generic[T]):
         checked = _now()
         try:
             fp = self.store.fingerprint(model_id)
-        except ModelNotFound:
+        except self.missing:
             self.discard(model_id)
             raise
         with self._lock:
@@ -155,7 +163,8 @@ class ModelCache(Generic[T]):
                 entry[2] = checked if changes == self._changes else _NEVER
                 return self._hit(model_id, entry)
             self.stats.misses += 1
-            metrics.CACHE_MISSES.inc()
+            if self.counted:
+                metrics.CACHE_MISSES.inc()
             if entry is not None:
                 self.stats.stale += 1
                 self._drop(model_id)
@@ -186,7 +195,8 @@ class ModelCache(Generic[T]):
         """Count a hit on ``entry`` and mark it most recently used (call with the lock held)."""
         self._entries.move_to_end(model_id)
         self.stats.hits += 1
-        metrics.CACHE_HITS.inc()
+        if self.counted:
+            metrics.CACHE_HITS.inc()
         return entry[1]
 
     def discard(self, model_id: str) -> None:

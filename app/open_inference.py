@@ -6,7 +6,8 @@ prediction path (``ModelService.served``, then ``predict``) and encodes the answ
 ways.
 No FastAPI here; ``app/api/v2.py`` is the HTTP side.
 
-Each model is served under its id, as version ``"1"``, with one input and two outputs::
+Each model is served under every reference that names it (its id, ``NAME``, ``NAME@ALIAS``...),
+as its version under its name (``"1"`` for an unnamed model), with one input and two outputs::
 
     input   features        FP64 [-1, n_features]   (FP32, FP16 and (U)INT8-64 accepted too)
     output  predict         INT64 [-1] for integer labels, BYTES [-1] for string labels,
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .errors import ProtocolError, UnknownVersion
+from .errors import ProtocolError
 from .records import ServedModel
 from .service import ModelService, Prediction
 
@@ -61,11 +62,6 @@ def server_metadata(*, version: str) -> dict[str, Any]:
     return {"name": SERVER_NAME, "version": version, "extensions": EXTENSIONS}
 
 
-def check_version(version: str) -> None:
-    if version != MODEL_VERSION:
-        raise UnknownVersion(f"model version {version!r}: not found; every model has version '1'")
-
-
 def label_datatype(classes: Sequence[Any]) -> str:
     """BOOL for boolean labels, INT64 for integer labels that fit, BYTES (UTF-8 strings)
     otherwise."""
@@ -76,10 +72,15 @@ def label_datatype(classes: Sequence[Any]) -> str:
     return "BYTES"
 
 
+def version_of(m: ServedModel) -> str:
+    """A model's version: its version under its name, ``"1"`` for an unnamed model."""
+    return str(m.version or MODEL_VERSION)
+
+
 def model_metadata(m: ServedModel) -> dict[str, Any]:
     return {
         "name": m.id,
-        "versions": [MODEL_VERSION],
+        "versions": [version_of(m)],
         "platform": PLATFORM,
         "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, m.n_features]}],
         "outputs": [
@@ -335,7 +336,7 @@ def _output_tensor(
 
 
 def encode_response(
-    model_id: str, request: InferRequest, prediction: Prediction
+    model: ServedModel, request: InferRequest, prediction: Prediction
 ) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when binary outputs follow it."""
     outputs, chunks = [], []
@@ -345,7 +346,7 @@ def encode_response(
             tensor["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         outputs.append(tensor)
-    response: dict[str, Any] = {"model_name": model_id, "model_version": MODEL_VERSION}
+    response: dict[str, Any] = {"model_name": model.id, "model_version": version_of(model)}
     if request.id is not None:
         response["id"] = request.id
     response["outputs"] = outputs
@@ -362,11 +363,12 @@ def infer(
     *,
     header_length: str | None,
     content_encoding: str | None = None,
+    version: str | None = None,
 ) -> tuple[bytes, int | None]:
     """Decode, check against the model ``ref`` names, predict, encode (see
     ``encode_response``). Reads the store on a cache miss: call it off the event loop."""
+    model = service.served(ref) if version is None else service.served_version(ref, version)
     request = decode_request(body, header_length, content_encoding)
-    model = service.served(ref)
     n_features = model.n_features
     if request.X.shape[1] != n_features:
         raise ProtocolError(
@@ -374,4 +376,4 @@ def infer(
             f"expects [-1, {n_features}]"
         )
     prediction = service.predict(model, request.X, threshold=request.threshold)
-    return encode_response(model.id, request, prediction)
+    return encode_response(model, request, prediction)

@@ -200,6 +200,7 @@ def summary_from_record(record: Record) -> ModelSummary:
     return ModelSummary(
         id=record["id"],
         name=record["name"],
+        version=record.get("version"),
         created_at=datetime.fromisoformat(record["created_at"]),
         classes=record["model"]["classes"],
         n_features=record["n_features"],
@@ -252,6 +253,7 @@ class ServedModel:
     model: LogisticModel
     feature_names: list[str] | None = None
     name: str | None = None
+    version: int | None = None
 
     @classmethod
     def from_record(cls, record: Record) -> ServedModel:
@@ -261,6 +263,7 @@ class ServedModel:
             model=from_record(model_id, model_from_record, record),
             feature_names=record.get("feature_names"),
             name=record.get("name"),
+            version=record.get("version"),
         )
 
     @property

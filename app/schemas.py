@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,7 +21,27 @@ from pydantic import (
     model_validator,
 )
 
+from model_store import ALIAS_RULE, NAME_RULE, InvalidName, check_name
+
 from .engine.model import INT64_MAX, INT64_MIN, NOT_A_LABEL, ONE_KIND
+
+
+def _registered_name(value: str) -> str:
+    try:
+        return check_name(value)
+    except InvalidName:
+        raise ValueError(f"name: {value[:100]!r} is not valid: {NAME_RULE}") from None
+
+
+#: A registered model name (``churn``, ``fraud.eu-v2``).
+RegisteredName = Annotated[StrictStr, AfterValidator(_registered_name)]
+NAME_RULE_DOC = f"Names: {NAME_RULE}."
+ALIAS_RULE_DOC = f"Aliases: {ALIAS_RULE}."
+REFERENCE_DOC = (
+    "The model: its id (what `POST /train` answered), `NAME` (the newest version of a "
+    "registered name), `NAME:VERSION` (`churn:3`), `NAME@ALIAS` (`churn@champion`), or `latest` "
+    "(the newest model of all)."
+)
 
 #: A JSON number that is finite. Strict: ``true`` and ``"1.5"`` are not numbers.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -307,7 +328,12 @@ class TrainRequest(Strict):
         json_schema_extra={"minItems": 2},
     )
     feature_names: list[Annotated[StrictStr, Field(min_length=1, max_length=200)]] | None = None
-    name: Annotated[StrictStr, Field(max_length=200)] | None = None
+    name: RegisteredName | None = Field(
+        None,
+        description="Register the model under this name: each training under a name makes its "
+        "next version (1, 2, 3...), served as `NAME` (the newest), `NAME:VERSION` or "
+        "`NAME@ALIAS`. " + NAME_RULE_DOC,
+    )
     params: TrainParams = Field(default_factory=TrainParams)
     sample_weight: list[Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0)]] | None = (
         Field(
@@ -392,7 +418,10 @@ class TrainingSummary(BaseModel):
 
 class ModelSummary(BaseModel):
     id: str
-    name: str | None
+    name: str | None = Field(description="The registered name; null for an unnamed model.")
+    version: int | None = Field(
+        None, description="The version under `name` (1, 2, 3...); null for an unnamed model."
+    )
     created_at: datetime
     classes: list[Label]
     n_features: int
@@ -546,9 +575,7 @@ class ModelList(BaseModel):
 
 
 class PredictRequest(Strict):
-    model_id: StrictStr = Field(
-        description="The id that `POST /train` answered, or `latest` for the newest model."
-    )
+    model_id: StrictStr = Field(description=REFERENCE_DOC)
     features: Rows = Field(
         description="Rows to classify, as many values each as in training.",
         json_schema_extra={"minItems": 1},
@@ -575,7 +602,9 @@ class PredictRequest(Strict):
 
 
 class PredictResponse(BaseModel):
-    model_id: str
+    model_id: str = Field(description="The id of the model that answered (whatever the reference).")
+    name: str | None = None
+    version: int | None = None
     classes: list[Label]
     predictions: list[Label]
     probabilities: list[list[float]] = Field(
@@ -603,15 +632,15 @@ class CsvTrainOptions(Strict):
     label: StrictStr | None = Field(
         None, description="Name of the label column; the last column when not given."
     )
-    name: Annotated[StrictStr, Field(max_length=200)] | None = Field(
-        None, description="A name for the model."
+    name: RegisteredName | None = Field(
+        None, description="Register the model under this name (as `name` in the JSON body)."
     )
 
 
 class CsvPredictOptions(Strict):
     """Query parameters of ``POST /predict`` with a ``text/csv`` body."""
 
-    model_id: StrictStr = Field(description="The id that `POST /train` answered.")
+    model_id: StrictStr = Field(description=REFERENCE_DOC)
     threshold: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = Field(
         None, description="Binary models only: as in the JSON body."
     )
@@ -630,6 +659,94 @@ class ErrorResponse(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     models: int
+
+
+# --- names, versions, aliases, audit ------------------------------------------------------------
+
+
+class NameSummary(BaseModel):
+    name: str
+    latest_version: int | None = Field(description="The newest version (what `NAME` serves).")
+    versions: int = Field(description="How many versions the name has.")
+    aliases: dict[str, int] = Field(description="Each alias and the version it points to.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "exam-pass",
+                    "latest_version": 2,
+                    "versions": 2,
+                    "aliases": {"champion": 1},
+                }
+            ]
+        }
+    )
+
+
+class NameList(BaseModel):
+    items: list[NameSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class NameVersion(BaseModel):
+    version: int
+    id: str = Field(description="The model's id.")
+    created_at: datetime
+    training: TrainingSummary | None = Field(
+        description="The training's summary; null when the model's file cannot be read."
+    )
+
+
+class NameDetail(NameSummary):
+    items: list[NameVersion] = Field(description="Every version, newest first.")
+
+
+class AliasRequest(Strict):
+    version: Annotated[StrictInt, Field(ge=1)] = Field(description="The version to point to.")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": 1}]})
+
+
+class AliasChangeResponse(BaseModel):
+    name: str
+    alias: str
+    version: int | None = Field(description="What the alias points to now (null: deleted).")
+    previous_version: int | None = Field(description="What it pointed to before (null: new).")
+    changed_at: datetime
+
+
+class AliasHistoryItem(BaseModel):
+    action: Literal["set", "delete", "rollback"]
+    version: int | None
+    previous_version: int | None
+    changed_at: datetime
+    changed_by: str | None = Field(description="The id of the API key that made the change.")
+
+
+class AliasHistory(BaseModel):
+    name: str
+    alias: str
+    items: list[AliasHistoryItem] = Field(description="Every change, newest first.")
+
+
+class AuditEntry(BaseModel):
+    time: datetime
+    action: str = Field(
+        description="`model.stored`, `model.deleted`, `alias.set`, `alias.deleted`, "
+        "`alias.rolled_back`."
+    )
+    target: dict[str, Any] = Field(description="What changed: name, version, id, alias.")
+    outcome: str = Field(description="`ok`, or `refused: <why>`.")
+    key_id: str | None
+    client: str | None
+    request_id: str | None
+
+
+class AuditList(BaseModel):
+    items: list[AuditEntry] = Field(description="Oldest first.")
 
 
 EXAMPLE_JOB_ID = "1879b2c4d5e6f7a8b9c0d1e2f3a4b5c6"
@@ -698,6 +815,16 @@ class JobList(BaseModel):
 
 
 __all__ = [
+    "AliasChangeResponse",
+    "AliasHistory",
+    "AliasHistoryItem",
+    "AliasRequest",
+    "AuditEntry",
+    "AuditList",
+    "NameDetail",
+    "NameList",
+    "NameSummary",
+    "NameVersion",
     "CoefficientRow",
     "CoefficientTable",
     "CsvPredictOptions",

@@ -7,29 +7,38 @@ Open Inference Protocol, ``/models``) resolves a model with ``served`` and predi
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from model_store import (
+    ID_PATTERN,
+    LATEST,
+    AliasChange,
+    AliasNotFound,
     CorruptModel,
     InvalidModelId,
     ModelNotFound,
     ModelStore,
+    NameEntry,
+    NameNotFound,
     Record,
-    check_model_id,
+    StoreError,
     new_model_id,
+    parse_reference,
 )
 
 from . import metrics
+from .audit import Actor, audit_entry
 from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, fit
 from .engine.footprint import fit_footprint
 from .engine.monitor import Monitor
 from .engine.polynomial import n_output_features
 from .engine.statistics import coefficient_statistics
-from .errors import LimitExceeded
+from .errors import LimitExceeded, UnknownVersion
 from .model_cache import ModelCache
 from .records import (
     SHAPE_ERRORS,
@@ -43,14 +52,29 @@ from .records import (
     summary_from_record,
     training_warnings,
 )
-from .schemas import ModelDetail, ModelList, ModelSummary, TrainRequest
+from .schemas import (
+    AliasChangeResponse,
+    AliasHistory,
+    AliasHistoryItem,
+    AuditList,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    NameDetail,
+    NameList,
+    NameSummary,
+    NameVersion,
+    TrainingSummary,
+    TrainRequest,
+)
 
-#: The reference to the newest model, so the docs page's examples work as shipped.
-LATEST = "latest"
+log = logging.getLogger("app.service")
 
 
 class Prediction(NamedTuple):  # a NamedTuple: a third of a frozen dataclass's cost to build
     model_id: str  # the resolved id
+    name: str | None
+    version: int | None
     classes: list[Any]
     predictions: np.ndarray  # shape (n_samples,), labels
     probabilities: np.ndarray  # shape (n_samples, n_classes)
@@ -86,6 +110,11 @@ class ModelService:
             max_bytes=settings.model_cache_bytes,
             weigh=ServedModel.nbytes,
         )
+        # name -> its entry (versions, aliases), checked like the models: an alias moved through
+        # any process is followed by the next request
+        self.names: ModelCache[NameEntry] = ModelCache(
+            store.names, lambda entry: entry, size=1024, missing=NameNotFound, counted=False
+        )
 
     def _check_size(self, n_rows: int, n_features: int) -> None:
         s = self.settings
@@ -99,29 +128,60 @@ class ModelService:
     # --- model references -----------------------------------------------------------------
 
     def resolve(self, ref: str) -> str:
-        """The model id a reference names: a 32-hex id, or ``latest`` (the newest model, found
-        from the store's listing without reading it: the model itself then comes from the
-        cache). May list the store: call it off the event loop."""
-        if ref != LATEST:
-            return check_model_id(ref)
-        newest = self.store.newest_id()
-        if newest is None:
-            raise ModelNotFound(LATEST)
-        return newest
+        """The model id a reference names (``model_store.parse_reference``: an id, ``latest``,
+        ``NAME``, ``NAME:VERSION``, ``NAME@ALIAS``). ``latest`` is found from the store's listing
+        and a name from its entry (cached, and checked like a cached model), without reading any
+        model. May read the store: call it off the event loop."""
+        if ID_PATTERN.fullmatch(ref):
+            return ref
+        r = parse_reference(ref)
+        if r.latest:
+            newest = self.store.newest_id()
+            if newest is None:
+                raise ModelNotFound(LATEST)
+            return newest
+        assert r.name is not None
+        entry: NameEntry = self.names.get(r.name)
+        return entry.model_id(version=r.version, alias=r.alias)
 
     def served(self, ref: str) -> ServedModel:
         """The model ``ref`` names, ready to predict: from the cache, or read from the store
         (call it off the event loop; ``cached`` is the non-blocking look-up)."""
         return self.cache.get(self.resolve(ref))
 
+    def served_version(self, ref: str, version: str) -> ServedModel:
+        """The model ``ref`` names at ``version`` (the Open Inference Protocol's
+        ``/v2/models/{ref}/versions/{version}``): a name's version, or the version of the model
+        ``ref`` names (``"1"`` for an unnamed model); ``UnknownVersion`` for any other."""
+        if not ID_PATTERN.fullmatch(ref):
+            r = parse_reference(ref)
+            if r.name is not None and r.version is None and r.alias is None:
+                if not (version.isascii() and version.isdigit() and 0 < len(version) < 10):
+                    raise UnknownVersion(f"model {ref!r} has no version {version!r}")
+                return self.served(f"{ref}:{int(version)}")
+        model = self.served(ref)
+        own = str(model.version or 1)
+        if version != own:
+            raise UnknownVersion(f"model {ref!r} has no version {version!r}; it is version {own}")
+        return model
+
     def cached(self, ref: str) -> ServedModel | None:
-        """``served(ref)`` when that needs no I/O (a cached model known to be current), else
-        ``None``. Safe on the event loop."""
-        if ref == LATEST:
+        """``served(ref)`` when that needs no I/O (a cached model, and for a name a cached
+        entry, known to be current), else ``None``. Safe on the event loop."""
+        if ID_PATTERN.fullmatch(ref):
+            return self.cache.peek(ref)
+        try:
+            r = parse_reference(ref)
+        except InvalidModelId:  # ``served`` raises it again, with the rest of the request
+            return None
+        if r.name is None:  # latest
+            return None
+        entry = self.names.peek(r.name)
+        if entry is None:
             return None
         try:
-            return self.cache.peek(check_model_id(ref))
-        except InvalidModelId:  # ``served`` raises it again, with the rest of the request
+            return self.cache.peek(entry.model_id(version=r.version, alias=r.alias))
+        except StoreError:  # no such version or alias: ``served`` says so
             return None
 
     def predict(
@@ -143,7 +203,9 @@ class ModelService:
         metrics.record_predictions(
             model.id, X.shape[0], max_model_ids=self.settings.metrics_max_model_ids
         )
-        return Prediction(model.id, model.classes, engine.labels[index], proba)
+        return Prediction(
+            model.id, model.name, model.version, model.classes, engine.labels[index], proba
+        )
 
     # --- training and the store -----------------------------------------------------------
 
@@ -152,11 +214,13 @@ class ModelService:
         request: TrainRequest,
         X: np.ndarray | None = None,
         *,
+        actor: Actor | None = None,
         monitor: TrainingMonitor | None = None,
     ) -> ModelSummary:
-        """Fit and store a model. ``X`` (n_samples, n_features): the rows if decoded apart,
-        in which case ``request.features`` is a placeholder; ``monitor``: told of the fit's
-        progress, and may stop it (a training job's)."""
+        """Fit and store a model (the next version of ``request.name`` when named). ``X``
+        (n_samples, n_features): the rows if decoded apart, in which case ``request.features``
+        is a placeholder; ``monitor``: told of the fit's progress, and may stop it (a training
+        job's)."""
         s = self.settings
         if X is None:
             X = np.asarray(request.features, dtype=np.float64)
@@ -234,11 +298,29 @@ class ModelService:
             "statistics": statistics_to_record(stats),
             "statistics_note": stats_note,
         }
-        summary = summary_from_record(record)  # first: a record it cannot show is not stored
+        summary_from_record(record)  # first: a record it cannot show is not stored
         if monitor is not None:
             monitor.saving()  # the last moment a cancel stops the training: past it, it is saved
-        self.store.save(record)
-        return summary
+        if request.name is None:
+            self.store.save(record)
+        else:
+            self.store.save_version(record)  # sets record["version"]
+        self._audit(
+            "model.stored",
+            {"id": record["id"], "name": request.name, "version": record.get("version")},
+            actor,
+        )
+        return summary_from_record(record)
+
+    def _audit(
+        self, action: str, target: dict[str, Any], actor: Actor | None, *, outcome: str = "ok"
+    ) -> None:
+        """Append the audit line of a change that happened. The change stands if the line cannot
+        be written (the model is stored, the alias moved): that is logged as an error."""
+        try:
+            self.store.audit.append(audit_entry(action, target, actor, outcome=outcome))
+        except StoreError:
+            log.error("audit log: could not record %s %s", action, target, exc_info=True)
 
     def _check_resources(
         self,
@@ -326,7 +408,129 @@ class ModelService:
     def count(self) -> int:
         return self.store.count()
 
-    def delete(self, ref: str) -> None:
+    def delete(self, ref: str, *, actor: Actor | None = None) -> None:
         model_id = self.resolve(ref)
-        self.store.delete(model_id)
+        try:
+            self.store.delete(model_id)
+        except StoreError as exc:
+            self._audit("model.deleted", {"id": model_id}, actor, outcome=f"refused: {exc}")
+            raise
         self.cache.discard(model_id)
+        self._audit("model.deleted", {"id": model_id, "ref": ref}, actor)
+
+    # --- names and aliases ------------------------------------------------------------------
+
+    def list_names(self, *, limit: int, offset: int) -> NameList:
+        entries, total = self.store.names.list(offset=offset, limit=limit)
+        return NameList(
+            items=[_name_summary(e) for e in entries], total=total, limit=limit, offset=offset
+        )
+
+    def name(self, name: str) -> NameDetail:
+        entry = self.store.names.load(name)
+        items = []
+        for version in sorted(entry.versions, reverse=True):
+            v = entry.versions[version]
+            training: TrainingSummary | None = None
+            try:
+                training = summary_from_record(self.store.load(v.model_id)).training
+            except (StoreError, *SHAPE_ERRORS):
+                pass  # listed all the same: GET /models/{id} says what is wrong with it
+            items.append(
+                NameVersion(
+                    version=version,
+                    id=v.model_id,
+                    created_at=datetime.fromisoformat(v.created_at),
+                    training=training,
+                )
+            )
+        return NameDetail(**_name_summary(entry).model_dump(), items=items)
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, actor: Actor | None = None
+    ) -> AliasChangeResponse:
+        return self._alias_change(
+            "alias.set",
+            {"name": name, "alias": alias, "version": version},
+            actor,
+            lambda by: self.store.names.set_alias(name, alias, version, by=by),
+        )
+
+    def delete_alias(self, name: str, alias: str, *, actor: Actor | None = None) -> None:
+        self._alias_change(
+            "alias.deleted",
+            {"name": name, "alias": alias},
+            actor,
+            lambda by: self.store.names.delete_alias(name, alias, by=by),
+        )
+
+    def rollback_alias(
+        self, name: str, alias: str, *, actor: Actor | None = None
+    ) -> AliasChangeResponse:
+        return self._alias_change(
+            "alias.rolled_back",
+            {"name": name, "alias": alias},
+            actor,
+            lambda by: self.store.names.rollback_alias(name, alias, by=by),
+        )
+
+    def _alias_change(
+        self,
+        action: str,
+        target: dict[str, Any],
+        actor: Actor | None,
+        change: Any,
+    ) -> AliasChangeResponse:
+        try:
+            done: AliasChange = change(actor.key_id if actor else None)
+        except StoreError as exc:
+            self._audit(action, target, actor, outcome=f"refused: {exc}")
+            raise
+        self.names.discard(done.name)
+        self._audit(
+            action,
+            {**target, "version": done.version, "previous_version": done.previous_version},
+            actor,
+        )
+        return AliasChangeResponse(
+            name=done.name,
+            alias=done.alias,
+            version=done.version,
+            previous_version=done.previous_version,
+            changed_at=datetime.fromisoformat(done.changed_at),
+        )
+
+    def audit(self, *, since: datetime | None, limit: int) -> AuditList:
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        after = None if since is None else since.astimezone(UTC).isoformat(timespec="microseconds")
+        return AuditList(items=self.store.audit.read(since=after, limit=limit))
+
+    def alias_history(self, name: str, alias: str) -> AliasHistory:
+        entry = self.store.names.load(name)
+        changes = entry.history.get(alias)
+        if not changes:
+            raise AliasNotFound(name, alias)
+        return AliasHistory(
+            name=name,
+            alias=alias,
+            items=[
+                AliasHistoryItem(
+                    action=c.action,
+                    version=c.version,
+                    previous_version=c.previous_version,
+                    changed_at=datetime.fromisoformat(c.changed_at),
+                    changed_by=c.changed_by,
+                )
+                for c in reversed(changes)
+            ],
+        )
+
+
+def _name_summary(entry: NameEntry) -> NameSummary:
+    return NameSummary(
+        name=entry.name,
+        latest_version=entry.latest_version,
+        versions=len(entry.versions),
+        aliases=dict(sorted(entry.aliases.items())),
+    )

@@ -16,6 +16,18 @@ ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 SCHEMA_VERSION = 1
 
+#: Registered model names: what ``POST /train`` accepts as ``name``.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+NAME_RULE = (
+    "1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or a digit "
+    "(not 32 hex digits, which read as a model id, and not 'latest')"
+)
+#: Aliases of a name's versions (``churn@champion``).
+ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+ALIAS_RULE = "1-32 characters of a-z, 0-9, '_' and '-', starting with a letter (not 'latest')"
+#: The reference to the newest model of all; reserved as a name and as an alias.
+LATEST = "latest"
+
 Record = dict[str, Any]
 
 
@@ -40,9 +52,53 @@ class StoreError(PicklableError):
 
 
 class InvalidModelId(StoreError):
+    """A model reference of none of the accepted forms (a 404: no model has that name)."""
+
     def __init__(self, model_id: str) -> None:
-        super().__init__(f"model id {model_id!r} is not valid: ids are 32 lowercase hex characters")
+        super().__init__(
+            f"model reference {model_id!r} is not valid: use a model id (32 lowercase hex "
+            "characters), NAME, NAME:VERSION, NAME@ALIAS or 'latest'"
+        )
         self.model_id = model_id
+
+
+class InvalidName(StoreError):
+    """A name or an alias that breaks its rule (a 422 naming ``field``)."""
+
+    def __init__(self, field: str, value: str, rule: str) -> None:
+        super().__init__(f"{field}: {value!r} is not valid: {rule}")
+        self.field = field
+        self.value = value
+
+
+class NameNotFound(StoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no model is registered under the name {name!r}")
+        self.name = name
+
+
+class VersionNotFound(StoreError):
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"name {name!r} has no version {version}")
+        self.name = name
+        self.version = version
+
+
+class AliasNotFound(StoreError):
+    def __init__(self, name: str, alias: str) -> None:
+        super().__init__(f"name {name!r} has no alias {alias!r}")
+        self.name = name
+        self.alias = alias
+
+
+class AliasConflict(StoreError):
+    """A change the aliases forbid (a 409): deleting a version an alias points to, or rolling
+    back an alias with no previous version."""
+
+    def __init__(self, message: str, *, name: str, alias: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.alias = alias
 
 
 class ModelNotFound(StoreError):
@@ -114,6 +170,24 @@ def new_model_id() -> str:
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
+def check_name(name: object, field: str = "name") -> str:
+    """Return ``name`` if it may be registered, else raise ``InvalidName`` naming ``field``."""
+    if (
+        not isinstance(name, str)
+        or not NAME_PATTERN.fullmatch(name)
+        or ID_PATTERN.fullmatch(name)
+        or name == LATEST
+    ):
+        raise InvalidName(field, str(name)[:100], NAME_RULE)
+    return name
+
+
+def check_alias(alias: object, field: str = "alias") -> str:
+    if not isinstance(alias, str) or not ALIAS_PATTERN.fullmatch(alias) or alias == LATEST:
+        raise InvalidName(field, str(alias)[:100], ALIAS_RULE)
+    return alias
+
+
 def check_model_id(model_id: str) -> str:
     """Return ``model_id`` if it is a well-formed id, else raise ``InvalidModelId``.
 
@@ -134,7 +208,16 @@ class Listing:
 
 
 class ModelStore(ABC):
-    """Save, load, list and delete model records (JSON-ready dicts with an ``id`` key)."""
+    """Save, load, list and delete model records (JSON-ready dicts with an ``id`` key); the
+    registry of their names (``names``) and the log of changes (``audit``)."""
+
+    names: NameRegistry
+    audit: AuditLog
+
+    @abstractmethod
+    def save_version(self, record: Record) -> int:
+        """Save ``record`` as the next version of ``record["name"]``: sets and returns its
+        ``version``. Two saves under one name, in any processes, never get the same version."""
 
     @abstractmethod
     def save(self, record: Record) -> None:
@@ -147,7 +230,8 @@ class ModelStore(ABC):
     def list(self, *, offset: int = 0, limit: int = 50) -> Listing: ...
 
     @abstractmethod
-    def delete(self, model_id: str) -> None: ...
+    def delete(self, model_id: str) -> None:
+        """Delete a model; ``AliasConflict`` if it is a version an alias points to."""
 
     @abstractmethod
     def count(self) -> int: ...
@@ -172,3 +256,138 @@ class ModelStore(ABC):
     def load_with_fingerprint(self, model_id: str) -> tuple[Record, Hashable]:
         """The record and the fingerprint of exactly the version that was read."""
         return self.load(model_id), self.fingerprint(model_id)
+
+
+# --- names, versions and aliases ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed model reference: exactly one of the forms ``POST /predict``'s ``model_id``
+    and ``/models/{ref}`` accept."""
+
+    model_id: str | None = None  # a 32-hex id
+    name: str | None = None  # NAME, NAME:VERSION or NAME@ALIAS
+    version: int | None = None
+    alias: str | None = None
+    latest: bool = False  # the newest model of all
+
+
+def parse_reference(ref: str) -> Reference:
+    """``ref`` as one of the accepted forms; ``InvalidModelId`` (a 404) for anything else."""
+    if ID_PATTERN.fullmatch(ref):
+        return Reference(model_id=ref)
+    if ref == LATEST:
+        return Reference(latest=True)
+    name, sep, rest = ref.partition("@")
+    if sep:
+        if NAME_PATTERN.fullmatch(name) and ALIAS_PATTERN.fullmatch(rest) and rest != LATEST:
+            return Reference(name=name, alias=rest)
+        raise InvalidModelId(ref[:100])
+    name, sep, rest = ref.partition(":")
+    if sep:
+        if NAME_PATTERN.fullmatch(name) and rest.isascii() and rest.isdigit() and len(rest) < 10:
+            version = int(rest)
+            if version >= 1:
+                return Reference(name=name, version=version)
+        raise InvalidModelId(ref[:100])
+    if NAME_PATTERN.fullmatch(ref):
+        return Reference(name=ref)
+    raise InvalidModelId(ref[:100])
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """One change of an alias, as its history keeps it. ``version`` is ``None`` when the alias
+    was deleted; ``previous_version`` when it was new."""
+
+    name: str
+    alias: str
+    action: str  # "set", "delete" or "rollback"
+    version: int | None
+    previous_version: int | None
+    changed_at: str
+    changed_by: str | None
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    version: int
+    model_id: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class NameEntry:
+    """A registered name: its versions (only those whose model was stored), its aliases and
+    their histories (oldest first). Versions are never reused, even after a delete."""
+
+    name: str
+    versions: dict[int, VersionEntry]
+    aliases: dict[str, int]
+    history: dict[str, list[AliasChange]]
+    next_version: int
+
+    @property
+    def latest_version(self) -> int | None:
+        return max(self.versions, default=None)
+
+    def model_id(self, *, version: int | None = None, alias: str | None = None) -> str:
+        """The id of ``version``, of the version ``alias`` points to, or of the newest."""
+        if alias is not None:
+            if alias not in self.aliases:
+                raise AliasNotFound(self.name, alias)
+            version = self.aliases[alias]
+        elif version is None:
+            version = self.latest_version
+            if version is None:
+                raise NameNotFound(self.name)
+        entry = self.versions.get(version)
+        if entry is None:
+            raise VersionNotFound(self.name, version)
+        return entry.model_id
+
+
+class NameRegistry(ABC):
+    """Names, their versions and aliases. Every change is atomic and, once it returns,
+    survives a crash and is seen by every process over the same store."""
+
+    @abstractmethod
+    def load(self, name: str) -> NameEntry:
+        """``NameNotFound`` if no model was ever registered under ``name``."""
+
+    @abstractmethod
+    def fingerprint(self, name: str) -> Hashable:
+        """A cheap token that changes whenever the name's entry changes (see
+        ``ModelStore.fingerprint``)."""
+
+    @abstractmethod
+    def load_with_fingerprint(self, name: str) -> tuple[NameEntry, Hashable]: ...
+
+    @abstractmethod
+    def list(self, *, offset: int = 0, limit: int = 50) -> tuple[list[NameEntry], int]:
+        """A page of names in alphabetical order, and how many there are."""
+
+    @abstractmethod
+    def set_alias(self, name: str, alias: str, version: int, *, by: str | None) -> AliasChange:
+        """Point ``alias`` at ``version``; ``VersionNotFound`` / ``NameNotFound``."""
+
+    @abstractmethod
+    def delete_alias(self, name: str, alias: str, *, by: str | None) -> AliasChange: ...
+
+    @abstractmethod
+    def rollback_alias(self, name: str, alias: str, *, by: str | None) -> AliasChange:
+        """Point ``alias`` back at the version it pointed to before its last change (set,
+        delete or rollback undone in turn); ``AliasConflict`` when there is none."""
+
+
+class AuditLog(ABC):
+    """Append-only log of changes of state; an entry survives a crash once ``append`` returns."""
+
+    @abstractmethod
+    def append(self, entry: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def read(self, *, since: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Entries in the order they were made: the first ``limit`` whose ``time`` is at or
+        after ``since``, or, without ``since``, the last ``limit``."""

@@ -18,12 +18,15 @@ from starlette.routing import Match
 
 from ..decode import request_error
 from ..errors import (
+    AliasConflict,
+    AliasNotFound,
     ChildCrashed,
     CorruptModel,
     CsvEncodingError,
     CsvError,
     EngineError,
     InvalidModelId,
+    InvalidName,
     InvalidRequest,
     JobFinished,
     JobNotFound,
@@ -31,6 +34,7 @@ from ..errors import (
     LimitExceeded,
     MalformedJSON,
     ModelNotFound,
+    NameNotFound,
     ProtocolError,
     StoreError,
     StoreUnavailable,
@@ -39,6 +43,7 @@ from ..errors import (
     TrainingCrashed,
     UnknownVersion,
     UnsupportedMediaType,
+    VersionNotFound,
 )
 
 log = logging.getLogger("app.errors")
@@ -185,9 +190,21 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:
-        if isinstance(exc, (ModelNotFound, InvalidModelId, JobNotFound)):
+        if isinstance(
+            exc,
+            (
+                ModelNotFound,
+                InvalidModelId,
+                NameNotFound,
+                VersionNotFound,
+                AliasNotFound,
+                JobNotFound,
+            ),
+        ):
             return error_for(request, 404, str(exc))
-        if isinstance(exc, CorruptModel):
+        if isinstance(exc, InvalidName):
+            return error_for(request, 422, str(exc), [{"field": exc.field, "message": str(exc)}])
+        if isinstance(exc, (CorruptModel, AliasConflict)):
             return error_for(request, 409, str(exc))
         if isinstance(exc, StoreUnavailable):
             log.error("%s", exc)

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from ..jobs import JobScheduler, JobService, view
 from ..schemas import ErrorResponse, Job, JobList
+from .deps import actor_of
 from .errors import JSONBytes
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -76,7 +77,7 @@ async def get_job(request: Request, job_id: str = JobId) -> JSONBytes:
 async def cancel_job(request: Request, job_id: str = JobId) -> JSONBytes:
     """Cancel a queued or running job: it stops within about a second and stores nothing
     (200, the job `cancelled`; 202 if it was still stopping). 409 if it had already ended."""
-    record = await asyncio.to_thread(jobs_of(request).cancel, job_id)
+    record = await asyncio.to_thread(jobs_of(request).cancel, job_id, actor=actor_of(request))
     scheduler_of(request).wake()
     return JSONBytes(view(record), status_code=200 if record["status"] == "cancelled" else 202)
 

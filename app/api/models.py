@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from ..schemas import ErrorResponse, ModelDetail, ModelList
+from ..schemas import REFERENCE_DOC, ErrorResponse, ModelDetail, ModelList
 from ..service import ModelService
-from .deps import get_service
+from .deps import actor_of, get_service
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -13,7 +13,7 @@ NOT_FOUND: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (404, 409, 422, 503)
 }
 # no max_length: any malformed id, however long, is the same clear 404 from check_model_id
-ModelId = Path(description="The id that `POST /train` answered.")
+ModelId = Path(description=REFERENCE_DOC)
 
 
 @router.get(
@@ -36,7 +36,10 @@ def get_model(model_id: str = ModelId, service: ModelService = Depends(get_servi
 
 
 @router.delete("/{model_id}", status_code=204, response_class=Response, responses=NOT_FOUND)
-def delete_model(model_id: str = ModelId, service: ModelService = Depends(get_service)) -> Response:
-    """Delete a model; it answers 404 from then on."""
-    service.delete(model_id)
+def delete_model(
+    request: Request, model_id: str = ModelId, service: ModelService = Depends(get_service)
+) -> Response:
+    """Delete a model; it answers 404 from then on. A version an alias points to: 409 (move
+    the alias first)."""
+    service.delete(model_id, actor=actor_of(request))
     return Response(status_code=204)

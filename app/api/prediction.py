@@ -57,6 +57,8 @@ def encode(p: Prediction) -> bytes:
     labels = p.predictions
     out = {
         "model_id": p.model_id,
+        "name": p.name,
+        "version": p.version,
         "classes": p.classes,
         "predictions": labels if labels.dtype != object else labels.tolist(),
         "probabilities": p.probabilities,

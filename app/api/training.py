@@ -10,6 +10,7 @@ from ..jobs import JobService, view
 from ..prefer import RESPOND_ASYNC, prefers_async
 from ..schemas import CsvTrainOptions, Job, ModelSummary, TrainParams, TrainRequest
 from ..training.runner import TrainRunner
+from .deps import actor_of
 from .docs import ERROR_RESPONSES, json_or_csv_body, query_doc
 from .errors import JSONBytes
 from .jobs import scheduler_of
@@ -104,7 +105,7 @@ async def train(request: Request) -> Response:
         # must not keep other trainings out meanwhile.
         runner.acquire()
         try:
-            summary = await runner.run(ctype, chunks, spill, query=query)
+            summary = await runner.run(ctype, chunks, spill, query=query, actor=actor_of(request))
             spill = None  # the child read it and deleted it (a big unlink takes a core ~20 ms)
         finally:
             runner.release()
@@ -149,7 +150,9 @@ async def train_as_job(
                 query,
                 max_features=jobs.settings.max_features,
             )
-        record = await asyncio.to_thread(jobs.submit, body, content_type=content_type, query=query)
+        record = await asyncio.to_thread(
+            jobs.submit, body, content_type=content_type, query=query, actor=actor_of(request)
+        )
     except BaseException:
         await asyncio.to_thread(body.discard)
         raise

@@ -13,16 +13,18 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import open_inference as oip
+from ..schemas import REFERENCE_DOC
 from ..service import ModelService
 from .deps import get_service
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 
-ModelId = Path(
-    description="The model: its id (what `POST /train` answered), or `latest` for the newest.",
-    max_length=100,
+ModelId = Path(description=REFERENCE_DOC, max_length=100)
+Version = Path(
+    description="A version of a registered name (`/v2/models/churn/versions/3`); a model named "
+    "otherwise has its own version only (`1` for an unnamed model).",
+    max_length=20,
 )
-Version = Path(description="Models have one version, `1`.", max_length=20)
 
 ERROR = {"content": {"application/json": {"example": {"error": "what is wrong"}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {400: ERROR, 404: ERROR}
@@ -193,20 +195,19 @@ def model_ready(model_id: str = ModelId, service: ModelService = Depends(get_ser
     return _json({"name": service.served(model_id).id, "ready": True})
 
 
-@router.post("/models/{model_id}/infer", responses=INFER_RESPONSES, openapi_extra=INFER_DOC)
-async def infer(
-    request: Request, model_id: str = ModelId, service: ModelService = Depends(get_service)
+async def _infer(
+    request: Request, ref: str, service: ModelService, version: str | None = None
 ) -> Response:
-    """Classify a [n_rows, n_features] tensor: outputs `predict` (labels) and `predict_proba`."""
     body = await request.body()
     content, header_length = await run_in_threadpool(
         partial(
             oip.infer,
             service,
-            model_id,
+            ref,
             body,
             header_length=request.headers.get(oip.HEADER_LENGTH),
             content_encoding=request.headers.get("content-encoding"),
+            version=version,
         )
     )
     if header_length is None:
@@ -218,7 +219,16 @@ async def infer(
     )
 
 
-# The same, under /versions/{version}: every model has the one version "1".
+@router.post("/models/{model_id}/infer", responses=INFER_RESPONSES, openapi_extra=INFER_DOC)
+async def infer(
+    request: Request, model_id: str = ModelId, service: ModelService = Depends(get_service)
+) -> Response:
+    """Classify a [n_rows, n_features] tensor: outputs `predict` (labels) and `predict_proba`."""
+    return await _infer(request, model_id, service)
+
+
+# The same, under /versions/{version}: a registered name's versions (`/v2/models/churn/versions/3`),
+# or the one version of the model another reference names ("1" for an unnamed model).
 
 
 @router.get("/models/{model_id}/versions/{version}", responses=MODEL_ERRORS)
@@ -226,8 +236,7 @@ def model_version_metadata(
     model_id: str = ModelId, version: str = Version, service: ModelService = Depends(get_service)
 ) -> Response:
     """Model metadata (see `GET /v2/models/{model_id}`)."""
-    oip.check_version(version)
-    return model_metadata(model_id, service)
+    return _json(oip.model_metadata(service.served_version(model_id, version)))
 
 
 @router.get("/models/{model_id}/versions/{version}/ready", responses=MODEL_ERRORS)
@@ -235,8 +244,7 @@ def model_version_ready(
     model_id: str = ModelId, version: str = Version, service: ModelService = Depends(get_service)
 ) -> Response:
     """Model readiness (see `GET /v2/models/{model_id}/ready`)."""
-    oip.check_version(version)
-    return model_ready(model_id, service)
+    return _json({"name": service.served_version(model_id, version).id, "ready": True})
 
 
 @router.post(
@@ -251,5 +259,4 @@ async def infer_version(
     service: ModelService = Depends(get_service),
 ) -> Response:
     """Inference (see `POST /v2/models/{model_id}/infer`)."""
-    oip.check_version(version)
-    return await infer(request, model_id, service)
+    return await _infer(request, model_id, service, version)

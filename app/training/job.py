@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from model_store import JobStore, Record
 
+    from ..audit import Actor
     from ..config import Settings
     from ..schemas import ModelSummary
 
@@ -72,13 +73,14 @@ def train_from_body(
     content_type: str | None,
     body: bytes | str,
     query: Sequence[tuple[str, str]] = (),
+    actor: Actor | None = None,
     *,
     progress: JobProgress | None = None,
 ) -> ModelSummary:
     """Decode, validate, fit and save; the stored model's summary. ``body``: the bytes, or the
     path of a file holding them (read, then deleted); ``query``: the request's query parameters
-    (the options of a CSV body); ``progress``: a job's, told of each phase and iteration (and
-    able to stop the training: ``train_job``).
+    (the options of a CSV body); ``actor``: who asked (for the audit log); ``progress``: a
+    job's, told of each phase and iteration (and able to stop the training: ``train_job``).
 
     Raises the domain errors of ``app.errors`` (they pickle, so they reach the server as they
     are): ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError``,
@@ -101,7 +103,7 @@ def train_from_body(
     if progress is not None:
         progress.phase("reading", rows_read=len(request.labels))
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(request, X, monitor=progress)
+    return service.train(request, X, actor=actor, monitor=progress)
 
 
 #: A job's progress goes to its record at most this often (seconds): a tenth of a second is as
@@ -229,11 +231,15 @@ def train_job(settings: Settings, job_id: str) -> ModelSummary:
     progress = JobProgress(jobs, record)
     progress.phase("reading")
     request = record["request"]
+    from ..audit import Actor
+
+    actor = request.get("actor")
     return train_from_body(
         settings,
         request["content_type"],
         jobs.read_body(job_id),
         [tuple(q) for q in request["query"]],
+        None if actor is None else Actor(**actor),
         progress=progress,
     )
 

@@ -23,6 +23,7 @@ from ..offload import Offload
 from .job import IdleSpawnProcess, init_child, train_from_body, train_job
 
 if TYPE_CHECKING:
+    from ..audit import Actor
     from ..schemas import ModelSummary
 
 
@@ -59,6 +60,7 @@ class TrainRunner:
         spill: str | None,
         *,
         query: Sequence[tuple[str, str]] = (),
+        actor: Actor | None = None,
     ) -> ModelSummary:
         """Train on the body (in memory as ``chunks``, or in the file ``spill``); ``query``: the
         request's query parameters (options of CSV bodies). Returns the model's summary."""
@@ -66,9 +68,11 @@ class TrainRunner:
         if spill is None:
             body = b"".join(chunks)
             return await asyncio.to_thread(
-                train_from_body, self.settings, content_type, body, query
+                train_from_body, self.settings, content_type, body, query, actor
             )
-        return await self.children.run(train_from_body, self.settings, content_type, spill, query)
+        return await self.children.run(
+            train_from_body, self.settings, content_type, spill, query, actor
+        )
 
     def has_capacity(self) -> bool:
         return self.running < self.settings.train_concurrency

@@ -29,6 +29,13 @@ SAMPLES: dict[str, Any] = {
     "job_id": "0123456789abcdef0123456789abcdef",
     "status": "succeeded",
     "queued": 20,
+    "name": "churn",
+    "alias": "champion",
+    "version": 3,
+    "message": "alias 'champion' of 'churn' cannot be rolled back: no previous version",
+    "field": "name",
+    "value": "Churn!",
+    "rule": "1-64 characters of a-z, 0-9",
 }
 
 

@@ -1,21 +1,23 @@
-"""Optional API-key authentication, as a pure ASGI middleware in front of every route.
+"""Optional API-key authentication with scopes, as a pure ASGI middleware in front of every route.
 
-Off unless the ``API_KEY`` setting is set. Then every request needs the key, in the ``X-API-Key``
-header or as ``Authorization: Bearer <key>``, except the paths in ``OPEN_PATHS`` / under
-``OPEN_PREFIXES`` (health checks, and the docs page with its schema so a user can read the docs
-and enter the key there). Being a middleware over the whole application, it also covers routes
-added later (``/metrics``, ``/v2/...``) without them doing anything; only a new *open* route must
-be added here. The key is compared in constant time (``hmac.compare_digest``).
+Off unless ``API_KEY`` or ``API_KEYS_FILE`` is set (``app.keys``). Then every request needs a
+key, in the ``X-API-Key`` header or as ``Authorization: Bearer <key>``, except the paths in
+``OPEN_PATHS`` / under ``OPEN_PREFIXES`` (health checks, and the docs page with its schema so a
+user can read the docs and enter the key there); and the key needs the scope the route needs
+(``scope_needed``): none or a wrong key is a 401, a key without the scope a 403 naming it.
+Being a middleware over the whole application, it also covers the fast path and routes added
+later; a new route that changes state must be added to ``scope_needed``.
 """
 
 from __future__ import annotations
 
-import hmac
+import re
 from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ...keys import KeyTable
 from ..errors import is_open_inference, route_path
 from .limits import send_error
 
@@ -39,32 +41,44 @@ SCHEME_HEADER = "APIKeyHeader"
 SCHEME_BEARER = "BearerAuth"
 CHALLENGE = (b"www-authenticate", b'Bearer realm="logreg", ApiKey header="X-API-Key"')
 
+#: (method, path pattern, scope), first match wins; anything else needs ``predict``.
+RULES: list[tuple[frozenset[str], re.Pattern[str], str]] = [
+    (frozenset({"DELETE"}), re.compile(r"/models/[^/]+"), "admin"),
+    (frozenset({"PUT", "DELETE"}), re.compile(r"/names/[^/]+/aliases/[^/]+"), "admin"),
+    (frozenset({"POST"}), re.compile(r"/names/[^/]+/aliases/[^/]+/rollback"), "admin"),
+    (frozenset({"GET", "HEAD"}), re.compile(r"/audit"), "admin"),
+    (frozenset({"DELETE"}), re.compile(r"/datasets/[^/]+"), "admin"),
+    (frozenset({"POST"}), re.compile(r"/train"), "train"),
+    (frozenset({"GET", "HEAD", "POST"}), re.compile(r"/(jobs|datasets)(/.*)?"), "train"),
+]
+
+
+def scope_needed(method: str, path: str) -> str:
+    for methods, pattern, scope in RULES:
+        if method in methods and pattern.fullmatch(path):
+            return scope
+    return "predict"
+
 
 def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 class APIKeyAuth:
-    """Answer 401 (JSON error, ``WWW-Authenticate``) unless the request carries ``api_key``."""
+    """Answer 401 (JSON error, ``WWW-Authenticate``) unless the request carries a known key,
+    403 unless that key has the scope the route needs."""
 
-    def __init__(self, app: ASGIApp, *, api_key: str) -> None:
-        if not api_key:
-            raise ValueError("API_KEY: must not be empty when set")
+    def __init__(self, app: ASGIApp, *, keys: KeyTable) -> None:
         self.app = app
-        self.key = api_key.encode()
+        self.keys = keys
 
-    def authorised(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        ok = False
+    def _candidate(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
         for name, value in headers:
             if name == HEADER:
-                candidate = value
-            elif name == b"authorization" and value[:7].lower() == b"bearer ":
-                candidate = value[7:].strip()
-            else:
-                continue
-            # no early exit: the time taken does not depend on which header held what
-            ok |= hmac.compare_digest(candidate, self.key)
-        return ok
+                return value
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                return value[7:].strip()
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # behind a proxy that strips a prefix (uvicorn --root-path), the path still carries it
@@ -72,18 +86,31 @@ class APIKeyAuth:
         if scope["type"] not in ("http", "websocket") or is_open(path):
             await self.app(scope, receive, send)
             return
-        if self.authorised(scope["headers"]):
-            await self.app(scope, receive, send)
-            return
+        candidate = self._candidate(scope["headers"])
+        key = None if candidate is None else self.keys.find(candidate)
+        if key is not None:
+            needed = scope_needed(scope.get("method", "GET"), path)
+            if key.allows(needed):
+                scope.setdefault("state", {})["key_id"] = key.key_id
+                await self.app(scope, receive, send)
+                return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        given = any(n in (HEADER, b"authorization") for n, _ in scope["headers"])
+        if key is not None:
+            await send_error(
+                scope,
+                send,
+                403,
+                f"API key {key.key_id!r} lacks the scope {needed!r} that "
+                f"{scope['method']} {path} needs",
+            )
+            return
         await send_error(
             scope,
             send,
             401,
-            ("API key is wrong" if given else "API key missing")
+            ("API key is wrong" if candidate is not None else "API key missing")
             + ": send it in the X-API-Key header or as 'Authorization: Bearer <key>'",
             [CHALLENGE],
         )
