@@ -158,7 +158,7 @@ def test_other_preferences_train_as_today(client):
 
 def test_a_job_reports_progress_and_succeeds_with_a_model(jobs_client):
     c = jobs_client
-    job = submit(c, slow_body(max_iter=20_000))
+    job = submit(c, slow_body(max_iter=20_000), **{"X-Request-ID": "job-test-1"})
     seen: list[dict] = []
     job = wait_for(c, job["id"], ended, seen=seen)
     assert job["status"] == "succeeded", job
@@ -170,6 +170,9 @@ def test_a_job_reports_progress_and_succeeds_with_a_model(jobs_client):
     assert p["loss"] > 0 and p["grad_norm"] > 0 and p["elapsed_s"] > 0
     model = c.get(f"/models/{job['model_id']}")
     assert model.status_code == 200 and model.json()["training"]["iterations"] == 20_000
+    # the audit log names the model's maker: who sent the job (issue 13's audit)
+    (stored,) = [e for e in c.get("/audit").json()["items"] if e["action"] == "model.stored"]
+    assert stored["target"]["id"] == job["model_id"] and stored["request_id"] == "job-test-1"
     # listed, newest first, filtered by state
     listed = c.get("/jobs").json()
     assert listed["total"] == 1 and listed["items"][0]["id"] == job["id"]
