@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
@@ -120,10 +121,15 @@ async def train(request: Request) -> Response:
 
 
 async def train_as_job(
-    request: Request, content_type: str | None, query: list[tuple[str, str]]
+    request: Request,
+    content_type: str | None,
+    query: list[tuple[str, str]],
+    chunks: AsyncIterable[bytes] | None = None,
 ) -> Response:
     """``POST /train`` with ``Prefer: respond-async``: the body is stored with a new job, which
-    any worker runs (``app.jobs``); 202 with the job.
+    any worker runs (``app.jobs``); 202 with the job. ``chunks``: the body, if it was read
+    already (a training that must be a job whatever the header: ``replay`` them), else the
+    request's stream.
 
     A body of up to ``TRAIN_INLINE_MAX_BYTES`` is decoded and validated first (milliseconds, in
     a thread), so bad input gets the answer it gets without the header. A larger one is decoded
@@ -135,7 +141,7 @@ async def train_as_job(
     try:
         small: list[bytes] | None = []
         size = 0
-        async for chunk in request.stream():
+        async for chunk in request.stream() if chunks is None else chunks:
             body.write(chunk)  # as the spill above: page-cache writes, the fsync is in submit
             size += len(chunk)
             if small is not None and size <= limit:
@@ -166,3 +172,9 @@ async def train_as_job(
             "Vary": "Prefer",
         },
     )
+
+
+async def replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    """A body already read, as ``train_as_job`` takes it."""
+    for chunk in chunks:
+        yield chunk
