@@ -51,6 +51,8 @@ log = logging.getLogger("app.jobs")
 POLL_SECONDS = 0.5
 #: Seconds ``cancel`` waits for a running job to stop before answering that it is stopping.
 CANCEL_WAIT = 2.0
+#: Seconds a clean shutdown waits for its running jobs to be put back in the queue.
+STOP_WAIT = 10.0
 #: The detail of a job found ``running`` with no live runner.
 INTERRUPTED = "interrupted by a restart: the process running it stopped; nothing was stored"
 #: Its status: that of a training whose process died (``TrainingCrashed``).
@@ -198,25 +200,30 @@ class JobScheduler:
         the queue (a clean shutdown: nothing else runs them, so they may run again)."""
         self.stopping = True
         if self._task is not None:
+            self.wake()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self.running:
             await asyncio.to_thread(self.runner.shutdown)  # the children, and their fits
-            await asyncio.gather(*self.running.values(), return_exceptions=True)
+            # bounded: a job not put back is found "running" with no runner after the restart
+            await asyncio.wait(list(self.running.values()), timeout=STOP_WAIT)
 
     async def _loop(self) -> None:
         assert self._wake is not None
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.remove_stale_temporaries)
-        while True:
+        while not self.stopping:
             self._wake.clear()
             try:
                 await self.scan()
             except Exception:  # the folder unreadable for a while: try again later
                 log.exception("looking at the job queue failed")
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel that
+            # comes as its timeout expires, and stop() would wait for this loop forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._wake.wait()
 
     async def scan(self) -> None:
         for job_id in await asyncio.to_thread(self.store.pending):
