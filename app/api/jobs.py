@@ -109,7 +109,11 @@ async def job_events(request: Request, job_id: str = JobId) -> StreamingResponse
 
 async def events(service: JobService, job_id: str, record: dict) -> AsyncIterator[bytes]:
     """One event per change of the job's record (looked at every ``EVENT_INTERVAL`` s, off the
-    event loop, by its fingerprint first), until a final state has been sent."""
+    event loop, by its fingerprint first), until a final state has been sent.
+
+    Written for Starlette's ``StreamingResponse`` rather than with sse-starlette: an event is
+    three lines, and what that library adds (pings, disconnect handling) is a keep-alive
+    comment here and Starlette's own handling of a client that goes away; no dependency."""
     store = service.store
     fingerprint = None
     sent: bytes | None = None
