@@ -16,6 +16,8 @@ from .base import (
     CorruptModel,
     InvalidModelId,
     InvalidName,
+    JobNotFound,
+    JobQueueFull,
     Listing,
     ModelNotFound,
     ModelStore,
@@ -37,6 +39,7 @@ from .base import (
     new_model_id,
     parse_reference,
 )
+from .jobs import JobClaim, JobStore, JsonJobStore, PendingBody
 from .json_store import JsonFileStore
 
 __all__ = [
@@ -63,10 +66,16 @@ __all__ = [
     "SCHEMA_VERSION",
     "CorruptModel",
     "InvalidModelId",
+    "JobClaim",
+    "JobNotFound",
+    "JobQueueFull",
+    "JobStore",
     "JsonFileStore",
+    "JsonJobStore",
     "Listing",
     "ModelNotFound",
     "ModelStore",
+    "PendingBody",
     "PicklableError",
     "Record",
     "StoreDeleteFailed",
