@@ -8,6 +8,8 @@ scikit-learn estimator ``RemoteLogisticRegression`` (needs the ``[sklearn]`` ext
         model = client.train(X, y, name="exam-pass", l2=1e-3)  # version 1, 2, ... of exam-pass
         client.set_alias("exam-pass", "champion", model.version)
         print(client.predict("exam-pass@champion", X_new).predictions)
+        job = client.submit(X, y, solver="gd", max_iter=100_000)  # a training job, at once
+        model = job.wait(progress=lambda state: print(state.progress))
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from ._exceptions import (
     Forbidden,
     InsufficientStorage,
     InvalidInput,
+    JobCancelled,
+    JobTimeout,
     LogregError,
     NotFound,
     PayloadTooLarge,
@@ -35,12 +39,17 @@ from ._exceptions import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from ._jobs import AsyncJob, Job, JobProgressCallback
 from ._models import (
     AliasChange,
     AliasHistory,
     AliasHistoryItem,
     AuditEntry,
     AuditList,
+    JobError,
+    JobList,
+    JobProgress,
+    JobState,
     Label,
     ModelDetail,
     ModelList,
@@ -72,6 +81,7 @@ __all__ = [
     "AliasHistory",
     "AliasHistoryItem",
     "AsyncClient",
+    "AsyncJob",
     "AuditEntry",
     "AuditList",
     "BadRequest",
@@ -81,6 +91,14 @@ __all__ = [
     "Forbidden",
     "InsufficientStorage",
     "InvalidInput",
+    "Job",
+    "JobCancelled",
+    "JobError",
+    "JobList",
+    "JobProgress",
+    "JobProgressCallback",
+    "JobState",
+    "JobTimeout",
     "Label",
     "LogregError",
     "ModelDetail",

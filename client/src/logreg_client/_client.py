@@ -20,10 +20,13 @@ import httpx
 from . import _core
 from ._core import DEFAULT_TIMEOUT, Call, Retry
 from ._exceptions import ServiceUnreachable
+from ._jobs import AsyncJob, Job
 from ._models import (
     AliasChange,
     AliasHistory,
     AuditList,
+    JobList,
+    JobState,
     ModelDetail,
     ModelList,
     ModelSummary,
@@ -214,7 +217,73 @@ class Client:
         ``since``, the last ``limit``. A naive datetime is UTC."""
         return self._run(_core.audit(since=since, limit=limit))
 
+    # --- training jobs ---
+
+    def submit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        name: str | None = None,
+        feature_names: list[str] | None = None,
+        sample_weight: Any = None,
+        **params: Any,
+    ) -> Job:
+        """``train`` as a job (``Prefer: respond-async``): returns at once with a ``Job``;
+        ``job.wait(progress=...)`` gives the model. Bad input of a small body is refused here,
+        as ``train`` refuses it. A service without jobs trains at once: the ``Job`` is then
+        already succeeded (``id`` None)."""
+        call = _core.submit(
+            X, y, name=name, feature_names=feature_names, sample_weight=sample_weight, params=params
+        )
+        return Job(self, self._run(call))
+
+    def submit_csv(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        **params: Any,
+    ) -> Job:
+        """``train_csv`` as a job: the upload streams (``progress``), then returns a ``Job``."""
+        call = _core.submit_csv(path, label=label, name=name, params=params)
+        return Job(self, self._run(call, progress=progress))
+
+    def jobs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> JobList:
+        """One page of the training jobs, newest first; ``status`` keeps those in that state."""
+        return self._run(_core.list_jobs(status=status, limit=limit, offset=offset))
+
+    def job(self, job_id: str) -> Job:
+        """A handle on a job (``GET /jobs/{id}``): ``.state``, ``.wait()``, ``.cancel()``."""
+        return Job(self, self._run(_core.get_job(job_id)))
+
+    def cancel(self, job_id: str) -> JobState:
+        """Cancel a queued or running job: ``cancelled``, or still ``running`` while it stops
+        (within about a tenth of a second). ``Conflict`` once it has ended."""
+        return self._run(_core.cancel_job(job_id))
+
     # --- sending ---
+
+    def _job_events(self, job_id: str, follow: _core.Follow) -> Iterator[JobState]:
+        """The job's states from its event stream, as they come."""
+        call = _core.job_events(job_id)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=follow.read_timeout_now())
+        decoder = _core.EventStream()
+        try:
+            with self._http.stream(
+                call.method, call.path, headers=call.headers, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    call.result(response)
+                for line in response.iter_lines():
+                    event = decoder.feed(line)
+                    if event is not None:
+                        yield _core.event_state(event)
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(f"{self.url}: {exc or type(exc).__name__}") from exc
 
     def _run(self, call: Call[T], *, progress: Progress | None = None) -> T:
         retries_done = 0
@@ -361,6 +430,66 @@ class AsyncClient:
 
     async def audit(self, since: datetime | str | None = None, *, limit: int = 100) -> AuditList:
         return await self._run(_core.audit(since=since, limit=limit))
+
+    async def submit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        name: str | None = None,
+        feature_names: list[str] | None = None,
+        sample_weight: Any = None,
+        **params: Any,
+    ) -> AsyncJob:
+        call = await asyncio.to_thread(
+            _core.submit,
+            X,
+            y,
+            name=name,
+            feature_names=feature_names,
+            sample_weight=sample_weight,
+            params=params,
+        )
+        return AsyncJob(self, await self._run(call))
+
+    async def submit_csv(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        **params: Any,
+    ) -> AsyncJob:
+        call = _core.submit_csv(path, label=label, name=name, params=params)
+        return AsyncJob(self, await self._run(call, progress=progress))
+
+    async def jobs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> JobList:
+        return await self._run(_core.list_jobs(status=status, limit=limit, offset=offset))
+
+    async def job(self, job_id: str) -> AsyncJob:
+        return AsyncJob(self, await self._run(_core.get_job(job_id)))
+
+    async def cancel(self, job_id: str) -> JobState:
+        return await self._run(_core.cancel_job(job_id))
+
+    async def _job_events(self, job_id: str, follow: _core.Follow) -> AsyncIterator[JobState]:
+        call = _core.job_events(job_id)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=follow.read_timeout_now())
+        decoder = _core.EventStream()
+        try:
+            async with self._http.stream(
+                call.method, call.path, headers=call.headers, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    call.result(response)
+                async for line in response.aiter_lines():
+                    event = decoder.feed(line)
+                    if event is not None:
+                        yield _core.event_state(event)
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(f"{self.url}: {exc or type(exc).__name__}") from exc
 
     async def _run(self, call: Call[T], *, progress: Progress | None = None) -> T:
         retries_done = 0

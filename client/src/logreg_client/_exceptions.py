@@ -4,6 +4,9 @@ Exception hierarchy::
 
     LogregError ......................... anything this client raises on purpose
     ├── ServiceUnreachable .............. no answer: connection refused, DNS, timeout
+    ├── JobCancelled .................... a job waited for was cancelled (``job_id``)
+    ├── JobTimeout ...................... ``job.wait(timeout=)`` ran out; the job goes on
+    │                                     (also a TimeoutError)
     └── ServiceError .................... the service answered an error; ``status``, ``detail``,
         │                                 ``errors`` (``[{"field", "message"}]``), ``retry_after``,
         │                                 ``request_id``
@@ -23,6 +26,9 @@ Exception hierarchy::
             ├── ServiceUnavailable ...... 503: folder unreadable, child killed (retried first)
             └── InsufficientStorage ..... 507: disk full
 
+A job that failed raises, from ``job.wait()``, the exception of its ``error.status``: what
+the same training would have raised at once (``InvalidInput`` for 422...).
+
 ``InvalidInput`` is also a ``ValueError``, as scikit-learn expects of bad data. Every one pickles
 (``args`` holds what ``__init__`` takes), so they survive joblib's worker processes.
 """
@@ -38,6 +44,31 @@ class LogregError(Exception):
 
 class ServiceUnreachable(LogregError):
     """The service could not be reached or did not answer in time."""
+
+
+class JobCancelled(LogregError):
+    """The job waited for was cancelled (by ``cancel``, by anyone): it stored no model."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} was cancelled"
+
+
+class JobTimeout(LogregError, TimeoutError):
+    """``job.wait(timeout=...)`` ran out before the job ended; the job goes on (``cancel`` it,
+    or wait again)."""
+
+    def __init__(self, job_id: str, status: str, timeout: float) -> None:
+        super().__init__(job_id, status, timeout)
+        self.job_id = job_id
+        self.status = status
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} still {self.status} after {self.timeout:g} s"
 
 
 class ServiceError(LogregError):

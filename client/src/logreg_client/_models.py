@@ -362,3 +362,112 @@ class AuditList:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AuditList:
         return cls(items=[AuditEntry.from_json(item) for item in data["items"]], raw=data)
+
+
+# --- training jobs ----------------------------------------------------------------------------
+
+#: A job's states; the last three are final.
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a running job is: ``phase`` (``reading``, ``fitting``, ``saving``), solver
+    ``iteration`` of ``max_iter``, the objective ``loss`` and ``grad_norm`` now (converged at
+    ``params.tol``), ``rows_read`` and ``elapsed_s`` since the job started."""
+
+    phase: str
+    iteration: int
+    max_iter: int | None
+    loss: float | None
+    grad_norm: float | None
+    rows_read: int
+    elapsed_s: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobProgress:
+        return cls(
+            phase=data["phase"],
+            iteration=data.get("iteration") or 0,
+            max_iter=data.get("max_iter"),
+            loss=data.get("loss"),
+            grad_norm=data.get("grad_norm"),
+            rows_read=data.get("rows_read") or 0,
+            elapsed_s=data.get("elapsed_s") or 0.0,
+        )
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a job failed: the ``status`` and ``detail`` ``POST /train`` would have answered at
+    once (422 unusable data, 413 past a limit, 503 the training process died)."""
+
+    status: int
+    detail: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobError:
+        return cls(status=int(data["status"]), detail=str(data.get("detail") or ""))
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A training job as the service shows it at one moment (``GET /jobs/{id}``): ``status``
+    (``queued``, ``running``, then ``succeeded``, ``failed`` or ``cancelled``), ``progress``
+    (``None`` until it starts), ``model_id`` once it succeeded, ``error`` once it failed."""
+
+    id: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: JobProgress | None
+    model_id: str | None
+    error: JobError | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def final(self) -> bool:
+        """Whether the job has ended (``succeeded``, ``failed`` or ``cancelled``)."""
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobState:
+        progress, error = data.get("progress"), data.get("error")
+        return cls(
+            id=data["id"],
+            status=data["status"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            started_at=_time(data.get("started_at")),
+            finished_at=_time(data.get("finished_at")),
+            progress=None if progress is None else JobProgress.from_json(progress),
+            model_id=data.get("model_id"),
+            error=None if error is None else JobError.from_json(error),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class JobList:
+    """One page of ``GET /jobs``, newest first."""
+
+    items: list[JobState]
+    total: int
+    limit: int
+    offset: int
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobList:
+        return cls(
+            items=[JobState.from_json(item) for item in data["items"]],
+            total=data["total"],
+            limit=data["limit"],
+            offset=data["offset"],
+            raw=data,
+        )
