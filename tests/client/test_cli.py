@@ -56,7 +56,7 @@ def files(tmp_path: Path) -> Path:
 def test_round_trip(url: str, files: Path) -> None:
     train = logreg(
         "--json", "train", str(files / "exam.csv"), "--label", "result", "--name", "exam",
-        "--param", "l2=0.001", "--param", "solver=newton", "--param", "standardize=true",
+        "--param", "l2=0.001", "--param", "solver=newton", "--param", "standardize=true", "--wait",
         url=url,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr
@@ -90,7 +90,7 @@ def test_names_aliases_rollback_audit(url: str, files: Path) -> None:
     with Client(url) as client:  # version 1 (``logreg train`` is the round trip's)
         client.train_csv(files / "exam.csv", label="result", name="cli-exam", max_iter=2000)
     train = logreg("train", str(files / "exam.csv"), "--label", "result", "--name", "cli-exam",
-                   "--param", "max_iter=2000", url=url)  # fmt: skip
+                   "--param", "max_iter=2000", "--wait", url=url)  # fmt: skip
     assert train.returncode == 0 and "cli-exam:2" in train.stdout  # the version it made
 
     names = logreg("names", url=url)
