@@ -9,7 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -257,7 +265,8 @@ class Client:
 
     def job(self, job_id: str) -> Job:
         """A handle on a job (``GET /jobs/{id}``): ``.state``, ``.wait()``, ``.cancel()``."""
-        return Job(self, self._run(_core.get_job(job_id)))
+        state = self._run(_core.get_job(job_id))
+        return Job(self, state)
 
     def cancel(self, job_id: str) -> JobState:
         """Cancel a queued or running job: ``cancelled``, or still ``running`` while it stops
@@ -266,7 +275,7 @@ class Client:
 
     # --- sending ---
 
-    def _job_events(self, job_id: str, follow: _core.Follow) -> Iterator[JobState]:
+    def _job_events(self, job_id: str, follow: _core.Follow) -> Generator[JobState, None, None]:
         """The job's states from its event stream, as they come."""
         call = _core.job_events(job_id)
         timeout = httpx.Timeout(self._http.timeout.connect, read=follow.read_timeout_now())
@@ -468,12 +477,15 @@ class AsyncClient:
         return await self._run(_core.list_jobs(status=status, limit=limit, offset=offset))
 
     async def job(self, job_id: str) -> AsyncJob:
-        return AsyncJob(self, await self._run(_core.get_job(job_id)))
+        state = await self._run(_core.get_job(job_id))
+        return AsyncJob(self, state)
 
     async def cancel(self, job_id: str) -> JobState:
         return await self._run(_core.cancel_job(job_id))
 
-    async def _job_events(self, job_id: str, follow: _core.Follow) -> AsyncIterator[JobState]:
+    async def _job_events(
+        self, job_id: str, follow: _core.Follow
+    ) -> AsyncGenerator[JobState, None]:
         call = _core.job_events(job_id)
         timeout = httpx.Timeout(self._http.timeout.connect, read=follow.read_timeout_now())
         decoder = _core.EventStream()
