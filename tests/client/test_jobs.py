@@ -125,6 +125,8 @@ def test_wait_with_a_timeout_leaves_the_job_running(client: Client) -> None:
     with pytest.raises(JobTimeout) as info:
         job.wait(timeout=0.2)
     assert isinstance(info.value, TimeoutError) and info.value.job_id == job.id
+    error = pickle.loads(pickle.dumps(info.value))
+    assert (error.job_id, error.timeout, str(error)) == (job.id, 0.2, str(info.value))
     assert job.refresh().status in ("queued", "running")
     assert job.cancel().status in ("cancelled", "running")
     with pytest.raises(JobCancelled):

@@ -325,9 +325,9 @@ class AliasHistory:
 @dataclass(frozen=True)
 class AuditEntry:
     """One line of the service's audit log: ``action`` (``model.stored``, ``model.deleted``,
-    ``alias.set``, ``alias.deleted``, ``alias.rolled_back``), its ``target`` (id, name,
-    version, alias), ``outcome`` (``ok`` or ``refused: <why>``), the API key's id, the client's
-    address and the request's ``X-Request-ID``."""
+    ``alias.set``, ``alias.deleted``, ``alias.rolled_back``, ``job.cancelled``), its ``target``
+    (id, name, version, alias; a job's id), ``outcome`` (``ok`` or ``refused: <why>``), the
+    API key's id, the client's address and the request's ``X-Request-ID``."""
 
     time: datetime
     action: str
