@@ -17,12 +17,25 @@ from .base import (
     check_model_id,
     new_model_id,
 )
+from .datasets import (
+    CorruptDataset,
+    DatasetListing,
+    DatasetNotFound,
+    DatasetStore,
+    FileDatasetStore,
+    Upload,
+)
 from .json_store import JsonFileStore
 
 __all__ = [
     "ID_PATTERN",
     "SCHEMA_VERSION",
+    "CorruptDataset",
     "CorruptModel",
+    "DatasetListing",
+    "DatasetNotFound",
+    "DatasetStore",
+    "FileDatasetStore",
     "InvalidModelId",
     "JsonFileStore",
     "Listing",
@@ -34,6 +47,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoreWriteFailed",
+    "Upload",
     "check_model_id",
     "new_model_id",
 ]

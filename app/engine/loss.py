@@ -28,6 +28,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from .source import RowBlocks, take_rows
+
 Array = NDArray[np.float64]
 HessianProduct = Callable[[Array], Array]
 
@@ -93,13 +95,20 @@ class Design:
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, n_features), or RowBlocks
+        ``RowBlocks`` (``app.engine.source``): the products run block by block of rows, so a
+        matrix read from a file is never in memory whole; the results are the same.
     mean, scale : ndarray of shape (n_features,), optional
         Both or neither.
     """
 
     def __init__(
-        self, X: Array, mean: Array | None = None, scale: Array | None = None, *, weight: float = 1
+        self,
+        X: Array | RowBlocks,
+        mean: Array | None = None,
+        scale: Array | None = None,
+        *,
+        weight: float = 1,
     ) -> None:
         self.X = X
         self.mean = mean
@@ -119,7 +128,13 @@ class Design:
         U = V if self.inv_scale is None else V * self.inv_scale[:, None]
         # Computed as (U.T @ X.T).T: the result is (n_samples, k) in column-major order, so that
         # each output's scores are contiguous and reductions over the k outputs stay fast.
-        Z = (U.T @ self.X.T).T
+        X = self.X
+        if isinstance(X, RowBlocks):
+            Z = np.empty((self.n_samples, U.shape[1]), order="F")
+            for a, b in X.spans():
+                Z[a:b] = (U.T @ X[a:b].T).T
+        else:
+            Z = (U.T @ X.T).T
         if self.mean is not None:
             Z -= self.mean @ U
         return Z
@@ -130,7 +145,13 @@ class Design:
         ``colsum``: ``R.sum(axis=0)`` if the caller has it already.
         """
         self._passes[0] += 0.5 * self._weight
-        G = self.X.T @ R
+        X = self.X
+        if isinstance(X, RowBlocks):
+            G = np.zeros((self.n_features, R.shape[1]))
+            for a, b in X.spans():
+                G += X[a:b].T @ R[a:b]
+        else:
+            G = X.T @ R
         if self.inv_scale is None or self.mean is None:
             return G
         G -= self.mean[:, None] * (R.sum(axis=0) if colsum is None else colsum)
@@ -152,7 +173,7 @@ class Design:
         Its products count towards this design's ``passes``, pro rata.
         """
         sub = Design(
-            np.take(self.X, rows, axis=0),
+            take_rows(self.X, rows),
             self.mean,
             None if self.inv_scale is None else 1.0 / self.inv_scale,
             weight=self._weight * len(rows) / self.n_samples,
@@ -245,7 +266,7 @@ class _LinearLoss:
         self._ones = np.ones(n)
 
     @property
-    def X(self) -> Array:  # noqa: N802 - the design matrix is X everywhere in the maths
+    def X(self) -> Array | RowBlocks:  # noqa: N802 - the design matrix is X everywhere
         return self.design.X
 
     @property

@@ -15,6 +15,7 @@ from .errors import InvalidData, InvalidParams
 from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid
 from .polynomial import PolynomialFeatures, check_degree, fit_polynomial
 from .preprocessing import Standardizer, check_features, column_max_abs, ensure_finite
+from .source import RowBlocks
 from .solvers import (
     SolverResult,
     cholesky_solve,
@@ -472,7 +473,7 @@ def _encode_strings(labels: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
 
 
 def fit(
-    X: ArrayLike,
+    X: ArrayLike | RowBlocks,
     y: ArrayLike,
     *,
     params: FitParams | None = None,
@@ -482,8 +483,10 @@ def fit(
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Finite numbers.
+    X : array-like of shape (n_samples, n_features), or RowBlocks
+        Finite numbers. ``RowBlocks`` (``app.engine.source``, e.g. columns memory-mapped from
+        a file) is read block by block of rows and never copied whole: the same solvers reach
+        the same optimum (``polynomial_degree`` must be 1).
     y : array-like of shape (n_samples,)
         Integer or string labels, at least two distinct.
     params : FitParams, optional
@@ -499,7 +502,17 @@ def fit(
     params.validate()
     started = time.perf_counter()
     deadline = None if params.time_budget is None else time.monotonic() + params.time_budget
-    Xc = check_features(X, check_finite=not params.standardize)
+    if isinstance(X, RowBlocks):
+        if params.polynomial_degree != 1:
+            raise InvalidParams(
+                "params.polynomial_degree: must be 1 when the rows are read in blocks (a "
+                "dataset); expand the features before uploading"
+            )
+        Xc: Array | RowBlocks = X
+        if not params.standardize:
+            ensure_finite(Xc)
+    else:
+        Xc = check_features(X, check_finite=not params.standardize)
     classes, yi = encode_labels(y)
     if len(yi) != Xc.shape[0]:
         raise InvalidData(
@@ -514,9 +527,13 @@ def fit(
         Y = (yi[:, None] == np.arange(len(classes))[None, :]).astype(np.float64)
 
     # Non-linear boundaries: from here on the "features" are the monomials (see polynomial.py).
-    polynomial = fit_polynomial(Xc, degree=params.polynomial_degree, standardize=params.standardize)
-    if polynomial is not None:
-        Xc = polynomial.transform(Xc)
+    polynomial = None
+    if not isinstance(Xc, RowBlocks):
+        polynomial = fit_polynomial(
+            Xc, degree=params.polynomial_degree, standardize=params.standardize
+        )
+        if polynomial is not None:
+            Xc = polynomial.transform(Xc)
 
     mean: Array | None = None
     scale: Array | None = None
@@ -528,6 +545,8 @@ def fit(
             ensure_finite(Xc)  # NaN / inf in X made them so: name the cell
         if can_fold(mean, scale, n_samples=Xc.shape[0]):
             design = Design(Xc, mean, scale)
+        elif isinstance(Xc, RowBlocks):  # each block is standardised as it is read
+            design = Design(Xc.standardized(mean, scale))
         else:  # folding would cancel digits or overflow: materialise the standardised copy
             design = Design(std.transform(Xc))
     else:
@@ -582,7 +601,7 @@ def can_fold(mean: Array, scale: Array, *, n_samples: int) -> bool:
     )
 
 
-def check_raw_magnitudes(X: Array, polynomial: PolynomialFeatures | None) -> None:
+def check_raw_magnitudes(X: Array | RowBlocks, polynomial: PolynomialFeatures | None) -> None:
     """``InvalidData`` naming the first column of the design ``X`` (n_samples, n_design_features)
     that is too large to fit without standardisation (``RAW_MAX_MAGNITUDE``)."""
     top = column_max_abs(X)

@@ -1,0 +1,202 @@
+"""Uploaded datasets: a data file and a metadata record each. Knows nothing of FastAPI, of the
+engine or of the data file's format (``app.datasets`` writes and reads it).
+
+A dataset is ``<id>.json`` (its metadata, written like a model's record: temporary file, fsync,
+rename, with a checksum) beside ``<id>.arrow`` (the data). The metadata is written last and
+removed first: a dataset exists exactly when its metadata does, so a crash between the two
+steps leaves at most a data file without metadata, which ``remove_stale_files`` clears.
+
+``DatasetStore`` is the interface: another implementation may keep the metadata elsewhere (a
+database) and the data files in a folder or object store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import (
+    CorruptModel,
+    InvalidModelId,
+    ModelNotFound,
+    Record,
+    StoreError,
+    StoreWriteFailed,
+    check_model_id,
+)
+from .json_store import TMP_PREFIX, JsonFileStore
+
+DATA_SUFFIX = ".arrow"
+#: A data file without metadata younger than this may belong to a save in progress in another
+#: process (the metadata follows the data file's rename within milliseconds).
+ORPHAN_SECONDS = 300.0
+
+
+class DatasetNotFound(StoreError):
+    """No dataset with that id (HTTP 404); a malformed id is one too."""
+
+    def __init__(self, dataset_id: str) -> None:
+        super().__init__(f"no dataset with id {dataset_id!r}")
+        self.dataset_id = dataset_id
+
+
+class CorruptDataset(StoreError):
+    """A dataset's metadata or data file cannot be trusted (HTTP 409)."""
+
+    def __init__(self, dataset_id: str, reason: str) -> None:
+        super().__init__(
+            f"dataset {dataset_id!r} is corrupt on disk: {reason}; delete it and upload it again"
+        )
+        self.dataset_id = dataset_id
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DatasetListing:
+    """One page of datasets, newest first; ids whose metadata could not be read apart."""
+
+    records: list[Record]
+    total: int
+    unreadable: list[str]
+
+
+@dataclass
+class Upload:
+    """A temporary file in the store's folder, locked while open (so that no cleaner in another
+    process takes it for a leftover). ``close`` removes it unless it was committed."""
+
+    fd: int
+    path: str
+
+    def close(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+class DatasetStore(ABC):
+    """Save, read, list and delete datasets: a metadata record (JSON-ready, with ``id``) and a
+    data file whose format the caller decides."""
+
+    @abstractmethod
+    def temporary(self, purpose: str) -> Upload:
+        """A new temporary file for an upload or a data file being written."""
+
+    @abstractmethod
+    def commit(self, record: Record, data: Upload) -> None:
+        """Make the data file ``data`` (complete, closed for writing) the dataset
+        ``record["id"]``, with ``record`` as its metadata: atomically, durably."""
+
+    @abstractmethod
+    def load(self, dataset_id: str) -> Record: ...
+
+    @abstractmethod
+    def data_path(self, dataset_id: str) -> str:
+        """Where the dataset's data file can be read (checked to exist)."""
+
+    @abstractmethod
+    def list(self, *, offset: int = 0, limit: int = 50) -> DatasetListing: ...
+
+    @abstractmethod
+    def delete(self, dataset_id: str) -> None: ...
+
+
+class FileDatasetStore(DatasetStore):
+    """``<root>/<id>.json`` and ``<root>/<id>.arrow``; the metadata files are kept by a
+    ``JsonFileStore`` over the same folder (atomic writes, checksums, locked temporaries)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.root = Path(root)
+        self.meta = JsonFileStore(self.root, create=create)
+        self._prefix = os.path.join(self.root, "")
+
+    def _data(self, dataset_id: str) -> str:
+        return f"{self._prefix}{check_model_id(dataset_id)}{DATA_SUFFIX}"
+
+    def temporary(self, purpose: str) -> Upload:
+        try:
+            fd, path = self.meta._create_locked_temporary(purpose)
+        except OSError as exc:
+            raise self.meta._folder_error() or StoreWriteFailed(purpose, exc) from exc
+        return Upload(fd, path)
+
+    def commit(self, record: Record, data: Upload) -> None:
+        dataset_id = record["id"]
+        final = self._data(dataset_id)
+        try:
+            os.fsync(data.fd)
+            os.replace(data.path, final)
+            self.meta._fsync_dir()
+        except OSError as exc:
+            raise self.meta._folder_error() or StoreWriteFailed(dataset_id, exc) from exc
+        try:
+            self.meta.save(record)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+            raise
+
+    def load(self, dataset_id: str) -> Record:
+        try:
+            return self.meta.load(dataset_id)
+        except (ModelNotFound, InvalidModelId):
+            raise DatasetNotFound(str(dataset_id)[:100]) from None
+        except CorruptModel as exc:
+            raise CorruptDataset(dataset_id, exc.reason) from None
+
+    def data_path(self, dataset_id: str) -> str:
+        self.load(dataset_id)
+        path = self._data(dataset_id)
+        if not os.path.isfile(path):
+            raise CorruptDataset(dataset_id, "its data file is missing")
+        return path
+
+    def list(self, *, offset: int = 0, limit: int = 50) -> DatasetListing:
+        listing = self.meta.list(offset=offset, limit=limit)
+        records: list[Record] = []
+        unreadable: list[str] = []
+        for dataset_id, entry in listing.entries:
+            if isinstance(entry, CorruptModel):
+                unreadable.append(dataset_id)
+            else:
+                records.append(entry)
+        return DatasetListing(records=records, total=listing.total, unreadable=unreadable)
+
+    def count(self) -> int:
+        return self.meta.count()
+
+    def delete(self, dataset_id: str) -> None:
+        try:
+            self.meta.delete(dataset_id)  # the commit point: from here on it does not exist
+        except (ModelNotFound, InvalidModelId):
+            raise DatasetNotFound(str(dataset_id)[:100]) from None
+        except CorruptModel as exc:
+            raise CorruptDataset(dataset_id, exc.reason) from None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._data(dataset_id))
+
+    def remove_stale_files(self, *, older_than: float = ORPHAN_SECONDS) -> int:
+        """Remove leftovers of interrupted uploads: temporaries no live process holds, and data
+        files without metadata older than ``older_than`` seconds. Returns how many."""
+        removed = self.meta.remove_stale_temporaries()
+        now = time.time()
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(DATA_SUFFIX) or name.startswith(TMP_PREFIX):
+                    continue
+                dataset_id = name.removesuffix(DATA_SUFFIX)
+                if self.meta.model_id_of(dataset_id + ".json") is None:
+                    continue
+                if os.path.exists(f"{self._prefix}{dataset_id}.json"):
+                    continue
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > older_than:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
