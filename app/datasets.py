@@ -27,7 +27,7 @@ import gzip
 import io
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -170,8 +170,9 @@ def _schema(names: Sequence[str], j_label: int) -> pa.Schema:
 
 def _csv_batches(
     path: str, compressed: bool, label: str | None
-) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """The stored schema and the record batches of a CSV file."""
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch], Callable[[], CsvError]]:
+    """The stored schema, the record batches of a CSV file, and a function that finds the
+    first bad cell (``_csv_failure``)."""
     try:
         reader = _open_csv(path, compressed, None, block=1 << 20)  # for the header
         raw = list(reader.schema.names)
@@ -193,7 +194,7 @@ def _csv_batches(
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise _csv_failure(path, compressed, types, exc) from None
 
-    return schema, batches()
+    return schema, batches(), lambda: _csv_failure(path, compressed, types, None)
 
 
 def _parquet_batches(path: str, label: str | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -264,10 +265,11 @@ def ingest(
     UTF-8), ``LimitExceeded`` (the stored file would pass ``max_bytes``), the store's errors.
     Nothing is kept unless it returns.
     """
+    locate: Callable[[], CsvError] | None = None
     if fmt == PARQUET:
         schema, batches = _parquet_batches(source, label)
     else:
-        schema, batches = _csv_batches(source, compressed, label)
+        schema, batches, locate = _csv_batches(source, compressed, label)
     stats = [_ColumnStats(f.name, _dtype(f.type)) for f in schema]
     floats = [j for j, f in enumerate(schema) if pa.types.is_float64(f.type)]
     data: Upload = store.temporary("dataset.arrow")
@@ -279,10 +281,11 @@ def ingest(
                 for j in floats:
                     column = columns[j]
                     at = _first_infinite(column)
+                    if at is not None and locate is not None:
+                        raise locate()  # the cell as written, at its line
                     if at is not None:
-                        line = f"line {rows + at + 2}" if fmt == CSV else f"row {rows + at + 1}"
                         raise CsvError(
-                            f"{line}, column {j + 1} ({schema.names[j]!r}): "
+                            f"row {rows + at + 1}, column {j + 1} ({schema.names[j]!r}): "
                             f"{column[at].as_py()!r} is not a finite number"
                         )
                 for j, column in enumerate(columns):
@@ -319,7 +322,7 @@ def ingest(
 
 
 def _csv_failure(
-    path: str, compressed: bool, types: dict[str, pa.DataType], exc: Exception
+    path: str, compressed: bool, types: dict[str, pa.DataType], exc: Exception | None
 ) -> CsvError:
     """The error naming the line and column pyarrow stopped at (it names neither exactly):
     the file is read again with Python's csv module, as ``app.csv_io`` reads a training body,
@@ -359,7 +362,7 @@ def _csv_failure(
         return CsvError(f"body: cannot be read as {'gzip ' if compressed else ''}CSV ({e})")
     except csv.Error as e:
         return CsvError(f"body: malformed CSV ({e})")
-    message = str(exc).strip()
+    message = str(exc).strip() if exc is not None else "no bad cell found"
     if "Empty CSV file" in message:
         return CsvError("body: the CSV is empty; send a header row and at least one data row")
     return CsvError(f"body: cannot be read as CSV ({message})")

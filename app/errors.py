@@ -13,6 +13,7 @@ Exception hierarchy::
         ├── InvalidRequest ............ fields fail validation (422); ``errors``, ``total``
         ├── MalformedJSON ............. the body is not JSON (400)
         ├── UnsupportedMediaType ...... a Content-Type the route does not read (415)
+        │   └── UnsupportedEncoding ... a Content-Encoding it does not read (415)
         ├── LimitExceeded ............. larger than the configured limits (413)
         │   └── BodyTimeout ........... the body took longer than BODY_READ_TIMEOUT (408)
         ├── CsvError .................. the CSV names a bad line or column (422)
@@ -23,6 +24,8 @@ Exception hierarchy::
     ├── InvalidModelId ................ not an id (404)
     ├── ModelNotFound ................. no such model (404)
     ├── CorruptModel .................. unreadable or tampered file (409)
+    ├── DatasetNotFound ............... no such dataset, or not a valid id (404)
+    ├── CorruptDataset ................ a dataset's metadata or data file is damaged (409)
     ├── StoreUnavailable .............. the model folder cannot be read (503)
     └── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
         └── StoreDeleteFailed ......... the disk refused a delete (503)
@@ -41,7 +44,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from model_store import (
+    CorruptDataset,
     CorruptModel,
+    DatasetNotFound,
     InvalidModelId,
     ModelNotFound,
     PicklableError,
@@ -56,8 +61,10 @@ from .engine.errors import EngineError, InvalidData, InvalidParams, TrainingDive
 __all__ = [
     "BodyTimeout",
     "ChildCrashed",
+    "CorruptDataset",
     "CorruptModel",
     "CsvEncodingError",
+    "DatasetNotFound",
     "CsvError",
     "EngineError",
     "InvalidData",
@@ -78,6 +85,7 @@ __all__ = [
     "TrainingDiverged",
     "TrainingUnavailable",
     "UnknownVersion",
+    "UnsupportedEncoding",
     "UnsupportedMediaType",
 ]
 
@@ -130,6 +138,17 @@ class UnsupportedMediaType(RequestError):
             f"Content-Type {content_type or '(none)'!r} is not supported here; "
             f"send {' or '.join(allowed)}"
         )
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    """A ``Content-Encoding`` the route does not read (HTTP 415)."""
+
+    def __init__(self, coding: str, allowed: str) -> None:
+        RequestError.__init__(
+            self, f"Content-Encoding {coding!r} is not supported here; {allowed}"
+        )
+        self.content_type = coding
+        self.allowed = ()
 
 
 class LimitExceeded(RequestError):

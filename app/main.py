@@ -13,7 +13,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from model_store import JsonFileStore
 
 from . import metrics as prometheus
-from .api import docs, docs_ui, errors, health, metrics, models, prediction, training, v2
+from .api import (
+    datasets,
+    docs,
+    docs_ui,
+    errors,
+    health,
+    metrics,
+    models,
+    prediction,
+    training,
+    v2,
+)
 from .api.front import auth
 from .api.front.body_timeout import BodyReadTimeout
 from .api.front.fast_predict import PredictFastPath
@@ -24,6 +35,7 @@ from .config import Settings
 from .offload import Offload
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
+from .training.job import dataset_store
 from .training.runner import TrainRunner
 
 DESCRIPTION = """
@@ -32,6 +44,8 @@ Train logistic-regression classifiers from labelled rows, keep them, and serve p
 1. `POST /train` with `features` (rows of numbers) and `labels` -> a model `id`.
 2. `POST /predict` with that `model_id` and rows -> labels and class probabilities.
 3. `GET /models`, `GET /models/{id}`, `DELETE /models/{id}` to manage what is kept.
+4. Large data: `POST /datasets` with a CSV or Parquet file, then `POST /train` with
+   `{"dataset": id, "label": column}`.
 
 Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`.
 """
@@ -68,6 +82,7 @@ def create_app(
         # this worker's counts go to the server's folder, where every process's are totalled
         prometheus.share(prometheus.folder_for(settings.prometheus_multiproc_dir))
         store.remove_stale_temporaries()
+        app.state.datasets.remove_stale_files()
         cache = app.state.service.cache
         cache.watch(asyncio.get_running_loop(), str(store.root), store.model_id_of)
         # Everything built so far (FastAPI, pydantic schemas, the app) lives as long as the
@@ -96,9 +111,10 @@ def create_app(
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
+    app.state.datasets = dataset_store(settings)
     app.state.offload = Offload()
     errors.install(app)
-    for module in (training, prediction, models, health, metrics, v2):
+    for module in (training, datasets, prediction, models, health, metrics, v2):
         app.include_router(module.router)
     docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
     docs_ui.install(app)
@@ -108,7 +124,9 @@ def create_app(
         HeadAsGet(app.fastapi), fastapi=app, service=app.state.service, offload=app.state.offload
     )
     front = BodyReadTimeout(front, seconds=settings.body_read_timeout)
-    front = BodySizeLimit(front, max_bytes=settings.max_body_bytes)
+    front = BodySizeLimit(
+        front, max_bytes=settings.max_body_bytes, dataset_max_bytes=settings.max_dataset_bytes
+    )
     if settings.api_key is not None:
         front = auth.APIKeyAuth(front, api_key=settings.api_key.get_secret_value())
         app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]

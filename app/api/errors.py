@@ -17,7 +17,9 @@ from starlette.routing import Match
 from ..decode import request_error
 from ..errors import (
     ChildCrashed,
+    CorruptDataset,
     CorruptModel,
+    DatasetNotFound,
     CsvEncodingError,
     CsvError,
     EngineError,
@@ -170,9 +172,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:
-        if isinstance(exc, (ModelNotFound, InvalidModelId)):
+        if isinstance(exc, (ModelNotFound, InvalidModelId, DatasetNotFound)):
             return error_for(request, 404, str(exc))
-        if isinstance(exc, CorruptModel):
+        if isinstance(exc, (CorruptModel, CorruptDataset)):
             return error_for(request, 409, str(exc))
         if isinstance(exc, StoreUnavailable):
             log.error("%s", exc)

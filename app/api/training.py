@@ -80,7 +80,9 @@ async def train(request: Request) -> Response:
         # must not keep other trainings out meanwhile.
         runner.acquire()
         try:
-            summary = await runner.run(ctype, chunks, spill, query=query)
+            # a training from a dataset is a small body and a large fit: always a child's
+            child = spill is None and decode.names_dataset(b"".join(chunks))
+            summary = await runner.run(ctype, chunks, spill, query=query, child=child)
             spill = None  # the child read it and deleted it (a big unlink takes a core ~20 ms)
         finally:
             runner.release()

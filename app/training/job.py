@@ -14,8 +14,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from model_store import FileDatasetStore
+
     from ..config import Settings
-    from ..schemas import ModelSummary
+    from ..schemas import DatasetSummary, ModelSummary
+
+#: The datasets' folder, inside ``MODEL_STORE_DIR``.
+DATASETS_FOLDER = "datasets"
 
 #: Environment variables that fix the thread pools of OpenBLAS, OpenMP and MKL.
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -80,6 +85,7 @@ def train_from_body(
     from model_store import JsonFileStore
 
     from ..decode import decode_train
+    from ..schemas import DatasetTrainRequest
     from ..service import ModelService
 
     if isinstance(body, str):
@@ -92,4 +98,43 @@ def train_from_body(
     request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
+    if isinstance(request, DatasetTrainRequest):
+        return service.train_dataset(request, dataset_store(settings, create=False))
     return service.train(request, X)
+
+
+def dataset_store(settings: Settings, *, create: bool = True) -> FileDatasetStore:
+    """The datasets' folder: ``datasets/`` in ``MODEL_STORE_DIR``."""
+    from model_store import FileDatasetStore
+
+    return FileDatasetStore(settings.model_store_dir / DATASETS_FOLDER, create=create)
+
+
+def ingest_dataset(
+    settings: Settings,
+    upload: str,
+    *,
+    fmt: str | None,
+    compressed: bool,
+    name: str | None,
+    label: str | None,
+    uploaded_bytes: int,
+) -> DatasetSummary:
+    """Parse an uploaded file (``upload``, kept by the caller) into a stored dataset; its
+    summary. ``fmt`` ``None``: found from the file's first bytes (a multipart upload)."""
+    from ..datasets import ingest, sniff
+    from ..schemas import DatasetSummary
+
+    if fmt is None:
+        fmt, compressed = sniff(upload)
+    record = ingest(
+        dataset_store(settings, create=False),
+        upload,
+        fmt=fmt,
+        compressed=compressed,
+        name=name,
+        label=label,
+        max_bytes=settings.max_dataset_bytes,
+        uploaded_bytes=uploaded_bytes,
+    )
+    return DatasetSummary.model_validate(record)
