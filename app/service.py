@@ -7,7 +7,7 @@ Open Inference Protocol, ``/models``) resolves a model with ``served`` and predi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -146,9 +146,20 @@ class ModelService:
 
     # --- training and the store -----------------------------------------------------------
 
-    def train(self, request: TrainRequest, X: np.ndarray | None = None) -> ModelSummary:
+    def train(
+        self,
+        request: TrainRequest | DatasetTrainRequest,
+        X: np.ndarray | None = None,
+        *,
+        datasets: Callable[[], FileDatasetStore] | None = None,
+    ) -> ModelSummary:
         """Fit and store a model. ``X`` (n_samples, n_features): the rows if decoded apart,
-        in which case ``request.features`` is a placeholder."""
+        in which case ``request.features`` is a placeholder. A ``DatasetTrainRequest`` trains
+        on a dataset of ``datasets()`` (``train_dataset``)."""
+        if isinstance(request, DatasetTrainRequest):
+            if datasets is None:
+                raise TypeError("train: a training from a dataset needs the dataset store")
+            return self.train_dataset(request, datasets())
         if X is None:
             X = np.asarray(request.features, dtype=np.float64)
         self._check_size(X.shape[0], X.shape[1])
@@ -161,7 +172,9 @@ class ModelService:
             sample_weight=request.sample_weight,
         )
 
-    def train_dataset(self, request: DatasetTrainRequest, datasets: FileDatasetStore) -> ModelSummary:
+    def train_dataset(
+        self, request: DatasetTrainRequest, datasets: FileDatasetStore
+    ) -> ModelSummary:
         """Fit on a stored dataset's columns, read block by block from its memory-mapped file
         (never whole in memory), and store the model. Call it in a child process."""
         from .datasets import read_training_columns  # pyarrow: in the training child only

@@ -38,19 +38,24 @@ UPLOAD_DOC: dict[str, Any] = {
         "(`application/vnd.apache.parquet`), or `multipart/form-data` with the file in a "
         "part named `file` (CSV, gzip CSV or Parquet, told apart by their first bytes). "
         "One column is the label (`?label=`, default the last), kept as text; every other "
-        "column must hold numbers (empty or `NA` cells are counted as missing).",
+        "column must hold numbers (empty or `NA` cells are counted as missing). Query "
+        "parameters: `name` (to list it by) and `label` (the label column's name).",
         "content": {
             media.CSV: {
                 "schema": {"type": "string"},
                 "example": "hours_studied,hours_slept,result\n0.5,8.0,fail\n4.0,8.0,pass\n",
             },
-            PARQUET: {"schema": {"type": "string", "format": "binary"}},
+            PARQUET: {
+                "schema": {"type": "string", "format": "binary"},
+                "example": "(the bytes of a .parquet file)",
+            },
             MULTIPART: {
                 "schema": {
                     "type": "object",
                     "properties": {"file": {"type": "string", "format": "binary"}},
                     "required": ["file"],
-                }
+                },
+                "example": {"file": "exam.csv"},
             },
         },
     }
@@ -154,6 +159,23 @@ def _kind(request: Request) -> tuple[str | None, bool, bytes | None]:
     return None, False, boundary
 
 
+def _options(request: Request) -> tuple[str | None, str | None]:
+    """``?name=`` and ``?label=`` (``InvalidRequest`` naming ``query.<name>``)."""
+    values: dict[str, str] = {}
+    errors = []
+    for key, value in request.query_params.multi_items():
+        if key not in ("name", "label"):
+            errors.append({"field": f"query.{key}", "message": "unknown; the options are name "
+                           "and label"})  # fmt: skip
+        elif len(value) > 200:
+            errors.append({"field": f"query.{key}", "message": "longer than 200 characters"})
+        else:
+            values[key] = value
+    if errors:
+        raise InvalidRequest(errors)
+    return values.get("name"), values.get("label")
+
+
 def summary(record: Record) -> DatasetSummary:
     return DatasetSummary.model_validate(record)
 
@@ -165,18 +187,12 @@ def summary(record: Record) -> DatasetSummary:
     responses=ERROR_RESPONSES(400, 408, 413, 415, 422, 429, 503, 507),
     openapi_extra=UPLOAD_DOC,
 )
-async def upload_dataset(
-    request: Request,
-    name: str | None = Query(None, max_length=200, description="A name to list it by."),
-    label: str | None = Query(
-        None,
-        max_length=200,
-        description="The label column, kept as text (default: the last column); every other "
-        "column must hold numbers.",
-    ),
-) -> Response:
+async def upload_dataset(request: Request) -> Response:
     """Upload a CSV or Parquet file as a dataset (parsed once, stored column-wise); answers
     its summary: rows, and per column its type, range, mean and missing cells."""
+    # The options are read here and listed in the body's description (as /train's CSV
+    # options): whether ``label`` names a column only the file can say.
+    name, label = _options(request)
     fmt, compressed, boundary = _kind(request)
     runner: TrainRunner = request.app.state.trainer
     runner.check_capacity()  # parsing takes a training slot: refuse before the upload
@@ -208,11 +224,12 @@ async def upload_dataset(
                 label=label,
                 uploaded_bytes=size,
             )
-            result = await runner.children.run(job)
+            record = await runner.children.run(job)
         finally:
             runner.release()
     finally:
         await asyncio.to_thread(upload.close)
+    result = summary(record)
     return JSONBytes(
         status_code=201,
         content=result.model_dump(mode="json"),

@@ -263,7 +263,12 @@ class _LinearLoss:
         self.n_features = self.design.n_features
         self.n_coef_cols = self.n_features + int(fit_intercept)
         self._cache: tuple[Array, Array] | None = None
-        self._ones = np.ones(n)
+        # Per-row work (losses, residuals) runs over these spans of rows: all rows at once for
+        # an in-memory X, block by block for ``RowBlocks``, whose per-row temporaries then stay
+        # the size of a block.
+        X = self.design.X
+        self._spans = X.spans() if isinstance(X, RowBlocks) else [(0, n)]
+        self._ones = np.ones(max(b - a for a, b in self._spans))
 
     @property
     def X(self) -> Array | RowBlocks:  # noqa: N802 - the design matrix is X everywhere
@@ -295,6 +300,7 @@ class _LinearLoss:
         """``Z = Xs @ W.T + b``, of shape (n_samples, n_outputs). The last one is remembered."""
         if self._cache is not None and np.array_equal(self._cache[0], coef):
             return self._cache[1]
+        self._cache = None  # not held beside the new scores
         W, b = self.unpack(coef)
         Z = self.design.matmat(W.T)
         if self.fit_intercept:
@@ -315,7 +321,8 @@ class _LinearLoss:
         """Flat gradient from the residuals ``scale * R``, of shape (n_samples, n_outputs)."""
         W, _ = self.unpack(coef)
         G = np.empty((self.n_outputs, self.n_coef_cols))
-        colsum = self._ones @ R  # a matrix product: far faster than R.sum(axis=0) on few columns
+        # a matrix product: far faster than R.sum(axis=0) on few columns
+        colsum = sum(self._ones[: b - a] @ R[a:b] for a, b in self._spans)
         G[:, : self.n_features] = self.design.rmatmat(R, colsum=colsum).T
         if scale != 1.0:
             colsum *= scale
@@ -428,25 +435,44 @@ class LogisticLoss(_LinearLoss):
         """
         Z = self.raw_prediction(coef)
         W, _ = self.unpack(coef)
-        weights = self._ones if self.sw is None else self.sw
-        e = np.abs(Z)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        pointwise = np.maximum(Z, 0.0)
-        pointwise -= self.Y * Z
-        pointwise += np.log1p(e)
-        data = float((weights @ pointwise).sum())
+        data = 0.0
+        R = np.empty_like(Z) if gradient and len(self._spans) > 1 else None
+        for a, b in self._spans:
+            part, Rb = self._pointwise(Z[a:b], self.Y[a:b], a, b, gradient=gradient)
+            data += part
+            if R is None:
+                R = Rb  # one span: the residuals themselves, no copy
+            elif Rb is not None:
+                R[a:b] = Rb
         loss = data / self.sw_sum + self._penalty(W)
-        if not gradient:
+        if not gradient or R is None:
             return loss, np.empty(0)
-        R = np.where(Z >= 0, 1.0, e)
-        e += 1.0
-        R /= e
-        R -= self.Y
         if self.sw is None:
             return loss, self._pack_gradient(coef, R, scale=1.0 / self.sw_sum)
         R *= self._row_weights()
         return loss, self._pack_gradient(coef, R)
+
+    def _pointwise(
+        self, Z: Array, Y: Array, start: int, stop: int, *, gradient: bool
+    ) -> tuple[float, Array | None]:
+        """Rows ``start:stop``: their weighted loss sum and (if ``gradient``) their residuals
+        ``sigmoid(z) - y`` (see ``loss_gradient``)."""
+        weights = self._ones[: stop - start] if self.sw is None else self.sw[start:stop]
+        e = np.abs(Z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        pointwise = np.maximum(Z, 0.0)
+        pointwise -= Y * Z
+        pointwise += np.log1p(e)
+        data = float((weights @ pointwise).sum())
+        if not gradient:
+            return data, None
+        del pointwise
+        R = np.where(Z >= 0, 1.0, e)
+        e += 1.0
+        R /= e
+        R -= Y
+        return data, R
 
     def _curvature_weights(self, coef: Array) -> Array:
         """``s_i / S * p_ik (1 - p_ik)``, of shape (n_samples, n_outputs)."""
@@ -532,8 +558,12 @@ class MultinomialLoss(_LinearLoss):
         total = P.sum(axis=0)
         pointwise = top - np.einsum("kn,kn->n", Yt, Zt)  # one-hot Y: exactly top - z_y
         pointwise += np.log(total)
-        weights = self._ones if self.sw is None else self.sw
-        data = float(weights @ pointwise)
+        if self.sw is not None:
+            data = float(self.sw @ pointwise)
+        elif len(self._ones) == len(pointwise):
+            data = float(self._ones @ pointwise)
+        else:
+            data = float(pointwise.sum())
         loss = data / self.sw_sum + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)

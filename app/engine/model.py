@@ -410,6 +410,17 @@ def encode_labels(y: ArrayLike) -> tuple[tuple[Any, ...], np.ndarray]:
     """
     if isinstance(y, np.ndarray) and y.dtype.kind == "f":
         y = whole_numbers(y.ravel())
+    if isinstance(y, np.ndarray) and y.dtype.kind == "u" and y.dtype.itemsize <= 2 and y.size:
+        # small unsigned codes (a dataset's labels): counted, not sorted; the index is of the
+        # smallest type that holds it (1 byte a row for up to 256 classes)
+        present = np.flatnonzero(np.bincount(y.ravel()))
+        if len(present) < 2:
+            raise InvalidData(
+                f"labels: need at least two distinct classes, got only {int(present[0])!r}"
+            )
+        lookup = np.zeros(int(present[-1]) + 1, dtype=np.min_scalar_type(len(present) - 1))
+        lookup[present] = np.arange(len(present))
+        return tuple(int(c) for c in present), lookup[y.ravel()]
     if isinstance(y, np.ndarray) and y.dtype.kind in "iuUb":  # already typed: skip the scan
         if y.size == 0:
             raise InvalidData("labels: must not be empty")
@@ -514,17 +525,21 @@ def fit(
     else:
         Xc = check_features(X, check_finite=not params.standardize)
     classes, yi = encode_labels(y)
+    yi = yi.astype(np.min_scalar_type(len(classes) - 1), copy=False)  # 1 byte a row, not 8
     if len(yi) != Xc.shape[0]:
         raise InvalidData(
             f"labels: {len(yi)} labels for {Xc.shape[0]} rows of features; they must match"
         )
     sw = row_weights(classes, yi, class_weight=params.class_weight, sample_weight=sample_weight)
+    # Targets in {0, 1}: float64 for the in-memory products; one byte each when the rows are
+    # read in blocks, where these per-row arrays are most of the fit's memory (same values).
+    target = np.uint8 if isinstance(Xc, RowBlocks) else np.float64
     if len(classes) == 2:
         multiclass = "binary"
-        Y = (yi == 1).astype(np.float64)[:, None]
+        Y = (yi == 1).astype(target)[:, None]
     else:
         multiclass = params.multiclass
-        Y = (yi[:, None] == np.arange(len(classes))[None, :]).astype(np.float64)
+        Y = (yi[:, None] == np.arange(len(classes))[None, :]).astype(target)
 
     # Non-linear boundaries: from here on the "features" are the monomials (see polynomial.py).
     polynomial = None
@@ -569,7 +584,7 @@ def fit(
     )
     # Training accuracy from the scores of the last evaluation (no extra pass when cached).
     Z = loss.raw_prediction(result.coef)
-    pred = (Z[:, 0] >= 0).astype(np.intp) if multiclass == "binary" else np.argmax(Z, axis=1)
+    pred = (Z[:, 0] >= 0).view(np.uint8) if multiclass == "binary" else np.argmax(Z, axis=1)
     report = TrainingReport(
         solver=solver_name,
         iterations=result.iterations,

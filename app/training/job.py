@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from model_store import FileDatasetStore
+    from model_store import FileDatasetStore, Record
 
     from ..config import Settings
-    from ..schemas import DatasetSummary, ModelSummary
+    from ..schemas import ModelSummary
 
 #: The datasets' folder, inside ``MODEL_STORE_DIR``.
 DATASETS_FOLDER = "datasets"
@@ -85,7 +85,6 @@ def train_from_body(
     from model_store import JsonFileStore
 
     from ..decode import decode_train
-    from ..schemas import DatasetTrainRequest
     from ..service import ModelService
 
     if isinstance(body, str):
@@ -98,9 +97,7 @@ def train_from_body(
     request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    if isinstance(request, DatasetTrainRequest):
-        return service.train_dataset(request, dataset_store(settings, create=False))
-    return service.train(request, X)
+    return service.train(request, X, datasets=lambda: dataset_store(settings, create=False))
 
 
 def dataset_store(settings: Settings, *, create: bool = True) -> FileDatasetStore:
@@ -119,11 +116,10 @@ def ingest_dataset(
     name: str | None,
     label: str | None,
     uploaded_bytes: int,
-) -> DatasetSummary:
+) -> Record:
     """Parse an uploaded file (``upload``, kept by the caller) into a stored dataset; its
-    summary. ``fmt`` ``None``: found from the file's first bytes (a multipart upload)."""
+    metadata record. ``fmt`` ``None``: found from the file's first bytes (a multipart upload)."""
     from ..datasets import ingest, sniff
-    from ..schemas import DatasetSummary
 
     if fmt is None:
         fmt, compressed = sniff(upload)
@@ -137,4 +133,4 @@ def ingest_dataset(
         max_bytes=settings.max_dataset_bytes,
         uploaded_bytes=uploaded_bytes,
     )
-    return DatasetSummary.model_validate(record)
+    return record

@@ -1,0 +1,94 @@
+"""The dataset store: metadata as the commit point, nothing left behind by a failed write."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from model_store import CorruptDataset, DatasetNotFound, FileDatasetStore, new_model_id
+
+
+def record(**extra: object) -> dict:
+    return {"id": new_model_id(), "name": "d", "rows": 2, **extra}
+
+
+def save(store: FileDatasetStore, data: bytes = b"data") -> dict:
+    r = record()
+    upload = store.temporary("dataset.arrow")
+    try:
+        with open(upload.path, "wb") as fh:
+            fh.write(data)
+        store.commit(r, upload)
+    finally:
+        upload.close()
+    return r
+
+
+def test_commit_load_list_delete(tmp_path):
+    store = FileDatasetStore(tmp_path)
+    first, second = save(store, b"one"), save(store, b"two")
+    assert store.load(first["id"])["name"] == "d"
+    with open(store.data_path(second["id"]), "rb") as fh:
+        assert fh.read() == b"two"
+    listing = store.list()
+    assert [r["id"] for r in listing.records] == [second["id"], first["id"]]  # newest first
+    assert listing.total == 2 and listing.unreadable == []
+    store.delete(first["id"])
+    with pytest.raises(DatasetNotFound):
+        store.load(first["id"])
+    with pytest.raises(DatasetNotFound):
+        store.delete(first["id"])
+    assert sorted(os.listdir(tmp_path)) == sorted([f"{second['id']}.json", f"{second['id']}.arrow"])
+
+
+def test_a_closed_temporary_leaves_nothing(tmp_path):
+    store = FileDatasetStore(tmp_path)
+    upload = store.temporary("upload")
+    with open(upload.path, "wb") as fh:
+        fh.write(b"partial")
+    upload.close()
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_ids_and_damaged_metadata(tmp_path):
+    store = FileDatasetStore(tmp_path)
+    with pytest.raises(DatasetNotFound):
+        store.load("../../etc/passwd")
+    r = save(store)
+    path = tmp_path / f"{r['id']}.json"
+    path.write_bytes(path.read_bytes().replace(b'"d"', b'"e"'))
+    with pytest.raises(CorruptDataset, match="checksum"):
+        store.load(r["id"])
+    assert store.list().unreadable == [r["id"]]
+    os.unlink(tmp_path / f"{r['id']}.arrow")
+    path.write_bytes(b"")
+    store.delete(r["id"])  # a damaged dataset can still be deleted
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_data_file_is_corrupt(tmp_path):
+    store = FileDatasetStore(tmp_path)
+    r = save(store)
+    os.unlink(tmp_path / f"{r['id']}.arrow")
+    with pytest.raises(CorruptDataset, match="data file is missing"):
+        store.data_path(r["id"])
+
+
+def test_stale_files_are_removed(tmp_path):
+    store = FileDatasetStore(tmp_path)
+    kept = save(store)
+    orphan = tmp_path / f"{new_model_id()}.arrow"  # a crash between the data and its metadata
+    orphan.write_bytes(b"x")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    young = tmp_path / f"{new_model_id()}.arrow"  # maybe a save in progress elsewhere
+    young.write_bytes(b"x")
+    live = store.temporary("upload")  # held (locked) by a live upload
+    try:
+        assert store.remove_stale_files() == 1
+        assert not orphan.exists() and young.exists() and os.path.exists(live.path)
+        store.load(kept["id"])
+    finally:
+        live.close()
