@@ -337,7 +337,7 @@ def _csv_failure(
     header: list[str] | None = None
     reader: Any = None
     try:
-        with opener(path, "rb") as binary:  # type: ignore[operator]
+        with opener(path, "rb") as binary:
             text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
             reader = csv.reader(text, strict=True)
             for row in reader:
@@ -376,10 +376,7 @@ def _csv_failure(
 
 
 #: pyarrow's default null markers: such a cell is a missing value, not a bad one.
-_NULLS = frozenset(
-    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
-    + ["N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"]
-)
+_NULLS = frozenset(pacsv.ConvertOptions().null_values)
 
 
 def _is_missing(cell: str) -> bool:
@@ -411,8 +408,7 @@ def _label_values(column: pa.ChunkedArray, name: str) -> np.ndarray:
     if pc.any(empty).as_py():
         at = pc.index(empty, True).as_py()
         raise InvalidRequest(
-            [{"field": "label", "message": f"line {at + 2}, column {name!r}: the label is "
-              "empty"}]  # fmt: skip
+            [{"field": "label", "message": f"line {at + 2}, column {name!r}: the label is empty"}]
         )
     try:
         integers = pc.cast(text, pa.int64()).to_numpy()
@@ -448,8 +444,12 @@ def read_training_columns(
     listed = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
     if label not in described:
         raise InvalidRequest(
-            [{"field": "label", "message": f"the dataset has no column {label!r}; its columns "
-              f"are {listed}"}]  # fmt: skip
+            [
+                {
+                    "field": "label",
+                    "message": f"the dataset has no column {label!r}; its columns are {listed}",
+                }
+            ]
         )
     wanted = [n for n in names if n != label] if features is None else list(features)
     errors: list[dict[str, str]] = []
@@ -458,8 +458,10 @@ def read_training_columns(
         column = described.get(name)
         if column is None:
             errors.append(
-                {"field": field, "message": f"the dataset has no column {name!r}; its "
-                 f"columns are {listed}"}  # fmt: skip
+                {
+                    "field": field,
+                    "message": f"the dataset has no column {name!r}; its columns are {listed}",
+                }
             )
         elif name == label:
             errors.append({"field": field, "message": f"{name!r} is the label column"})
@@ -485,8 +487,12 @@ def read_training_columns(
         raise InvalidRequest(errors)
     if described[label]["missing"]:
         raise InvalidRequest(
-            [{"field": "label", "message": f"column {label!r} has "
-              f"{described[label]['missing']} missing values"}]  # fmt: skip
+            [
+                {
+                    "field": "label",
+                    "message": f"column {label!r} has {described[label]['missing']} missing values",
+                }
+            ]
         )
     batches = [
         [batch.column(name).to_numpy(zero_copy_only=True) for name in wanted]

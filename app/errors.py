@@ -144,9 +144,7 @@ class UnsupportedEncoding(UnsupportedMediaType):
     """A ``Content-Encoding`` the route does not read (HTTP 415)."""
 
     def __init__(self, coding: str, allowed: str) -> None:
-        RequestError.__init__(
-            self, f"Content-Encoding {coding!r} is not supported here; {allowed}"
-        )
+        RequestError.__init__(self, f"Content-Encoding {coding!r} is not supported here; {allowed}")
         self.content_type = coding
         self.allowed = ()
 

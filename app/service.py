@@ -219,10 +219,9 @@ class ModelService:
             raise InvalidParams(
                 f"params.max_iter: {p.max_iter} is more than the limit of {s.max_iter}"
             )
-        if isinstance(labels, np.ndarray):
-            classes = set(np.unique(labels).tolist())
-        else:
-            classes = set(labels)
+        # a dataset's labels: one sort in C, not ten million Python objects
+        as_array = isinstance(labels, np.ndarray)
+        classes = set(np.unique(labels).tolist()) if as_array else set(labels)
         n_classes = len(classes)
         if n_classes > s.max_classes:
             raise LimitExceeded(
@@ -256,8 +255,10 @@ class ModelService:
                 "features: values too large to train on (their distance from the column's "
                 "mean or the model's scores overflow 64-bit floats); rescale the data"
             )
+        stats_note: str | None
         if isinstance(X, RowBlocks):
-            stats, stats_note = None, (
+            stats = None
+            stats_note = (
                 "coefficient statistics are not computed for a training from a dataset (they "
                 "need every row in memory)"
             )

@@ -165,8 +165,9 @@ def _options(request: Request) -> tuple[str | None, str | None]:
     errors = []
     for key, value in request.query_params.multi_items():
         if key not in ("name", "label"):
-            errors.append({"field": f"query.{key}", "message": "unknown; the options are name "
-                           "and label"})  # fmt: skip
+            errors.append(
+                {"field": f"query.{key}", "message": "unknown; the options are name and label"}
+            )
         elif len(value) > 200:
             errors.append({"field": f"query.{key}", "message": "longer than 200 characters"})
         else:
@@ -237,9 +238,7 @@ async def upload_dataset(request: Request) -> Response:
     )
 
 
-@router.get(
-    "", response_model=DatasetList, responses=ERROR_RESPONSES(422, 503)
-)
+@router.get("", response_model=DatasetList, responses=ERROR_RESPONSES(422, 503))
 def list_datasets(
     request: Request,
     limit: int = Query(50, ge=1, description="Page size (at most PAGE_SIZE_MAX)."),

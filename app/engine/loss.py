@@ -266,8 +266,8 @@ class _LinearLoss:
         # Per-row work (losses, residuals) runs over these spans of rows: all rows at once for
         # an in-memory X, block by block for ``RowBlocks``, whose per-row temporaries then stay
         # the size of a block.
-        X = self.design.X
-        self._spans = X.spans() if isinstance(X, RowBlocks) else [(0, n)]
+        source = self.design.X
+        self._spans = source.spans() if isinstance(source, RowBlocks) else [(0, n)]
         self._ones = np.ones(max(b - a for a, b in self._spans))
 
     @property
@@ -322,7 +322,10 @@ class _LinearLoss:
         W, _ = self.unpack(coef)
         G = np.empty((self.n_outputs, self.n_coef_cols))
         # a matrix product: far faster than R.sum(axis=0) on few columns
-        colsum = sum(self._ones[: b - a] @ R[a:b] for a, b in self._spans)
+        a, b = self._spans[0]
+        colsum = self._ones[: b - a] @ R[a:b]
+        for a, b in self._spans[1:]:
+            colsum += self._ones[: b - a] @ R[a:b]
         G[:, : self.n_features] = self.design.rmatmat(R, colsum=colsum).T
         if scale != 1.0:
             colsum *= scale

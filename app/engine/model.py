@@ -15,7 +15,6 @@ from .errors import InvalidData, InvalidParams
 from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid
 from .polynomial import PolynomialFeatures, check_degree, fit_polynomial
 from .preprocessing import Standardizer, check_features, column_max_abs, ensure_finite
-from .source import RowBlocks
 from .solvers import (
     SolverResult,
     cholesky_solve,
@@ -26,6 +25,7 @@ from .solvers import (
     proximal_newton,
     thin_history,
 )
+from .source import RowBlocks
 
 SOLVERS = ("auto", "gd", "newton", "lbfgs")
 MULTICLASS = ("ovr", "multinomial")

@@ -148,8 +148,9 @@ def test_an_upload_over_max_dataset_bytes_stores_nothing(tmp_path):
         assert stored(settings) == []
         # a small gzip body that inflates past the limit once parsed
         r = client.post(
-            "/datasets", content=gzip.compress(b"a,label\n" + b"1,0\n" * 5000), headers={
-                **CSV, "content-encoding": "gzip"}  # fmt: skip
+            "/datasets",
+            content=gzip.compress(b"a,label\n" + b"1,0\n" * 5000),
+            headers={**CSV, "content-encoding": "gzip"},
         )
         assert r.status_code == 413, r.text
         assert stored(settings) == []

@@ -3,6 +3,8 @@ model as the same fit over the array in memory, by every solver."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ def blocks(X: np.ndarray, *, cuts: list[int], block_rows: int) -> RowBlocks:
     """``X`` as column batches split at ``cuts`` (uneven, one of a single row), read in blocks
     of ``block_rows`` that straddle the batches."""
     edges = [0, *cuts, len(X)]
-    batches = [[X[a:b, j].copy() for j in range(X.shape[1])] for a, b in zip(edges, edges[1:])]
+    batches = [[X[a:b, j].copy() for j in range(X.shape[1])] for a, b in pairwise(edges)]
     return RowBlocks(batches, block_rows=block_rows)
 
 
@@ -80,7 +82,7 @@ def test_subsampled_newton_over_blocks():
 
 def test_polynomial_features_need_an_array():
     X, y = make_blobs(n=50, d=2)
-    with pytest.raises(InvalidParams, match="params.polynomial_degree"):
+    with pytest.raises(InvalidParams, match=r"params\.polynomial_degree"):
         fit(blocks(X, cuts=[10], block_rows=8), y, params=FitParams(polynomial_degree=2))
 
 
