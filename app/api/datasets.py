@@ -12,7 +12,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from model_store import FileDatasetStore, Record, Upload
 
 from .. import media
-from ..errors import InvalidRequest, UnsupportedEncoding, UnsupportedMediaType
+from ..errors import (
+    InvalidRequest,
+    TrainingCrashed,
+    UnsupportedEncoding,
+    UnsupportedMediaType,
+)
 from ..schemas import DatasetList, DatasetSummary
 from ..training.job import ingest_dataset
 from ..training.runner import TrainRunner
@@ -211,8 +216,10 @@ async def upload_dataset(request: Request) -> Response:
                 if waiting >= WRITE_BATCH:
                     await asyncio.to_thread(sink.write, pending)
                     pending, waiting = [], 0
-        finally:
-            await asyncio.to_thread(sink.finish, pending)
+        except BaseException:
+            sink.fh.close()  # an interrupted upload (413, 408, gone): nothing to finish
+            raise
+        await asyncio.to_thread(sink.finish, pending)
         runner.acquire()
         try:
             job = functools.partial(
@@ -226,6 +233,10 @@ async def upload_dataset(request: Request) -> Response:
                 uploaded_bytes=size,
             )
             record = await runner.children.run(job)
+        except TrainingCrashed:
+            # the child died writing the data file: its (now unlocked) temporary goes too
+            await asyncio.to_thread(store.remove_stale_files)
+            raise
         finally:
             runner.release()
     finally:
