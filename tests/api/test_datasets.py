@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +16,7 @@ from app.config import Settings
 from app.main import create_app
 from tests.asgi_client import ASGIClient
 from tests.conftest import make_blobs, train
+from tests.live_server import LiveServer
 
 CSV = {"content-type": "text/csv"}
 PARQUET = {"content-type": "application/vnd.apache.parquet"}
@@ -215,3 +217,33 @@ def test_media_types_and_codings(client):
     assert r.status_code == 415 and "Content-Encoding 'br'" in r.json()["detail"]
     r = client.post("/datasets", files={"other": ("a.csv", b"a,b\n1,2\n")})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "file"
+
+
+def test_a_real_server_takes_a_streamed_gzip_upload_and_trains_on_it(tmp_path):
+    """Through uvicorn: a chunked gzip body (no Content-Length) is counted and stored, and the
+    training child trains on it; a body cut off over the limit leaves nothing."""
+    body, _, _ = exam_csv(n=200)
+    zipped = gzip.compress(body)
+    env = {"MAX_DATASET_BYTES": str(len(zipped) + 100)}
+    with (
+        LiveServer(tmp_path / "models", env=env) as server,
+        httpx.Client(base_url=server.url, timeout=60) as c,
+    ):
+
+        def chunks(data: bytes):
+            for i in range(0, len(data), 700):
+                yield data[i : i + 700]
+
+        headers = {**CSV, "content-encoding": "gzip"}
+        r = c.post("/datasets", content=chunks(zipped), headers=headers, params={"label": "result"})
+        assert r.status_code == 201, r.text
+        d = r.json()
+        assert d["rows"] == 200 and r.headers["location"] == f"/datasets/{d['id']}"
+        r = c.post("/train", json={"dataset": d["id"], "label": "result"})
+        assert r.status_code == 201, r.text
+        assert r.json()["training"]["n_samples"] == 200
+        r = c.post("/datasets", content=chunks(zipped + b"\0" * 200), headers=headers)
+        assert r.status_code == 413, r.text
+        assert sorted(os.listdir(tmp_path / "models" / "datasets")) == sorted(
+            [f"{d['id']}.json", f"{d['id']}.arrow"]
+        )
