@@ -82,19 +82,21 @@ class _ColumnStats:
     count: int = 0
     missing: int = 0
 
-    def add(self, column: pa.Array) -> None:
+    def add(self, column: pa.Array) -> bool:
+        """Count a batch's values in; whether they are all finite."""
         nulls = column.null_count
         self.missing += nulls
         if self.dtype != FLOAT:
-            return
+            return True
         n = len(column) - nulls
         if n == 0:
-            return
-        lo, hi = pc.min_max(column).values()
-        self.minimum = min(self.minimum, lo.as_py())
-        self.maximum = max(self.maximum, hi.as_py())
+            return True
+        lo, hi = (v.as_py() for v in pc.min_max(column).values())
+        self.minimum = min(self.minimum, lo)
+        self.maximum = max(self.maximum, hi)
         self.total += pc.sum(column).as_py()
         self.count += n
+        return not (math.isinf(lo) or math.isinf(hi))
 
     def record(self) -> dict[str, Any]:
         numeric = self.dtype == FLOAT and self.count > 0
@@ -246,7 +248,7 @@ def _parquet_batches(path: str, label: str | None) -> tuple[pa.Schema, Iterator[
 
 
 def _first_infinite(column: pa.Array) -> int | None:
-    """Index of the first infinite value of a float64 column, if any."""
+    """Index of the first infinite value of a float64 column, if any (only on the error path)."""
     values = column.to_numpy(zero_copy_only=False)
     with np.errstate(invalid="ignore"):
         bad = np.isinf(values)
@@ -276,25 +278,22 @@ def ingest(
     else:
         schema, batches, locate = _csv_batches(source, compressed, label)
     stats = [_ColumnStats(f.name, _dtype(f.type)) for f in schema]
-    floats = [j for j, f in enumerate(schema) if pa.types.is_float64(f.type)]
+    floats = {j for j, f in enumerate(schema) if pa.types.is_float64(f.type)}
     data: Upload = store.temporary("dataset.arrow")
     rows = 0
     try:
         with pa.OSFile(data.path, "wb") as sink, ipc.new_file(sink, schema) as writer:
             for batch in batches:
                 columns = list(batch.columns)
-                for j in floats:
-                    column = columns[j]
-                    at = _first_infinite(column)
-                    if at is not None and locate is not None:
-                        raise locate()  # the cell as written, at its line
-                    if at is not None:
-                        raise CsvError(
-                            f"row {rows + at + 1}, column {j + 1} ({schema.names[j]!r}): "
-                            f"{column[at].as_py()!r} is not a finite number"
-                        )
                 for j, column in enumerate(columns):
-                    stats[j].add(column)
+                    if not stats[j].add(column):  # an infinity (its min or max): name it
+                        if locate is not None:
+                            raise locate()  # the cell as written, at its line
+                        at = _first_infinite(column)
+                        raise CsvError(
+                            f"row {rows + (at or 0) + 1}, column {j + 1} ({schema.names[j]!r}): "
+                            f"{column[at or 0].as_py()!r} is not a finite number"
+                        )
                     if j in floats and column.null_count:
                         # NaN, not a validity bitmap: the column reads back as a plain array
                         columns[j] = pc.fill_null(column, math.nan)

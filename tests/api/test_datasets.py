@@ -224,7 +224,7 @@ def test_a_real_server_takes_a_streamed_gzip_upload_and_trains_on_it(tmp_path):
     training child trains on it; a body cut off over the limit leaves nothing."""
     body, _, _ = exam_csv(n=200)
     zipped = gzip.compress(body)
-    env = {"MAX_DATASET_BYTES": str(len(zipped) + 100)}
+    env = {"MAX_DATASET_BYTES": "20000"}  # the upload as sent, and as stored (~9 kB)
     with (
         LiveServer(tmp_path / "models", env=env) as server,
         httpx.Client(base_url=server.url, timeout=60) as c,
@@ -242,8 +242,27 @@ def test_a_real_server_takes_a_streamed_gzip_upload_and_trains_on_it(tmp_path):
         r = c.post("/train", json={"dataset": d["id"], "label": "result"})
         assert r.status_code == 201, r.text
         assert r.json()["training"]["n_samples"] == 200
-        r = c.post("/datasets", content=chunks(zipped + b"\0" * 200), headers=headers)
+        r = c.post("/datasets", content=chunks(zipped + b"\0" * 20_000), headers=headers)
         assert r.status_code == 413, r.text
         assert sorted(os.listdir(tmp_path / "models" / "datasets")) == sorted(
             [f"{d['id']}.json", f"{d['id']}.arrow"]
         )
+
+
+def test_parquet_refusals_name_the_row_or_column(client, settings):
+    def parquet(table: pa.Table) -> bytes:
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return sink.getvalue()
+
+    body = parquet(pa.table({"a": [1.0, 2.0, float("inf")], "label": ["x", "y", "x"]}))
+    r = client.post("/datasets", content=body, headers=PARQUET)
+    assert r.status_code == 422 and r.json()["detail"] == (
+        "row 3, column 1 ('a'): inf is not a finite number"
+    )
+    body = parquet(pa.table({"city": ["a", "b"], "label": ["x", "y"]}))
+    r = client.post("/datasets", content=body, headers=PARQUET)
+    assert r.status_code == 422 and r.json()["detail"].startswith("column 1 ('city'): is string")
+    r = client.post("/datasets", content=b"PAR1 not really", headers=PARQUET)
+    assert r.status_code == 422 and "not a readable Parquet file" in r.json()["detail"]
+    assert stored(settings) == []
