@@ -39,7 +39,14 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from model_store import CorruptDataset, FileDatasetStore, Record, Upload, new_model_id
+from model_store import (
+    CorruptDataset,
+    FileDatasetStore,
+    GrowingFile,
+    Record,
+    Upload,
+    new_model_id,
+)
 
 from .csv_io import MAX_NAME_LENGTH, delimiter_hint
 from .errors import CsvEncodingError, CsvError, InvalidRequest, LimitExceeded
@@ -62,7 +69,7 @@ _PARQUET_MAGIC = b"PAR1"
 
 def sniff(path: str) -> tuple[str, bool]:
     """``(format, gzip)`` of a file from its first bytes (multipart uploads say neither)."""
-    with open(path, "rb") as fh:
+    with GrowingFile(path) as raw, io.BufferedReader(raw) as fh:
         head = fh.read(4)
     if head.startswith(_PARQUET_MAGIC):
         return PARQUET, False
@@ -143,7 +150,8 @@ _READ_ERRORS = (pa.ArrowException, OSError, EOFError, UnicodeDecodeError)
 
 
 def _csv_stream(path: str, compressed: bool) -> pa.NativeFile:
-    return pa.input_stream(path, compression="gzip" if compressed else None)
+    stream = pa.PythonFile(io.BufferedReader(GrowingFile(path), 1 << 20), mode="r")
+    return pa.CompressedInputStream(stream, "gzip") if compressed else stream
 
 
 def _open_csv(
@@ -206,6 +214,8 @@ def _csv_batches(
 
 def _parquet_batches(path: str, label: str | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     try:
+        with GrowingFile(path) as upload:
+            upload.wait()
         source = pq.ParquetFile(path)
         arrow_schema = source.schema_arrow
     except _READ_ERRORS as exc:
@@ -264,7 +274,6 @@ def ingest(
     name: str | None,
     label: str | None,
     max_bytes: int,
-    uploaded_bytes: int,
 ) -> Record:
     """Parse the uploaded file ``source`` into a new dataset of ``store``; its metadata record.
 
@@ -313,7 +322,7 @@ def ingest(
             "rows": rows,
             "columns": [s.record() for s in stats],
             "bytes": os.path.getsize(data.path),
-            "uploaded_bytes": uploaded_bytes,
+            "uploaded_bytes": os.path.getsize(source),
             "format": "arrow-ipc",
         }
         store.commit(record, data)
@@ -332,11 +341,13 @@ def _csv_failure(
     the file is read again with Python's csv module, as ``app.csv_io`` reads a training body,
     up to the first bad line. Only on this error path."""
     numeric = {name for name, t in types.items() if pa.types.is_float64(t)}
-    opener = gzip.open if compressed else open
     header: list[str] | None = None
     reader: Any = None
     try:
-        with opener(path, "rb") as binary:
+        with (
+            io.BufferedReader(GrowingFile(path)) as raw,
+            gzip.GzipFile(fileobj=raw) if compressed else raw as binary,
+        ):
             text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
             reader = csv.reader(text, strict=True)
             for row in reader:

@@ -23,7 +23,9 @@ from .datasets import (
     DatasetNotFound,
     DatasetStore,
     FileDatasetStore,
+    GrowingFile,
     Upload,
+    UploadAbandoned,
 )
 from .json_store import JsonFileStore
 
@@ -36,6 +38,7 @@ __all__ = [
     "DatasetNotFound",
     "DatasetStore",
     "FileDatasetStore",
+    "GrowingFile",
     "InvalidModelId",
     "JsonFileStore",
     "Listing",
@@ -48,6 +51,7 @@ __all__ = [
     "StoreUnavailable",
     "StoreWriteFailed",
     "Upload",
+    "UploadAbandoned",
     "check_model_id",
     "new_model_id",
 ]

@@ -13,11 +13,13 @@ database) and the data files in a folder or object store.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .base import (
     CorruptModel,
@@ -72,11 +74,72 @@ class Upload:
     fd: int
     path: str
 
+    def complete(self) -> None:
+        """Mark it complete: every byte is written (a ``GrowingFile`` reading it then ends)."""
+        os.fchmod(self.fd, 0o444)
+
     def close(self) -> None:
+        """Remove it (a ``GrowingFile`` reading it then raises ``UploadAbandoned``). Once only:
+        the descriptor's number may be another file's afterwards."""
+        if self.fd < 0:
+            return
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        fd, self.fd = self.fd, -1
         with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+#: How often a reader of an upload still arriving looks for more bytes.
+POLL_SECONDS = 0.005
+#: An upload is complete when its writer takes away the write permission (``Upload.complete``).
+_WRITABLE = 0o200
+
+
+class UploadAbandoned(Exception):
+    """The upload being read was given up by its writer (cut off over a limit, or the client
+    went away): the server answers that, not the parse."""
+
+
+class GrowingFile(io.RawIOBase):
+    """A file another process may still be writing (an upload streaming in): at the end of
+    the bytes so far a read waits for more, until the writer marks it complete (``Upload.complete``:
+    then the end is the end) or removes it (``UploadAbandoned``). Lets the parse run while the
+    upload arrives."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            n = os.readv(self.fd, [buffer])
+            if n:
+                return n
+            st = os.fstat(self.fd)
+            if not st.st_mode & _WRITABLE:  # complete: one more read sees any last bytes
+                return os.readv(self.fd, [buffer])
+            if st.st_nlink == 0:
+                raise UploadAbandoned
+            time.sleep(POLL_SECONDS)
+
+    def wait(self) -> None:
+        """Until the file is complete (a Parquet file's footer is at its end)."""
+        while True:
+            st = os.fstat(self.fd)
+            if not st.st_mode & _WRITABLE:
+                return
+            if st.st_nlink == 0:
+                raise UploadAbandoned
+            time.sleep(POLL_SECONDS)
+
+    def close(self) -> None:
+        if not self.closed:
             os.close(self.fd)
+        super().close()
 
 
 class DatasetStore(ABC):

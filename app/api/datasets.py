@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from typing import Any, BinaryIO
 
@@ -28,8 +29,9 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 PARQUET = "application/vnd.apache.parquet"
 MULTIPART = "multipart/form-data"
-#: The body is written to disk (in a thread) in batches of about this many bytes.
-WRITE_BATCH = 4 << 20
+#: The body is written to disk (in a thread) in batches of about this many bytes; the parse
+#: reads them as they land.
+WRITE_BATCH = 1 << 20
 #: The multipart part that holds the file.
 FILE_PART = b"file"
 
@@ -72,6 +74,7 @@ class _Sink:
     the bytes of its ``file`` part."""
 
     def __init__(self, upload: Upload, boundary: bytes | None) -> None:
+        self.upload = upload
         self.fh: BinaryIO = open(upload.fd, "wb", closefd=False, buffering=1 << 20)  # noqa: SIM115
         self.parser: MultipartParser | None = None
         self.found = False  # a ``file`` part began
@@ -135,6 +138,7 @@ class _Sink:
                     )
         finally:
             self.fh.close()
+        self.upload.complete()
 
 
 def _kind(request: Request) -> tuple[str | None, bool, bytes | None]:
@@ -182,6 +186,57 @@ def _options(request: Request) -> tuple[str | None, str | None]:
     return values.get("name"), values.get("label")
 
 
+async def _upload_and_parse(
+    request: Request,
+    runner: TrainRunner,
+    store: FileDatasetStore,
+    upload: Upload,
+    kind: tuple[str | None, bool, bytes | None],
+    name: str | None,
+    label: str | None,
+) -> Record:
+    """Stream the body into ``upload`` while a training child parses it; the record.
+    ``kind``: ``(format, gzip, multipart boundary)``."""
+    fmt, compressed, boundary = kind
+    job = functools.partial(
+        ingest_dataset,
+        runner.settings,
+        upload.path,
+        fmt=fmt,
+        compressed=compressed,
+        name=name,
+        label=label,
+    )
+    parse = asyncio.ensure_future(runner.children.run(job))
+    sink = _Sink(upload, boundary)
+    pending: list[bytes] = []
+    waiting = 0
+    try:
+        async for chunk in request.stream():
+            waiting += len(chunk)
+            pending.append(chunk)
+            if waiting >= WRITE_BATCH:
+                await asyncio.to_thread(sink.write, pending)
+                pending, waiting = [], 0
+        await asyncio.to_thread(sink.finish, pending)
+    except BaseException:
+        # cut off (413, 408), gone, or not a form: the child sees the file removed and stops
+        sink.fh.close()
+        await asyncio.to_thread(upload.close)
+        with contextlib.suppress(Exception):
+            await parse
+        raise
+    try:
+        record = await parse
+    except TrainingCrashed:
+        # the child died writing the data file: its (now unlocked) temporary goes too
+        await asyncio.to_thread(store.remove_stale_files)
+        raise
+    if record is None:  # cannot happen once the upload is complete; never a 201 without one
+        raise TrainingCrashed
+    return record
+
+
 def summary(record: Record) -> DatasetSummary:
     return DatasetSummary.model_validate(record)
 
@@ -201,46 +256,20 @@ async def upload_dataset(request: Request) -> Response:
     name, label = _options(request)
     fmt, compressed, boundary = _kind(request)
     runner: TrainRunner = request.app.state.trainer
-    runner.check_capacity()  # parsing takes a training slot: refuse before the upload
+    # The parse runs in a training child while the upload arrives (it reads the file as it
+    # grows): its slot is taken from the start, or 429 before anything is read.
+    runner.acquire()
     store: FileDatasetStore = request.app.state.datasets
-    upload = await asyncio.to_thread(store.temporary, "upload")
     try:
-        sink = _Sink(upload, boundary)
-        pending: list[bytes] = []
-        size = waiting = 0
+        upload = await asyncio.to_thread(store.temporary, "upload")
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                waiting += len(chunk)
-                pending.append(chunk)
-                if waiting >= WRITE_BATCH:
-                    await asyncio.to_thread(sink.write, pending)
-                    pending, waiting = [], 0
-        except BaseException:
-            sink.fh.close()  # an interrupted upload (413, 408, gone): nothing to finish
-            raise
-        await asyncio.to_thread(sink.finish, pending)
-        runner.acquire()
-        try:
-            job = functools.partial(
-                ingest_dataset,
-                runner.settings,
-                upload.path,
-                fmt=fmt,
-                compressed=compressed,
-                name=name,
-                label=label,
-                uploaded_bytes=size,
+            record = await _upload_and_parse(
+                request, runner, store, upload, (fmt, compressed, boundary), name, label
             )
-            record = await runner.children.run(job)
-        except TrainingCrashed:
-            # the child died writing the data file: its (now unlocked) temporary goes too
-            await asyncio.to_thread(store.remove_stale_files)
-            raise
         finally:
-            runner.release()
+            await asyncio.to_thread(upload.close)
     finally:
-        await asyncio.to_thread(upload.close)
+        runner.release()
     result = summary(record)
     return JSONBytes(
         status_code=201,

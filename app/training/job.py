@@ -115,22 +115,26 @@ def ingest_dataset(
     compressed: bool,
     name: str | None,
     label: str | None,
-    uploaded_bytes: int,
-) -> Record:
+) -> Record | None:
     """Parse an uploaded file (``upload``, kept by the caller) into a stored dataset; its
-    metadata record. ``fmt`` ``None``: found from the file's first bytes (a multipart upload)."""
+    metadata record. ``fmt`` ``None``: found from the file's first bytes (a multipart upload).
+    The upload may still be arriving (``app.datasets.GrowingFile``): the parse keeps pace; if
+    its writer gives it up, ``None`` (the server answers why)."""
+    from model_store import UploadAbandoned
+
     from ..datasets import ingest, sniff
 
-    if fmt is None:
-        fmt, compressed = sniff(upload)
-    record = ingest(
-        dataset_store(settings, create=False),
-        upload,
-        fmt=fmt,
-        compressed=compressed,
-        name=name,
-        label=label,
-        max_bytes=settings.max_dataset_bytes,
-        uploaded_bytes=uploaded_bytes,
-    )
-    return record
+    try:
+        if fmt is None:
+            fmt, compressed = sniff(upload)
+        return ingest(
+            dataset_store(settings, create=False),
+            upload,
+            fmt=fmt,
+            compressed=compressed,
+            name=name,
+            label=label,
+            max_bytes=settings.max_dataset_bytes,
+        )
+    except UploadAbandoned:
+        return None
