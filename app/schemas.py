@@ -678,6 +678,7 @@ class DatasetTrainRequest(Strict):
         description="The feature columns, in the model's order; default every column but the "
         "label.",
     )
+    # issue 13: validate `name` as a registered model name, as TrainRequest's
     name: Annotated[StrictStr, Field(max_length=200)] | None = None
     params: TrainParams = Field(default_factory=TrainParams)
 

@@ -173,16 +173,25 @@ class FileDatasetStore(DatasetStore):
     """``<root>/<id>.json`` and ``<root>/<id>.arrow``; the metadata files are kept by a
     ``JsonFileStore`` over the same folder (atomic writes, checksums, locked temporaries)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        """The folder is made by the first upload (in an existing parent: a models folder that
+        vanished under a running server is not recreated); until then there are no datasets."""
         self.root = Path(root)
-        self.meta = JsonFileStore(self.root, create=create)
+        self.meta = JsonFileStore(self.root, create=False)
         self._prefix = os.path.join(self.root, "")
+
+    def _absent(self) -> bool:
+        """No folder yet (no dataset was ever uploaded), in a parent that is there: ``False``
+        when the folder exists, and when the parent is gone too (the store's errors say so)."""
+        return not self.root.is_dir() and self.root.parent.is_dir()
 
     def _data(self, dataset_id: str) -> str:
         return f"{self._prefix}{check_model_id(dataset_id)}{DATA_SUFFIX}"
 
     def temporary(self, purpose: str) -> Upload:
         try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.root)  # not its parent: see __init__
             fd, path = self.meta._create_locked_temporary(purpose)
         except OSError as exc:
             raise self.meta._folder_error() or StoreWriteFailed(purpose, exc) from exc
@@ -205,6 +214,8 @@ class FileDatasetStore(DatasetStore):
             raise
 
     def load(self, dataset_id: str) -> Record:
+        if self._absent():
+            raise DatasetNotFound(str(dataset_id)[:100])
         try:
             return self.meta.load(dataset_id)
         except (ModelNotFound, InvalidModelId):
@@ -220,6 +231,8 @@ class FileDatasetStore(DatasetStore):
         return path
 
     def list(self, *, offset: int = 0, limit: int = 50) -> DatasetListing:
+        if self._absent():
+            return DatasetListing(records=[], total=0, unreadable=[])
         listing = self.meta.list(offset=offset, limit=limit)
         records: list[Record] = []
         unreadable: list[str] = []
@@ -231,9 +244,11 @@ class FileDatasetStore(DatasetStore):
         return DatasetListing(records=records, total=listing.total, unreadable=unreadable)
 
     def count(self) -> int:
-        return self.meta.count()
+        return 0 if self._absent() else self.meta.count()
 
     def delete(self, dataset_id: str) -> None:
+        if self._absent():
+            raise DatasetNotFound(str(dataset_id)[:100])
         try:
             self.meta.delete(dataset_id)  # the commit point: from here on it does not exist
         except (ModelNotFound, InvalidModelId):
@@ -246,6 +261,8 @@ class FileDatasetStore(DatasetStore):
     def remove_stale_files(self, *, older_than: float = ORPHAN_SECONDS) -> int:
         """Remove leftovers of interrupted uploads: temporaries no live process holds, and data
         files without metadata older than ``older_than`` seconds. Returns how many."""
+        if not self.root.is_dir():
+            return 0
         removed = self.meta.remove_stale_temporaries()
         now = time.time()
         with os.scandir(self.root) as entries:

@@ -8,6 +8,7 @@ import functools
 from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from model_store import FileDatasetStore, Record, Upload
@@ -69,6 +70,15 @@ UPLOAD_DOC: dict[str, Any] = {
 }
 
 
+def _parser(boundary: bytes, callbacks: Any) -> MultipartParser:
+    try:
+        return MultipartParser(boundary, callbacks)
+    except (FormParserError, ValueError) as exc:
+        raise InvalidRequest(
+            [{"field": "Content-Type", "message": f"unusable multipart boundary ({exc})"}]
+        ) from None
+
+
 class _Sink:
     """Writes an upload's bytes to its file (called from a thread); for a multipart body, only
     the bytes of its ``file`` part."""
@@ -82,7 +92,7 @@ class _Sink:
         self._field = self._value = b""
         self._headers: dict[bytes, bytes] = {}
         if boundary is not None:
-            self.parser = MultipartParser(
+            self.parser = _parser(
                 boundary,
                 {
                     "on_part_begin": self._part_begin,
@@ -124,14 +134,24 @@ class _Sink:
         for chunk in chunks:
             if self.parser is None:
                 self.fh.write(chunk)
-            else:
+                continue
+            try:
                 self.parser.write(chunk)
+            except (FormParserError, ValueError) as exc:  # not OSError: the disk's own
+                raise InvalidRequest(
+                    [{"field": "body", "message": f"malformed multipart/form-data ({exc})"}]
+                ) from None
 
     def finish(self, chunks: list[bytes]) -> None:
         try:
             self.write(chunks)
             if self.parser is not None:
-                self.parser.finalize()
+                try:
+                    self.parser.finalize()
+                except (FormParserError, ValueError) as exc:
+                    raise InvalidRequest(
+                        [{"field": "body", "message": f"malformed multipart/form-data ({exc})"}]
+                    ) from None
                 if not self.found:
                     raise InvalidRequest(
                         [{"field": "file", "message": "the multipart body has no part named file"}]
@@ -207,8 +227,8 @@ async def _upload_and_parse(
         name=name,
         label=label,
     )
+    sink = _Sink(upload, boundary)  # first: it may refuse the boundary
     parse = asyncio.ensure_future(runner.children.run(job))
-    sink = _Sink(upload, boundary)
     pending: list[bytes] = []
     waiting = 0
     try:
@@ -270,6 +290,7 @@ async def upload_dataset(request: Request) -> Response:
             await asyncio.to_thread(upload.close)
     finally:
         runner.release()
+    # issue 13: an audit line for the dataset created (and one in delete_dataset)
     result = summary(record)
     return JSONBytes(
         status_code=201,

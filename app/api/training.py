@@ -48,8 +48,9 @@ BODY_DOC = json_or_csv_body(
     openapi_extra=BODY_DOC,
 )
 async def train(request: Request) -> Response:
-    """Train a logistic-regression model on labelled rows (JSON, or CSV with a header row) and
-    keep it; answers its summary."""
+    """Train a logistic-regression model on labelled rows (JSON, or CSV with a header row), or
+    on a stored dataset (`{"dataset": id, "label": column, "features": [columns]}`, see
+    `POST /datasets`), and keep it; answers its summary."""
     # The body is read here, not declared: decoding, validation and fitting all run off the
     # event loop (app.training), with FastAPI's own answers to bad input (app.decode).
     ctype = request.headers.get("content-type")

@@ -97,14 +97,14 @@ def train_from_body(
     request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(request, X, datasets=lambda: dataset_store(settings, create=False))
+    return service.train(request, X, datasets=lambda: dataset_store(settings))
 
 
-def dataset_store(settings: Settings, *, create: bool = True) -> FileDatasetStore:
-    """The datasets' folder: ``datasets/`` in ``MODEL_STORE_DIR``."""
+def dataset_store(settings: Settings) -> FileDatasetStore:
+    """The datasets' folder: ``datasets/`` in ``MODEL_STORE_DIR`` (made by the first upload)."""
     from model_store import FileDatasetStore
 
-    return FileDatasetStore(settings.model_store_dir / DATASETS_FOLDER, create=create)
+    return FileDatasetStore(settings.model_store_dir / DATASETS_FOLDER)
 
 
 def ingest_dataset(
@@ -128,7 +128,7 @@ def ingest_dataset(
         if fmt is None:
             fmt, compressed = sniff(upload)
         return ingest(
-            dataset_store(settings, create=False),
+            dataset_store(settings),
             upload,
             fmt=fmt,
             compressed=compressed,

@@ -38,8 +38,10 @@ def upload(client: ASGIClient, body: bytes, headers: dict[str, str], **params: s
 
 
 def stored(settings: Settings) -> list[str]:
-    """Files in the datasets folder (temporaries included)."""
-    return sorted(os.listdir(settings.model_store_dir / "datasets"))
+    """Files in the datasets folder (temporaries included); the folder is made by the first
+    upload that reaches the route."""
+    folder = settings.model_store_dir / "datasets"
+    return sorted(os.listdir(folder)) if folder.exists() else []
 
 
 def test_csv_upload_answers_rows_and_column_statistics(client, settings):
@@ -217,6 +219,9 @@ def test_media_types_and_codings(client):
     assert r.status_code == 415 and "Content-Encoding 'br'" in r.json()["detail"]
     r = client.post("/datasets", files={"other": ("a.csv", b"a,b\n1,2\n")})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "file"
+    form = {"content-type": "multipart/form-data; boundary=xyz"}
+    r = client.post("/datasets", content=b"--xyz\r\nContent-[Disposition: x\r\n\r\n", headers=form)
+    assert r.status_code == 422 and "malformed multipart/form-data" in r.json()["detail"]
 
 
 def test_a_real_server_takes_a_streamed_gzip_upload_and_trains_on_it(tmp_path):

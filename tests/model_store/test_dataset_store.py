@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from model_store import CorruptDataset, DatasetNotFound, FileDatasetStore, new_model_id
+from model_store import (
+    CorruptDataset,
+    DatasetNotFound,
+    FileDatasetStore,
+    StoreError,
+    new_model_id,
+)
 
 
 def record(**extra: object) -> dict:
@@ -92,3 +98,16 @@ def test_stale_files_are_removed(tmp_path):
         store.load(kept["id"])
     finally:
         live.close()
+
+
+def test_no_folder_until_the_first_upload(tmp_path):
+    store = FileDatasetStore(tmp_path / "datasets")
+    assert store.list().total == 0 and store.count() == 0 and store.remove_stale_files() == 0
+    with pytest.raises(DatasetNotFound):
+        store.load(new_model_id())
+    save(store)
+    assert store.count() == 1
+    gone = FileDatasetStore(tmp_path / "vanished" / "datasets")  # the models folder is gone
+    with pytest.raises(StoreError):
+        gone.temporary("upload")
+    assert not (tmp_path / "vanished").exists()
