@@ -15,7 +15,7 @@ other column is a feature:
   CSV label (integers when every cell is one, then booleans, else strings). A training may name
   another (numeric) column as its label.
 
-Parsing is pyarrow's multithreaded CSV reader (``pyarrow.csv.open_csv``, streaming) or its
+Parsing is pyarrow's CSV reader (``pyarrow.csv.open_csv``, streaming; ``PARSE_THREADS``) or its
 Parquet reader; a CSV may be gzip-compressed. What is written is bounded by
 ``MAX_DATASET_BYTES`` too (a small gzip body can inflate to a large file).
 """
@@ -53,9 +53,14 @@ from .errors import CsvEncodingError, CsvError, InvalidRequest, LimitExceeded
 
 CSV = "csv"
 PARQUET = "parquet"
-#: Bytes pyarrow's CSV reader parses per block (and per thread); types are inferred from the
-#: first one.
-BLOCK_BYTES = 8 << 20
+#: Bytes pyarrow's CSV reader parses per block (a row must fit in one).
+BLOCK_BYTES = 1 << 20
+#: pyarrow's reader parses blocks on several threads only where there are more than two cores:
+#: on two (this machine), the upload being received takes one and a parse's second thread
+#: cost more CPU than it saved time (1M x 20, 368 MiB: 1.5-1.6 s of CPU and 3.6-5.4 s wall on
+#: one thread with 1 MiB blocks, against 2.2-2.9 s and 5.2-7.1 s on two with 8 MiB; a loaded
+#: machine, docs/DEVELOPING.md).
+PARSE_THREADS = (os.cpu_count() or 1) > 2
 #: Rows per record batch of a Parquet file read.
 PARQUET_BATCH_ROWS = 1 << 17
 
@@ -159,7 +164,7 @@ def _open_csv(
 ) -> Any:
     return pacsv.open_csv(
         _csv_stream(path, compressed),
-        read_options=pacsv.ReadOptions(block_size=block),
+        read_options=pacsv.ReadOptions(block_size=block, use_threads=PARSE_THREADS),
         convert_options=pacsv.ConvertOptions(column_types=types or {}),
     )
 
@@ -189,7 +194,7 @@ def _csv_batches(
     """The stored schema, the record batches of a CSV file, and a function that finds the
     first bad cell (``_csv_failure``)."""
     try:
-        reader = _open_csv(path, compressed, None, block=1 << 20)  # for the header
+        reader = _open_csv(path, compressed, None)  # for the header
         raw = list(reader.schema.names)
         reader.close()
     except _READ_ERRORS as exc:
