@@ -98,7 +98,7 @@ _WRITABLE = 0o200
 
 class UploadAbandoned(Exception):
     """The upload being read was given up by its writer (cut off over a limit, or the client
-    went away): the server answers that, not the parse."""
+    went away), or its writer died: the server answers that, not the parse."""
 
 
 class GrowingFile(io.RawIOBase):
@@ -110,6 +110,9 @@ class GrowingFile(io.RawIOBase):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # the writer is this process's parent (the server's worker): if it dies (kill -9), the
+        # file is never completed nor removed, and a reader must not wait for ever
+        self._parent = os.getppid()
 
     def readable(self) -> bool:
         return True
@@ -122,9 +125,12 @@ class GrowingFile(io.RawIOBase):
             st = os.fstat(self.fd)
             if not st.st_mode & _WRITABLE:  # complete: one more read sees any last bytes
                 return os.readv(self.fd, [buffer])
-            if st.st_nlink == 0:
-                raise UploadAbandoned
-            time.sleep(POLL_SECONDS)
+            self._check(st)
+
+    def _check(self, st: os.stat_result) -> None:
+        if st.st_nlink == 0 or os.getppid() != self._parent:
+            raise UploadAbandoned
+        time.sleep(POLL_SECONDS)
 
     def wait(self) -> None:
         """Until the file is complete (a Parquet file's footer is at its end)."""
@@ -132,9 +138,7 @@ class GrowingFile(io.RawIOBase):
             st = os.fstat(self.fd)
             if not st.st_mode & _WRITABLE:
                 return
-            if st.st_nlink == 0:
-                raise UploadAbandoned
-            time.sleep(POLL_SECONDS)
+            self._check(st)
 
     def close(self) -> None:
         if not self.closed:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import threading
 import time
 
 import pytest
@@ -11,7 +13,9 @@ from model_store import (
     CorruptDataset,
     DatasetNotFound,
     FileDatasetStore,
+    GrowingFile,
     StoreError,
+    UploadAbandoned,
     new_model_id,
 )
 
@@ -111,3 +115,32 @@ def test_no_folder_until_the_first_upload(tmp_path):
     with pytest.raises(StoreError):
         gone.temporary("upload")
     assert not (tmp_path / "vanished").exists()
+
+
+def test_a_growing_file_is_read_as_it_is_written(tmp_path):
+    """The parse reads an upload while it arrives: a read at the end waits for more, until the
+    writer marks it complete, or raises when the writer gives it up."""
+    store = FileDatasetStore(tmp_path)
+    upload = store.temporary("upload")
+    parts = [b"a,label\n", b"1,0\n" * 1000, b"2,1\n"]
+
+    def write() -> None:
+        for part in parts:
+            time.sleep(0.02)
+            os.write(upload.fd, part)
+        upload.complete()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with GrowingFile(upload.path) as raw, io.BufferedReader(raw) as fh:
+        assert fh.read() == b"".join(parts)
+    writer.join()
+    upload.close()
+
+    upload = store.temporary("upload")
+    os.write(upload.fd, b"a,label\n")
+    threading.Timer(0.05, upload.close).start()
+    with GrowingFile(upload.path) as raw, pytest.raises(UploadAbandoned):
+        raw.read(100)
+        raw.read(100)
+    assert os.listdir(tmp_path) == []
