@@ -26,6 +26,7 @@ from .errors import MAX_LISTED, InvalidRequest, MalformedJSON, UnsupportedMediaT
 from .schemas import (
     CsvPredictOptions,
     CsvTrainOptions,
+    DatasetTrainRequest,
     Number,
     PredictRequest,
     TrainParams,
@@ -322,17 +323,31 @@ def decode_train_csv(
     return _with_rows(stub, table.X, TrainRequest), table.X
 
 
+def names_dataset(body: bytes) -> bool:
+    """Whether a JSON training body may be a training from a dataset (``"dataset"`` appears in
+    it): such bodies are small, and their training runs in a child process whatever their size."""
+    return b'"dataset"' in body
+
+
 def decode_train(
     content_type: str | None, body: bytes, query: Query = (), *, max_features: int | None = None
-) -> tuple[TrainRequest, np.ndarray | None]:
+) -> tuple[TrainRequest | DatasetTrainRequest, np.ndarray | None]:
     """The validated training request and, when decoded apart, its rows (else ``None``: they
-    are ``request.features``). ``max_features``: checked on a CSV header before anything else.
+    are ``request.features``, or in a dataset). ``max_features``: checked on a CSV header
+    before anything else.
 
     Raises ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError`` or
     ``LimitExceeded``.
     """
     if check_request(content_type, query) == "csv":
         return decode_train_csv(body, query, max_features=max_features)
+    if names_dataset(body):
+        document = json_document(body)
+        if type(document) is dict and "dataset" in document:
+            try:
+                return DatasetTrainRequest.model_validate(document), None
+            except ValidationError as exc:
+                raise invalid(exc) from None
     parsed = fast_body.parse_rows_body(body)
     if parsed is not None:
         fields, X = parsed

@@ -13,6 +13,7 @@ Exception hierarchy::
         ├── InvalidRequest ............ fields fail validation (422); ``errors``, ``total``
         ├── MalformedJSON ............. the body is not JSON (400)
         ├── UnsupportedMediaType ...... a Content-Type the route does not read (415)
+        │   └── UnsupportedEncoding ... a Content-Encoding it does not read (415)
         ├── LimitExceeded ............. larger than the configured limits (413)
         │   └── BodyTimeout ........... the body took longer than BODY_READ_TIMEOUT (408)
         ├── CsvError .................. the CSV names a bad line or column (422)
@@ -28,6 +29,8 @@ Exception hierarchy::
     ├── InvalidName ................... a name or alias breaking its rule (422); ``field``
     ├── AliasConflict ................. an alias forbids the change (409)
     ├── CorruptModel .................. unreadable or tampered file (409)
+    ├── DatasetNotFound ............... no such dataset, or not a valid id (404)
+    ├── CorruptDataset ................ a dataset's metadata or data file is damaged (409)
     ├── StoreUnavailable .............. the model folder cannot be read (503)
     ├── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
     │   └── StoreDeleteFailed ......... the disk refused a delete (503)
@@ -52,7 +55,9 @@ from collections.abc import Sequence
 from model_store import (
     AliasConflict,
     AliasNotFound,
+    CorruptDataset,
     CorruptModel,
+    DatasetNotFound,
     InvalidModelId,
     InvalidName,
     JobNotFound,
@@ -77,8 +82,10 @@ __all__ = [
     "VersionNotFound",
     "BodyTimeout",
     "ChildCrashed",
+    "CorruptDataset",
     "CorruptModel",
     "CsvEncodingError",
+    "DatasetNotFound",
     "CsvError",
     "EngineError",
     "InvalidData",
@@ -103,6 +110,7 @@ __all__ = [
     "TrainingDiverged",
     "TrainingUnavailable",
     "UnknownVersion",
+    "UnsupportedEncoding",
     "UnsupportedMediaType",
 ]
 
@@ -155,6 +163,15 @@ class UnsupportedMediaType(RequestError):
             f"Content-Type {content_type or '(none)'!r} is not supported here; "
             f"send {' or '.join(allowed)}"
         )
+
+
+class UnsupportedEncoding(UnsupportedMediaType):
+    """A ``Content-Encoding`` the route does not read (HTTP 415)."""
+
+    def __init__(self, coding: str, allowed: str) -> None:
+        RequestError.__init__(self, f"Content-Encoding {coding!r} is not supported here; {allowed}")
+        self.content_type = coding
+        self.allowed = ()
 
 
 class LimitExceeded(RequestError):

@@ -14,6 +14,8 @@ from model_store import JsonFileStore, JsonJobStore
 
 from . import metrics as prometheus
 from .api import (
+    audit,
+    datasets,
     docs,
     docs_ui,
     errors,
@@ -39,7 +41,7 @@ from .keys import KeyTable
 from .offload import Offload
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
-from .training.job import job_folder
+from .training.job import dataset_store, job_folder
 from .training.runner import TrainRunner
 
 DESCRIPTION = """
@@ -50,6 +52,8 @@ Train logistic-regression classifiers from labelled rows, keep them, and serve p
 3. `GET /models`, `GET /models/{id}`, `DELETE /models/{id}` to manage what is kept.
 4. Long trainings: `POST /train` with `Prefer: respond-async` answers 202 and a job to watch at
    `GET /jobs/{id}` or `/jobs/{id}/events`, and to cancel with `POST /jobs/{id}/cancel`.
+5. Large data: `POST /datasets` with a CSV or Parquet file, then `POST /train` with
+   `{"dataset": id, "label": column}`.
 
 Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`.
 """
@@ -87,6 +91,7 @@ def create_app(
         prometheus.share(prometheus.folder_for(settings.prometheus_multiproc_dir))
         install_logging()
         store.remove_stale_temporaries()
+        app.state.datasets.remove_stale_files()
         cache = app.state.service.cache
         loop = asyncio.get_running_loop()
         cache.watch(loop, str(store.root), store.model_id_of)
@@ -125,9 +130,10 @@ def create_app(
     app.state.job_scheduler = JobScheduler(
         app.state.jobs, app.state.trainer, describe=errors.describer(app)
     )
+    app.state.datasets = dataset_store(settings)
     app.state.offload = Offload()
     errors.install(app)
-    for module in (training, jobs, prediction, models, names, health, metrics, v2):
+    for module in (training, jobs, datasets, prediction, models, names, audit, health, metrics, v2):
         app.include_router(module.router)
     docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
     docs_ui.install(app)
@@ -137,7 +143,9 @@ def create_app(
         HeadAsGet(app.fastapi), fastapi=app, service=app.state.service, offload=app.state.offload
     )
     front = BodyReadTimeout(front, seconds=settings.body_read_timeout)
-    front = BodySizeLimit(front, max_bytes=settings.max_body_bytes)
+    front = BodySizeLimit(
+        front, max_bytes=settings.max_body_bytes, dataset_max_bytes=settings.max_dataset_bytes
+    )
     if settings.api_key is not None or settings.api_keys_file is not None:
         keys = KeyTable(
             path=settings.api_keys_file,

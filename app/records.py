@@ -207,6 +207,7 @@ def summary_from_record(record: Record) -> ModelSummary:
         feature_names=record.get("feature_names"),
         # a key the record lacks takes its default (``warnings``), or fails validation
         training=TrainingSummary(**{k: t[k] for k in TrainingSummary.model_fields if k in t}),
+        dataset=record.get("dataset"),
     )
 
 

@@ -421,6 +421,13 @@ class TrainingSummary(BaseModel):
     )
 
 
+class TrainedOn(BaseModel):
+    """The dataset a model was trained on (``POST /train`` with ``dataset``)."""
+
+    id: str
+    label: str = Field(description="The column that held the labels.")
+
+
 class ModelSummary(BaseModel):
     id: str
     name: str | None = Field(description="The registered name; null for an unnamed model.")
@@ -432,6 +439,9 @@ class ModelSummary(BaseModel):
     n_features: int
     feature_names: list[str] | None
     training: TrainingSummary
+    dataset: TrainedOn | None = Field(
+        None, description="The dataset it was trained on; `null` when trained on rows sent."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -860,3 +870,125 @@ __all__ = [
     "TrainRequest",
     "TrainingSummary",
 ]
+
+
+# ---- datasets ---------------------------------------------------------------------------------
+
+ColumnName = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class DatasetTrainRequest(Strict):
+    """Train on a stored dataset (``POST /datasets``), its columns named."""
+
+    dataset: StrictStr = Field(description="The id that `POST /datasets` answered.")
+    label: ColumnName = Field(description="The column holding the labels.")
+    features: list[ColumnName] | None = Field(
+        None,
+        min_length=1,
+        description="The feature columns, in the model's order; default every column but the "
+        "label.",
+    )
+    name: RegisteredName | None = Field(
+        None, description="Register the model under this name, as in a training on rows."
+    )
+    params: TrainParams = Field(default_factory=TrainParams)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset": EXAMPLE_ID,
+                    "label": "result",
+                    "features": ["hours_studied", "hours_slept"],
+                    "name": "exam-pass",
+                    "params": {"l2": 0.001},
+                }
+            ]
+        },
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_mixed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("labels", "sample_weight", "feature_names"):
+                if key in data:
+                    raise ValueError(
+                        f"{key}: cannot be sent with dataset; a training from a dataset takes "
+                        "its rows and labels from the dataset's columns (label, features)"
+                    )
+            rows = data.get("features")
+            if isinstance(rows, list) and any(isinstance(r, list) for r in rows):
+                raise ValueError(
+                    "features: with dataset, features lists column names, not rows of numbers"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _distinct(self) -> DatasetTrainRequest:
+        if self.features is not None and len(set(self.features)) != len(self.features):
+            raise ValueError("features: column names must be distinct")
+        return self
+
+
+class ColumnSummary(BaseModel):
+    name: str
+    dtype: Literal["float64", "string", "bool"] = Field(
+        description="`float64` for feature columns; the label column is kept as text (`string`)."
+    )
+    min: float | None
+    max: float | None
+    mean: float | None = Field(description="Over the values present; `null` for text.")
+    missing: int = Field(description="Empty or `NA`/`NaN`/`null` cells.")
+
+
+class DatasetSummary(BaseModel):
+    id: str
+    name: str | None
+    rows: int
+    columns: list[ColumnSummary]
+    bytes: int = Field(description="Size of the stored, parsed form on disk.")
+    created_at: datetime
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_ID,
+                    "name": "exams",
+                    "rows": 8,
+                    "columns": [
+                        {
+                            "name": "hours_studied",
+                            "dtype": "float64",
+                            "min": 0.5,
+                            "max": 5.0,
+                            "mean": 2.56,
+                            "missing": 0,
+                        },
+                        {
+                            "name": "result",
+                            "dtype": "string",
+                            "min": None,
+                            "max": None,
+                            "mean": None,
+                            "missing": 0,
+                        },
+                    ],
+                    "bytes": 1234,
+                    "created_at": "2026-11-23T10:00:00Z",
+                }
+            ]
+        }
+    )
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetSummary]
+    total: int
+    limit: int
+    offset: int
+    unreadable: list[str] = Field(
+        default_factory=list, description="Ids of datasets whose metadata cannot be read."
+    )

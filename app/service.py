@@ -8,6 +8,7 @@ Open Inference Protocol, ``/models``) resolves a model with ``served`` and predi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -19,6 +20,7 @@ from model_store import (
     AliasChange,
     AliasNotFound,
     CorruptModel,
+    FileDatasetStore,
     InvalidModelId,
     ModelNotFound,
     ModelStore,
@@ -37,6 +39,7 @@ from .engine import EngineError, FitParams, InvalidData, InvalidParams, fit
 from .engine.footprint import fit_footprint
 from .engine.monitor import Monitor
 from .engine.polynomial import n_output_features
+from .engine.source import RowBlocks
 from .engine.statistics import coefficient_statistics
 from .errors import LimitExceeded, UnknownVersion
 from .model_cache import ModelCache
@@ -57,6 +60,7 @@ from .schemas import (
     AliasHistory,
     AliasHistoryItem,
     AuditList,
+    DatasetTrainRequest,
     ModelDetail,
     ModelList,
     ModelSummary,
@@ -65,6 +69,7 @@ from .schemas import (
     NameSummary,
     NameVersion,
     TrainingSummary,
+    TrainParams,
     TrainRequest,
 )
 
@@ -211,22 +216,85 @@ class ModelService:
 
     def train(
         self,
-        request: TrainRequest,
+        request: TrainRequest | DatasetTrainRequest,
         X: np.ndarray | None = None,
         *,
         actor: Actor | None = None,
         monitor: TrainingMonitor | None = None,
+        datasets: Callable[[], FileDatasetStore] | None = None,
     ) -> ModelSummary:
         """Fit and store a model (the next version of ``request.name`` when named). ``X``
         (n_samples, n_features): the rows if decoded apart, in which case ``request.features``
         is a placeholder; ``monitor``: told of the fit's progress, and may stop it (a training
-        job's)."""
-        s = self.settings
+        job's). A ``DatasetTrainRequest`` trains on a dataset of ``datasets()``
+        (``train_dataset``)."""
+        if isinstance(request, DatasetTrainRequest):
+            if datasets is None:
+                raise TypeError("train: a training from a dataset needs the dataset store")
+            return self.train_dataset(request, datasets(), actor=actor, monitor=monitor)
         if X is None:
             X = np.asarray(request.features, dtype=np.float64)
+        self._check_size(X.shape[0], X.shape[1])
+        return self._train(
+            X,
+            request.labels,
+            params=request.params,
+            name=request.name,
+            feature_names=request.feature_names,
+            sample_weight=request.sample_weight,
+            actor=actor,
+            monitor=monitor,
+        )
+
+    def train_dataset(
+        self,
+        request: DatasetTrainRequest,
+        datasets: FileDatasetStore,
+        *,
+        actor: Actor | None = None,
+        monitor: TrainingMonitor | None = None,
+    ) -> ModelSummary:
+        """Fit on a stored dataset's columns, read block by block from its memory-mapped file
+        (never whole in memory), and store the model. Call it in a child process."""
+        from .datasets import read_training_columns  # pyarrow: in the training child only
+
+        columns = read_training_columns(
+            datasets, request.dataset, label=request.label, features=request.features
+        )
+        n_features = len(columns.feature_names)
+        if n_features > self.settings.max_features:
+            raise LimitExceeded(
+                f"features: {n_features} columns is more than the limit of "
+                f"{self.settings.max_features}"
+            )
+        return self._train(
+            RowBlocks(columns.batches),
+            columns.labels,
+            params=request.params,
+            name=request.name,
+            feature_names=columns.feature_names,
+            sample_weight=None,
+            dataset={"id": request.dataset, "label": request.label},
+            actor=actor,
+            monitor=monitor,
+        )
+
+    def _train(
+        self,
+        X: np.ndarray | RowBlocks,
+        labels: Sequence[Any] | np.ndarray,
+        *,
+        params: TrainParams,
+        name: str | None,
+        feature_names: list[str] | None,
+        sample_weight: list[float] | None,
+        dataset: dict[str, str] | None = None,
+        actor: Actor | None = None,
+        monitor: TrainingMonitor | None = None,
+    ) -> ModelSummary:
+        s = self.settings
         n_rows, n_features = X.shape
-        self._check_size(n_rows, n_features)
-        p = request.params
+        p = params
         if "max_iter" not in p.model_fields_set and p.max_iter > s.max_iter:
             # the default must not break a service configured with a lower MAX_ITER
             p = p.model_copy(update={"max_iter": s.max_iter})
@@ -234,7 +302,9 @@ class ModelService:
             raise InvalidParams(
                 f"params.max_iter: {p.max_iter} is more than the limit of {s.max_iter}"
             )
-        classes = set(request.labels)
+        # a dataset's labels: one sort in C, not ten million Python objects
+        as_array = isinstance(labels, np.ndarray)
+        classes = set(np.unique(labels).tolist()) if as_array else set(labels)
         n_classes = len(classes)
         if n_classes > s.max_classes:
             raise LimitExceeded(
@@ -250,35 +320,49 @@ class ModelService:
                 )
         fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget, monitor=monitor)
         self._check_resources(
-            request, classes, n_rows=n_rows, n_features=n_features, params=fit_params
+            feature_names,
+            classes,
+            n_rows=n_rows,
+            n_features=n_features,
+            params=fit_params,
+            weighted=sample_weight is not None or fit_params.class_weight is not None,
+            in_memory=not isinstance(X, RowBlocks),
         )
         # Values near 1e308 of both signs can still overflow ``x - mean`` or the scores; that
         # is the data's problem, answered below as a 422, not a warning in the logs.
         if monitor is not None:
             monitor.fitting(max_iter=p.max_iter)
         with metrics.timed_training(), np.errstate(over="ignore", invalid="ignore"):
-            result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
+            result = fit(X, labels, params=fit_params, sample_weight=sample_weight)
         report = result.report
         if not all_finite(result.model) or not np.isfinite(report.loss):
             raise InvalidData(
                 "features: values too large to train on (their distance from the column's "
                 "mean or the model's scores overflow 64-bit floats); rescale the data"
             )
-        with np.errstate(over="ignore", invalid="ignore"):
-            stats, stats_note = coefficient_statistics(
-                X,
-                request.labels,
-                result,
-                params=fit_params,
-                feature_names=request.feature_names,
-                sample_weight=request.sample_weight,
+        stats_note: str | None
+        if isinstance(X, RowBlocks):
+            stats = None
+            stats_note = (
+                "coefficient statistics are not computed for a training from a dataset (they "
+                "need every row in memory)"
             )
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                stats, stats_note = coefficient_statistics(
+                    X,
+                    labels,
+                    result,
+                    params=fit_params,
+                    feature_names=feature_names,
+                    sample_weight=sample_weight,
+                )
         record: Record = {
             "id": new_model_id(),
-            "name": request.name,
+            "name": name,
             "created_at": datetime.now(UTC).isoformat(),
             "n_features": n_features,
-            "feature_names": request.feature_names,
+            "feature_names": feature_names,
             "params": p.model_dump(),
             "model": model_to_record(result.model),
             "training": {
@@ -298,21 +382,23 @@ class ModelService:
             "statistics": statistics_to_record(stats),
             "statistics_note": stats_note,
         }
+        if dataset is not None:
+            record["dataset"] = dataset
         summary_from_record(record)  # first: a record it cannot show is not stored
         if monitor is not None:
             monitor.saving()  # the last moment a cancel stops the training: past it, it is saved
-        if request.name is None:
+        if name is None:
             self.store.save(record)
         else:
             self.store.save_version(record)  # sets record["version"]
-        self._audit(
+        self.audit_change(
             "model.stored",
-            {"id": record["id"], "name": request.name, "version": record.get("version")},
+            {"id": record["id"], "name": name, "version": record.get("version")},
             actor,
         )
         return summary_from_record(record)
 
-    def _audit(
+    def audit_change(
         self, action: str, target: dict[str, Any], actor: Actor | None, *, outcome: str = "ok"
     ) -> None:
         """Append the audit line of a change that happened. The change stands if the line cannot
@@ -324,12 +410,14 @@ class ModelService:
 
     def _check_resources(
         self,
-        request: TrainRequest,
+        feature_names: list[str] | None,
         classes: set[Any],
         *,
         n_rows: int,
         n_features: int,
         params: FitParams,
+        weighted: bool,
+        in_memory: bool = True,
     ) -> None:
         """``LimitExceeded`` before fitting when the model's file would pass ``MAX_MODEL_BYTES``
         or the fit's memory ``MAX_TRAIN_MEMORY_BYTES``, naming the field that makes it large."""
@@ -343,7 +431,7 @@ class ModelService:
             inputs = f"params.polynomial_degree {degree} on {inputs}"
         columns = f"{q} columns ({inputs})" if degree > 1 else inputs
         file_bytes = model_file_bytes(
-            classes=classes, n_features=n_features, degree=degree, names=request.feature_names
+            classes=classes, n_features=n_features, degree=degree, names=feature_names
         )
         if file_bytes > s.max_model_bytes:
             field, shape = (
@@ -361,7 +449,8 @@ class ModelService:
             n_features=n_features,
             n_classes=len(classes),
             params=params,
-            weighted=request.sample_weight is not None or params.class_weight is not None,
+            weighted=weighted,
+            in_memory=in_memory,
         )
         if need.total > s.max_train_memory_bytes:
             multinomial = outputs > 1 and params.multiclass == "multinomial"
@@ -413,10 +502,10 @@ class ModelService:
         try:
             self.store.delete(model_id)
         except StoreError as exc:
-            self._audit("model.deleted", {"id": model_id}, actor, outcome=f"refused: {exc}")
+            self.audit_change("model.deleted", {"id": model_id}, actor, outcome=f"refused: {exc}")
             raise
         self.cache.discard(model_id)
-        self._audit("model.deleted", {"id": model_id, "ref": ref}, actor)
+        self.audit_change("model.deleted", {"id": model_id, "ref": ref}, actor)
 
     # --- names and aliases ------------------------------------------------------------------
 
@@ -484,10 +573,10 @@ class ModelService:
         try:
             done: AliasChange = change(actor.key_id if actor else None)
         except StoreError as exc:
-            self._audit(action, target, actor, outcome=f"refused: {exc}")
+            self.audit_change(action, target, actor, outcome=f"refused: {exc}")
             raise
         self.names.discard(done.name)
-        self._audit(
+        self.audit_change(
             action,
             {**target, "version": done.version, "previous_version": done.previous_version},
             actor,

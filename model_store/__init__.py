@@ -39,6 +39,16 @@ from .base import (
     new_model_id,
     parse_reference,
 )
+from .datasets import (
+    CorruptDataset,
+    DatasetListing,
+    DatasetNotFound,
+    DatasetStore,
+    FileDatasetStore,
+    GrowingFile,
+    Upload,
+    UploadAbandoned,
+)
 from .jobs import JobClaim, JobStore, JsonJobStore, PendingBody
 from .json_store import JsonFileStore
 
@@ -64,7 +74,13 @@ __all__ = [
     "parse_reference",
     "ID_PATTERN",
     "SCHEMA_VERSION",
+    "CorruptDataset",
     "CorruptModel",
+    "DatasetListing",
+    "DatasetNotFound",
+    "DatasetStore",
+    "FileDatasetStore",
+    "GrowingFile",
     "InvalidModelId",
     "JobClaim",
     "JobNotFound",
@@ -82,6 +98,8 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoreWriteFailed",
+    "Upload",
+    "UploadAbandoned",
     "check_model_id",
     "new_model_id",
 ]

@@ -21,9 +21,11 @@ from ..errors import (
     AliasConflict,
     AliasNotFound,
     ChildCrashed,
+    CorruptDataset,
     CorruptModel,
     CsvEncodingError,
     CsvError,
+    DatasetNotFound,
     EngineError,
     InvalidModelId,
     InvalidName,
@@ -199,12 +201,13 @@ def install(app: FastAPI) -> None:
                 VersionNotFound,
                 AliasNotFound,
                 JobNotFound,
+                DatasetNotFound,
             ),
         ):
             return error_for(request, 404, str(exc))
         if isinstance(exc, InvalidName):
             return error_for(request, 422, str(exc), [{"field": exc.field, "message": str(exc)}])
-        if isinstance(exc, (CorruptModel, AliasConflict)):
+        if isinstance(exc, (CorruptModel, CorruptDataset, AliasConflict)):
             return error_for(request, 409, str(exc))
         if isinstance(exc, StoreUnavailable):
             log.error("%s", exc)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from ..errors import InvalidRequest
 from ..schemas import (
     ALIAS_RULE_DOC,
     AliasChangeResponse,
     AliasHistory,
     AliasRequest,
-    AuditList,
     ErrorResponse,
     NameDetail,
     NameList,
@@ -110,26 +106,3 @@ def rollback_alias(
     """Point an alias back at the version it pointed to before its last change (each
     rollback goes one change further back); 409 when there is none."""
     return service.rollback_alias(name, alias, actor=actor_of(request))
-
-
-@router.get("/audit", response_model=AuditList, tags=["audit"], responses=_errors(422, 503))
-def audit(
-    since: str | None = Query(
-        None,
-        description="Entries at or after this time, ISO 8601 (`2026-12-01T10:00:00Z`).",
-        json_schema_extra={"format": "date-time"},
-    ),
-    limit: int = Query(100, ge=1, le=10_000, description="Most entries answered."),
-    service: ModelService = Depends(get_service),
-) -> AuditList:
-    """The audit log: every change of state (models stored and deleted, aliases set, deleted
-    and rolled back), oldest first; without `since`, the latest `limit` entries."""
-    when = None
-    if since is not None:
-        try:
-            when = datetime.fromisoformat(since)
-        except ValueError:
-            raise InvalidRequest(
-                [{"field": "since", "message": f"{since[:40]!r} is not an ISO 8601 time"}]
-            ) from None
-    return service.audit(since=when, limit=limit)

@@ -72,8 +72,9 @@ BODY_DOC = json_or_csv_body(
     },
 )
 async def train(request: Request) -> Response:
-    """Train a logistic-regression model on labelled rows (JSON, or CSV with a header row) and
-    keep it; answers its summary."""
+    """Train a logistic-regression model on labelled rows (JSON, or CSV with a header row), or
+    on a stored dataset (`{"dataset": id, "label": column, "features": [columns]}`, see
+    `POST /datasets`), and keep it; answers its summary."""
     # The body is read here, not declared: decoding, validation and fitting all run off the
     # event loop (app.training), with FastAPI's own answers to bad input (app.decode).
     ctype = request.headers.get("content-type")
@@ -106,7 +107,11 @@ async def train(request: Request) -> Response:
         # must not keep other trainings out meanwhile.
         runner.acquire()
         try:
-            summary = await runner.run(ctype, chunks, spill, query=query, actor=actor_of(request))
+            # a training from a dataset is a small body and a large fit: always a child's
+            child = spill is None and decode.names_dataset(b"".join(chunks))
+            summary = await runner.run(
+                ctype, chunks, spill, query=query, actor=actor_of(request), child=child
+            )
             spill = None  # the child read it and deleted it (a big unlink takes a core ~20 ms)
         finally:
             runner.release()

@@ -80,9 +80,12 @@ def fit_footprint(
     n_classes: int,
     params: FitParams,
     weighted: bool = False,
+    in_memory: bool = True,
 ) -> FitFootprint:
     """The memory ``fit(X, y, params=params)`` needs for ``X`` of shape (n_samples, n_features)
     and ``n_classes`` distinct labels (``X`` itself included). ``weighted``: row weights given.
+    ``in_memory=False``: ``X`` is ``RowBlocks`` over a mapped file, read block by block (its rows
+    are not counted, nor a standardised copy: blocks are standardised as read).
     """
     n, d, k = n_samples, n_features, n_classes
     q = n_output_features(d, params.polynomial_degree)  # d itself at degree 1
@@ -100,7 +103,7 @@ def fit_footprint(
             multinomial=multinomial,
         )
     # the rows, the expansion (degree > 1) and a standardised copy (where folding is refused)
-    design = n * d + (n * q if q != d else 0) + n * q
+    design = n * d + (n * q if q != d else 0) + n * q if in_memory else 0
     hessian = 0
     if solver == "newton":
         hessian = _hessian(n, q1, outputs, multinomial=multinomial)
@@ -115,7 +118,14 @@ def fit_footprint(
         m = int(math.sqrt(n * q * _FLOAT / PRECONDITION_MEMORY_RATIO))
         hessian = 3 * m * m + 2 * outputs * q1 * q1 + m * q1
     statistics = 0
-    if k == 2 and params.l1 == 0 and params.l2 == 0 and not weighted and q1 <= MAX_COEFFICIENTS:
+    if (
+        in_memory
+        and k == 2
+        and params.l1 == 0
+        and params.l2 == 0
+        and not weighted
+        and q1 <= MAX_COEFFICIENTS
+    ):
         statistics = STATISTICS_COPIES * n * q1 + 3 * q1 * q1
     return FitFootprint(
         solver=solver,

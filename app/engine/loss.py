@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from .source import RowBlocks, take_rows
+
 if TYPE_CHECKING:
     from .monitor import Monitor
 
@@ -97,13 +99,20 @@ class Design:
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, n_features), or RowBlocks
+        ``RowBlocks`` (``app.engine.source``): the products run block by block of rows, so a
+        matrix read from a file is never in memory whole; the results are the same.
     mean, scale : ndarray of shape (n_features,), optional
         Both or neither.
     """
 
     def __init__(
-        self, X: Array, mean: Array | None = None, scale: Array | None = None, *, weight: float = 1
+        self,
+        X: Array | RowBlocks,
+        mean: Array | None = None,
+        scale: Array | None = None,
+        *,
+        weight: float = 1,
     ) -> None:
         self.X = X
         self.mean = mean
@@ -124,7 +133,13 @@ class Design:
         U = V if self.inv_scale is None else V * self.inv_scale[:, None]
         # Computed as (U.T @ X.T).T: the result is (n_samples, k) in column-major order, so that
         # each output's scores are contiguous and reductions over the k outputs stay fast.
-        Z = (U.T @ self.X.T).T
+        X = self.X
+        if isinstance(X, RowBlocks):
+            Z = np.empty((self.n_samples, U.shape[1]), order="F")
+            for a, b in X.spans():
+                Z[a:b] = (U.T @ X[a:b].T).T
+        else:
+            Z = (U.T @ X.T).T
         if self.mean is not None:
             Z -= self.mean @ U
         return Z
@@ -135,7 +150,13 @@ class Design:
         ``colsum``: ``R.sum(axis=0)`` if the caller has it already.
         """
         self._passes[0] += 0.5 * self._weight
-        G = self.X.T @ R
+        X = self.X
+        if isinstance(X, RowBlocks):
+            G = np.zeros((self.n_features, R.shape[1]))
+            for a, b in X.spans():
+                G += X[a:b].T @ R[a:b]
+        else:
+            G = X.T @ R
         if self.inv_scale is None or self.mean is None:
             return G
         G -= self.mean[:, None] * (R.sum(axis=0) if colsum is None else colsum)
@@ -157,7 +178,7 @@ class Design:
         Its products count towards this design's ``passes``, pro rata.
         """
         sub = Design(
-            np.take(self.X, rows, axis=0),
+            take_rows(self.X, rows),
             self.mean,
             None if self.inv_scale is None else 1.0 / self.inv_scale,
             weight=self._weight * len(rows) / self.n_samples,
@@ -250,10 +271,15 @@ class _LinearLoss:
         self.n_features = self.design.n_features
         self.n_coef_cols = self.n_features + int(fit_intercept)
         self._cache: tuple[Array, Array] | None = None
-        self._ones = np.ones(n)
+        # Per-row work (losses, residuals) runs over these spans of rows: all rows at once for
+        # an in-memory X, block by block for ``RowBlocks``, whose per-row temporaries then stay
+        # the size of a block.
+        source = self.design.X
+        self._spans = source.spans() if isinstance(source, RowBlocks) else [(0, n)]
+        self._ones = np.ones(max(b - a for a, b in self._spans))
 
     @property
-    def X(self) -> Array:  # noqa: N802 - the design matrix is X everywhere in the maths
+    def X(self) -> Array | RowBlocks:  # noqa: N802 - the design matrix is X everywhere
         return self.design.X
 
     @property
@@ -282,6 +308,7 @@ class _LinearLoss:
         """``Z = Xs @ W.T + b``, of shape (n_samples, n_outputs). The last one is remembered."""
         if self._cache is not None and np.array_equal(self._cache[0], coef):
             return self._cache[1]
+        self._cache = None  # not held beside the new scores
         W, b = self.unpack(coef)
         Z = self.design.matmat(W.T)
         if self.fit_intercept:
@@ -302,7 +329,11 @@ class _LinearLoss:
         """Flat gradient from the residuals ``scale * R``, of shape (n_samples, n_outputs)."""
         W, _ = self.unpack(coef)
         G = np.empty((self.n_outputs, self.n_coef_cols))
-        colsum = self._ones @ R  # a matrix product: far faster than R.sum(axis=0) on few columns
+        # a matrix product: far faster than R.sum(axis=0) on few columns
+        a, b = self._spans[0]
+        colsum = self._ones[: b - a] @ R[a:b]
+        for a, b in self._spans[1:]:
+            colsum += self._ones[: b - a] @ R[a:b]
         G[:, : self.n_features] = self.design.rmatmat(R, colsum=colsum).T
         if scale != 1.0:
             colsum *= scale
@@ -415,25 +446,44 @@ class LogisticLoss(_LinearLoss):
         """
         Z = self.raw_prediction(coef)
         W, _ = self.unpack(coef)
-        weights = self._ones if self.sw is None else self.sw
-        e = np.abs(Z)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        pointwise = np.maximum(Z, 0.0)
-        pointwise -= self.Y * Z
-        pointwise += np.log1p(e)
-        data = float((weights @ pointwise).sum())
+        data = 0.0
+        R = np.empty_like(Z) if gradient and len(self._spans) > 1 else None
+        for a, b in self._spans:
+            part, Rb = self._pointwise(Z[a:b], self.Y[a:b], a, b, gradient=gradient)
+            data += part
+            if R is None:
+                R = Rb  # one span: the residuals themselves, no copy
+            elif Rb is not None:
+                R[a:b] = Rb
         loss = data / self.sw_sum + self._penalty(W)
-        if not gradient:
+        if not gradient or R is None:
             return loss, np.empty(0)
-        R = np.where(Z >= 0, 1.0, e)
-        e += 1.0
-        R /= e
-        R -= self.Y
         if self.sw is None:
             return loss, self._pack_gradient(coef, R, scale=1.0 / self.sw_sum)
         R *= self._row_weights()
         return loss, self._pack_gradient(coef, R)
+
+    def _pointwise(
+        self, Z: Array, Y: Array, start: int, stop: int, *, gradient: bool
+    ) -> tuple[float, Array | None]:
+        """Rows ``start:stop``: their weighted loss sum and (if ``gradient``) their residuals
+        ``sigmoid(z) - y`` (see ``loss_gradient``)."""
+        weights = self._ones[: stop - start] if self.sw is None else self.sw[start:stop]
+        e = np.abs(Z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        pointwise = np.maximum(Z, 0.0)
+        pointwise -= Y * Z
+        pointwise += np.log1p(e)
+        data = float((weights @ pointwise).sum())
+        if not gradient:
+            return data, None
+        del pointwise
+        R = np.where(Z >= 0, 1.0, e)
+        e += 1.0
+        R /= e
+        R -= Y
+        return data, R
 
     def _curvature_weights(self, coef: Array) -> Array:
         """``s_i / S * p_ik (1 - p_ik)``, of shape (n_samples, n_outputs)."""
@@ -519,8 +569,12 @@ class MultinomialLoss(_LinearLoss):
         total = P.sum(axis=0)
         pointwise = top - np.einsum("kn,kn->n", Yt, Zt)  # one-hot Y: exactly top - z_y
         pointwise += np.log(total)
-        weights = self._ones if self.sw is None else self.sw
-        data = float(weights @ pointwise)
+        if self.sw is not None:
+            data = float(self.sw @ pointwise)
+        elif len(self._ones) == len(pointwise):
+            data = float(self._ones @ pointwise)
+        else:
+            data = float(pointwise.sum())
         loss = data / self.sw_sum + self._penalty(W)
         if not gradient:
             return loss, np.empty(0)

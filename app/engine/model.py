@@ -26,6 +26,7 @@ from .solvers import (
     proximal_newton,
     thin_history,
 )
+from .source import RowBlocks
 
 SOLVERS = ("auto", "gd", "newton", "lbfgs")
 MULTICLASS = ("ovr", "multinomial")
@@ -413,6 +414,17 @@ def encode_labels(y: ArrayLike) -> tuple[tuple[Any, ...], np.ndarray]:
     """
     if isinstance(y, np.ndarray) and y.dtype.kind == "f":
         y = whole_numbers(y.ravel())
+    if isinstance(y, np.ndarray) and y.dtype.kind == "u" and y.dtype.itemsize <= 2 and y.size:
+        # small unsigned codes (a dataset's labels): counted, not sorted; the index is of the
+        # smallest type that holds it (1 byte a row for up to 256 classes)
+        present = np.flatnonzero(np.bincount(y.ravel()))
+        if len(present) < 2:
+            raise InvalidData(
+                f"labels: need at least two distinct classes, got only {int(present[0])!r}"
+            )
+        lookup = np.zeros(int(present[-1]) + 1, dtype=np.min_scalar_type(len(present) - 1))
+        lookup[present] = np.arange(len(present))
+        return tuple(int(c) for c in present), lookup[y.ravel()]
     if isinstance(y, np.ndarray) and y.dtype.kind in "iuUb":  # already typed: skip the scan
         if y.size == 0:
             raise InvalidData("labels: must not be empty")
@@ -476,7 +488,7 @@ def _encode_strings(labels: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
 
 
 def fit(
-    X: ArrayLike,
+    X: ArrayLike | RowBlocks,
     y: ArrayLike,
     *,
     params: FitParams | None = None,
@@ -486,8 +498,10 @@ def fit(
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Finite numbers.
+    X : array-like of shape (n_samples, n_features), or RowBlocks
+        Finite numbers. ``RowBlocks`` (``app.engine.source``, e.g. columns memory-mapped from
+        a file) is read block by block of rows and never copied whole: the same solvers reach
+        the same optimum (``polynomial_degree`` must be 1).
     y : array-like of shape (n_samples,)
         Integer or string labels, at least two distinct.
     params : FitParams, optional
@@ -503,24 +517,42 @@ def fit(
     params.validate()
     started = time.perf_counter()
     deadline = None if params.time_budget is None else time.monotonic() + params.time_budget
-    Xc = check_features(X, check_finite=not params.standardize)
+    if isinstance(X, RowBlocks):
+        if params.polynomial_degree != 1:
+            raise InvalidParams(
+                "params.polynomial_degree: must be 1 when the rows are read in blocks (a "
+                "dataset); expand the features before uploading"
+            )
+        Xc: Array | RowBlocks = X
+        if not params.standardize:
+            ensure_finite(Xc)
+    else:
+        Xc = check_features(X, check_finite=not params.standardize)
     classes, yi = encode_labels(y)
+    yi = yi.astype(np.min_scalar_type(len(classes) - 1), copy=False)  # 1 byte a row, not 8
     if len(yi) != Xc.shape[0]:
         raise InvalidData(
             f"labels: {len(yi)} labels for {Xc.shape[0]} rows of features; they must match"
         )
     sw = row_weights(classes, yi, class_weight=params.class_weight, sample_weight=sample_weight)
+    # Targets in {0, 1}: float64 for the in-memory products; one byte each when the rows are
+    # read in blocks, where these per-row arrays are most of the fit's memory (same values).
+    target = np.uint8 if isinstance(Xc, RowBlocks) else np.float64
     if len(classes) == 2:
         multiclass = "binary"
-        Y = (yi == 1).astype(np.float64)[:, None]
+        Y = (yi == 1).astype(target)[:, None]
     else:
         multiclass = params.multiclass
-        Y = (yi[:, None] == np.arange(len(classes))[None, :]).astype(np.float64)
+        Y = (yi[:, None] == np.arange(len(classes))[None, :]).astype(target)
 
     # Non-linear boundaries: from here on the "features" are the monomials (see polynomial.py).
-    polynomial = fit_polynomial(Xc, degree=params.polynomial_degree, standardize=params.standardize)
-    if polynomial is not None:
-        Xc = polynomial.transform(Xc)
+    polynomial = None
+    if not isinstance(Xc, RowBlocks):
+        polynomial = fit_polynomial(
+            Xc, degree=params.polynomial_degree, standardize=params.standardize
+        )
+        if polynomial is not None:
+            Xc = polynomial.transform(Xc)
 
     mean: Array | None = None
     scale: Array | None = None
@@ -532,6 +564,8 @@ def fit(
             ensure_finite(Xc)  # NaN / inf in X made them so: name the cell
         if can_fold(mean, scale, n_samples=Xc.shape[0]):
             design = Design(Xc, mean, scale)
+        elif isinstance(Xc, RowBlocks):  # each block is standardised as it is read
+            design = Design(Xc.standardized(mean, scale))
         else:  # folding would cancel digits or overflow: materialise the standardised copy
             design = Design(std.transform(Xc))
     else:
@@ -555,7 +589,7 @@ def fit(
     )
     # Training accuracy from the scores of the last evaluation (no extra pass when cached).
     Z = loss.raw_prediction(result.coef)
-    pred = (Z[:, 0] >= 0).astype(np.intp) if multiclass == "binary" else np.argmax(Z, axis=1)
+    pred = (Z[:, 0] >= 0).view(np.uint8) if multiclass == "binary" else np.argmax(Z, axis=1)
     report = TrainingReport(
         solver=solver_name,
         iterations=result.iterations,
@@ -587,7 +621,7 @@ def can_fold(mean: Array, scale: Array, *, n_samples: int) -> bool:
     )
 
 
-def check_raw_magnitudes(X: Array, polynomial: PolynomialFeatures | None) -> None:
+def check_raw_magnitudes(X: Array | RowBlocks, polynomial: PolynomialFeatures | None) -> None:
     """``InvalidData`` naming the first column of the design ``X`` (n_samples, n_design_features)
     that is too large to fit without standardisation (``RAW_MAX_MAGNITUDE``)."""
     top = column_max_abs(X)

@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .errors import InvalidData
 from .loss import Array
+from .source import RowBlocks, spans
 
 
 def check_features(
@@ -47,12 +48,16 @@ def check_features(
     return A
 
 
-def ensure_finite(A: Array) -> None:
+def ensure_finite(A: Array | RowBlocks) -> None:
     """``InvalidData`` naming the first non-finite cell of ``A``, if there is one."""
-    finite = np.isfinite(A)
-    if not finite.all():
-        row, col = np.argwhere(~finite)[0]
-        raise InvalidData(f"features[{row}][{col}]: must be a finite number, got {A[row, col]}")
+    for start, stop in spans(A):
+        block = A[start:stop]
+        finite = np.isfinite(block)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise InvalidData(
+                f"features[{start + row}][{col}]: must be a finite number, got {block[row, col]}"
+            )
 
 
 #: Columns whose mean square falls outside these bounds are redone scaled by their largest
@@ -63,7 +68,7 @@ SQUARES_MIN = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
 
 
 def column_max_abs(
-    X: Array, columns: NDArray[np.intp] | None = None, *, chunk_rows: int = 4096
+    X: Array | RowBlocks, columns: NDArray[np.intp] | None = None, *, chunk_rows: int = 4096
 ) -> Array:
     """Largest ``|x|`` of each column (of ``columns`` only, if given), block by block: no
     temporary the size of ``X``. NaN where a column holds a NaN."""
@@ -84,7 +89,7 @@ def _subset(
     return None, columns
 
 
-def _block(X: Array, start: int, rows: int, columns: NDArray[np.intp] | None) -> Array:
+def _block(X: Array | RowBlocks, start: int, rows: int, columns: NDArray[np.intp] | None) -> Array:
     """Rows ``start:start + rows`` of ``X``, of ``columns`` only if given. ``np.take``: ten
     times faster than ``X[a:b, columns]`` with many columns (NumPy 2.x, 4096 x 100)."""
     block = X[start : start + rows]
@@ -99,7 +104,7 @@ class Standardizer:
     scale: Array
 
     @classmethod
-    def fit(cls, X: Array, *, chunk_rows: int = 4096) -> Standardizer:
+    def fit(cls, X: Array | RowBlocks, *, chunk_rows: int = 4096) -> Standardizer:
         """Mean and (population) standard deviation of each column.
 
         One read of ``X`` for the sums and one for the sums of squares (matrix products, no
@@ -117,8 +122,13 @@ class Standardizer:
         """
         n, d = X.shape
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            mean = (np.ones(n) @ X) / n
-            squares = np.einsum("ij,ij->j", X, X) / n
+            mean, squares = np.zeros(d), np.zeros(d)
+            for a, b in spans(X):  # one block for an ndarray, several for RowBlocks
+                block = X[a:b]
+                mean += np.ones(b - a) @ block
+                squares += np.einsum("ij,ij->j", block, block)
+            mean /= n
+            squares /= n
             m2 = (squares - mean * mean) * n
             extreme = ~((squares >= SQUARES_MIN) & (squares <= SQUARES_MAX))
             unit = np.ones(d)  # what each column is divided by before squaring

@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from model_store import JobStore, Record
+    from model_store import FileDatasetStore, JobStore, Record
 
     from ..audit import Actor
     from ..config import Settings
     from ..schemas import ModelSummary
+
+#: The datasets' folder, inside ``MODEL_STORE_DIR``.
+DATASETS_FOLDER = "datasets"
 
 #: Environment variables that fix the thread pools of OpenBLAS, OpenMP and MKL.
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -100,10 +103,13 @@ def train_from_body(
             os.unlink(path)
     request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
-    if progress is not None:
-        progress.phase("reading", rows_read=len(request.labels))
+    labels = getattr(request, "labels", None)  # a dataset's rows are read in blocks, later
+    if progress is not None and labels is not None:
+        progress.phase("reading", rows_read=len(labels))
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(request, X, actor=actor, monitor=progress)
+    return service.train(
+        request, X, actor=actor, monitor=progress, datasets=lambda: dataset_store(settings)
+    )
 
 
 #: A job's progress goes to its record at most this often (seconds): a tenth of a second is as
@@ -248,3 +254,43 @@ def job_folder(settings: Settings) -> Path:
     """Where the training jobs are kept: the folder ``jobs`` in the model folder, so every worker
     and replica over that folder sees them (model files are the folder's ``<id>.json`` only)."""
     return settings.model_store_dir / "jobs"
+
+
+def dataset_store(settings: Settings) -> FileDatasetStore:
+    """The datasets' folder: ``datasets/`` in ``MODEL_STORE_DIR`` (made by the first upload)."""
+    from model_store import FileDatasetStore
+
+    return FileDatasetStore(settings.model_store_dir / DATASETS_FOLDER)
+
+
+def ingest_dataset(
+    settings: Settings,
+    upload: str,
+    *,
+    fmt: str | None,
+    compressed: bool,
+    name: str | None,
+    label: str | None,
+) -> Record | None:
+    """Parse an uploaded file (``upload``, kept by the caller) into a stored dataset; its
+    metadata record. ``fmt`` ``None``: found from the file's first bytes (a multipart upload).
+    The upload may still be arriving (``app.datasets.GrowingFile``): the parse keeps pace; if
+    its writer gives it up, ``None`` (the server answers why)."""
+    from model_store import UploadAbandoned
+
+    from ..datasets import ingest, sniff
+
+    try:
+        if fmt is None:
+            fmt, compressed = sniff(upload)
+        return ingest(
+            dataset_store(settings),
+            upload,
+            fmt=fmt,
+            compressed=compressed,
+            name=name,
+            label=label,
+            max_bytes=settings.max_dataset_bytes,
+        )
+    except UploadAbandoned:
+        return None

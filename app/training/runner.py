@@ -61,10 +61,17 @@ class TrainRunner:
         *,
         query: Sequence[tuple[str, str]] = (),
         actor: Actor | None = None,
+        child: bool = False,
     ) -> ModelSummary:
         """Train on the body (in memory as ``chunks``, or in the file ``spill``); ``query``: the
-        request's query parameters (options of CSV bodies). Returns the model's summary."""
+        request's query parameters (options of CSV bodies); ``child``: in a child process
+        whatever the body's size (a training from a dataset). Returns the model's summary."""
         query = list(query)
+        if spill is None and child:
+            body = b"".join(chunks)
+            return await self.children.run(
+                train_from_body, self.settings, content_type, body, query, actor
+            )
         if spill is None:
             body = b"".join(chunks)
             return await asyncio.to_thread(

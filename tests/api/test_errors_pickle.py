@@ -17,6 +17,8 @@ import app.errors
 
 SAMPLES: dict[str, Any] = {
     "model_id": "0123456789abcdef0123456789abcdef",
+    "dataset_id": "0123456789abcdef0123456789abcdef",
+    "coding": "br",
     "reason": "checksum mismatch",
     "root": "/srv/models",
     "error": OSError(28, "No space left on device"),

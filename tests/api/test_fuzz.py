@@ -31,6 +31,8 @@ KEY = "fuzz-key-0123456789"
 # (one label per row, at least two classes, the configured limits), so many schema-valid random
 # bodies are rightly refused with a 422 that names the rule.
 EXCLUDED = [positive_data_acceptance]
+# a dataset upload's Parquet body is bytes, sent as they are (as an octet-stream body is)
+schemathesis.serializer.alias("application/vnd.apache.parquet", "application/octet-stream")
 
 
 def fuzz_app(tmp_path, **extra):

@@ -95,21 +95,36 @@ class Refusal:
 IDENTITY = (b"", b"identity")
 
 
+#: Uploads to this path (``POST``) are datasets: limited by ``dataset_max_bytes`` instead, and
+#: their route reads compressed bodies (it decides which codings).
+DATASETS = "/datasets"
+
+
 class BodySizeLimit:
     """Refuse request bodies larger than ``max_bytes`` with 413 and a JSON error, and compressed
-    ones with 415."""
+    ones with 415; dataset uploads (``POST /datasets``) have their own limit,
+    ``dataset_max_bytes``, and may be compressed."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, dataset_max_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.dataset_max_bytes = max_bytes if dataset_max_bytes is None else dataset_max_bytes
 
-    def message(self, what: str) -> str:
-        return f"body: {what}; the limit is {self.max_bytes} bytes (setting MAX_BODY_BYTES)"
+    def message(self, what: str, *, dataset: bool = False) -> str:
+        if dataset:
+            limit, setting = self.dataset_max_bytes, "MAX_DATASET_BYTES"
+        else:
+            limit, setting = self.max_bytes, "MAX_BODY_BYTES"
+        return f"body: {what}; the limit is {limit} bytes (setting {setting})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        dataset = scope["method"] == "POST" and route_path(scope) == DATASETS
+        max_bytes = self.dataset_max_bytes if dataset else self.max_bytes
         declared = chunked = False
         size = 0
         encoding: bytes | None = None
@@ -120,16 +135,21 @@ class BodySizeLimit:
                 except ValueError:
                     await send_error(scope, send, 400, "Content-Length: not a number")
                     return
-                if size > self.max_bytes:
+                if size > max_bytes:
                     too_big = f"Content-Length {size} is too large"
-                    await send_error(scope, send, 413, self.message(too_big))
+                    await send_error(scope, send, 413, self.message(too_big, dataset=dataset))
                     return
                 declared = True
             elif name == b"transfer-encoding":
                 chunked = True
             elif name == b"content-encoding":
                 encoding = value
-        if encoding is not None and (size or chunked) and encoding.strip().lower() not in IDENTITY:
+        if (
+            encoding is not None
+            and not dataset
+            and (size or chunked)
+            and encoding.strip().lower() not in IDENTITY
+        ):
             coding = encoding.decode("latin-1")
             detail = f"Content-Encoding {coding!r} is not supported; send the body uncompressed"
             await send_error(scope, send, 415, detail, [(b"accept-encoding", b"identity")])
@@ -146,10 +166,10 @@ class BodySizeLimit:
             message: Message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     refusal.answer = (
                         413,
-                        self.message(f"{received} bytes received is too many"),
+                        self.message(f"{received} bytes received is too many", dataset=dataset),
                         (),
                     )
                     raise BodyTooLarge
