@@ -29,6 +29,7 @@ Exception hierarchy::
     ├── AliasConflict ................. an alias forbids the change (409)
     ├── CorruptModel .................. unreadable or tampered file (409)
     ├── StoreUnavailable .............. the model folder cannot be read (503)
+    │   └── DatabaseUnavailable ....... the model database cannot be used (503)
     └── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
         └── StoreDeleteFailed ......... the disk refused a delete (503)
     TrainingUnavailable ............... the training could not run; nothing was stored
@@ -49,6 +50,7 @@ from model_store import (
     AliasConflict,
     AliasNotFound,
     CorruptModel,
+    DatabaseUnavailable,
     InvalidModelId,
     InvalidName,
     ModelNotFound,
@@ -72,6 +74,7 @@ __all__ = [
     "BodyTimeout",
     "ChildCrashed",
     "CorruptModel",
+    "DatabaseUnavailable",
     "CsvEncodingError",
     "CsvError",
     "EngineError",

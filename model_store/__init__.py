@@ -14,6 +14,7 @@ from .base import (
     AliasNotFound,
     AuditLog,
     CorruptModel,
+    DatabaseUnavailable,
     InvalidModelId,
     InvalidName,
     Listing,
@@ -38,6 +39,7 @@ from .base import (
     parse_reference,
 )
 from .json_store import JsonFileStore
+from .url import check_store_url, open_store
 
 __all__ = [
     "ALIAS_PATTERN",
@@ -62,6 +64,9 @@ __all__ = [
     "ID_PATTERN",
     "SCHEMA_VERSION",
     "CorruptModel",
+    "DatabaseUnavailable",
+    "check_store_url",
+    "open_store",
     "InvalidModelId",
     "JsonFileStore",
     "Listing",

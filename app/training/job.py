@@ -79,7 +79,7 @@ def train_from_body(
     are): ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError``,
     ``EngineError``, ``LimitExceeded``, ``StoreError``.
     """
-    from model_store import JsonFileStore
+    from model_store import open_store
 
     from ..decode import decode_train
     from ..service import ModelService
@@ -93,5 +93,8 @@ def train_from_body(
             os.unlink(path)
     request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
-    service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(request, X, actor=actor)
+    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
+    try:
+        return ModelService(store, settings).train(request, X, actor=actor)
+    finally:
+        store.close()
