@@ -33,8 +33,10 @@ POLL_SECONDS = 0.25
 #: Reconnection delays: the first, and the most it grows to (doubling).
 RETRY_FIRST = 0.05
 RETRY_MAX = 2.0
-#: TCP keepalives, so that a silently dead peer is noticed within ~10 s, not hours.
-KEEPALIVES: dict[str, Any] = {
+#: TCP keepalives, so that a silently dead peer is noticed within ~10 s, not hours; a name that
+#: tells the connection apart in ``pg_stat_activity``.
+CONNECT_OPTIONS: dict[str, Any] = {
+    "application_name": "logreg-listen",
     "keepalives": 1,
     "keepalives_idle": 5,
     "keepalives_interval": 2,
@@ -85,7 +87,7 @@ class PgListener:
         delay = RETRY_FIRST
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, **KEEPALIVES) as conn:
+                with psycopg.connect(self.url, autocommit=True, **CONNECT_OPTIONS) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     if not self._post(self._back):
                         return

@@ -37,6 +37,7 @@ from .base import (
     check_name,
     new_model_id,
     parse_reference,
+    undo_target,
 )
 from .json_store import JsonFileStore
 from .url import check_store_url, open_store
@@ -61,6 +62,7 @@ __all__ = [
     "check_alias",
     "check_name",
     "parse_reference",
+    "undo_target",
     "ID_PATTERN",
     "SCHEMA_VERSION",
     "CorruptModel",

@@ -59,7 +59,8 @@ from .json_store import decode, encode
 CHANNEL = "logreg_changes"
 #: Key of the advisory lock that serialises migrations (any constant; "logreg" in ASCII).
 MIGRATION_LOCK = 0x6C6F67726567
-#: Seconds a request waits for a connection before the store answers ``DatabaseUnavailable``.
+#: Seconds to connect, and that a request waits for a connection before the store answers
+#: ``DatabaseUnavailable``.
 CONNECTION_TIMEOUT = 5
 
 #: Versioned migrations, applied in order, each once, in one transaction with its record.
@@ -164,7 +165,14 @@ class PostgresStore(ModelStore):
     be reached, at start as on any later call.
     """
 
-    def __init__(self, url: str, *, create: bool = True, max_connections: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        max_connections: int = 8,
+        timeout: float = CONNECTION_TIMEOUT,
+    ) -> None:
         self.url = url
         self.where = where(url)
         try:
@@ -177,7 +185,7 @@ class PostgresStore(ModelStore):
             url,
             min_size=1,
             max_size=max_connections,
-            timeout=CONNECTION_TIMEOUT,
+            timeout=timeout,
             # a connection broken while idle (the database restarted) is replaced, not handed out
             check=ConnectionPool.check_connection,
             kwargs={"connect_timeout": CONNECTION_TIMEOUT},
