@@ -63,6 +63,9 @@ MIGRATION_LOCK = 0x6C6F67726567
 #: ``DatabaseUnavailable``.
 CONNECTION_TIMEOUT = 5
 
+#: How long the pool retries a lost connection, backing off, before it starts afresh.
+RECONNECT_SECONDS = 10.0
+
 #: Versioned migrations, applied in order, each once, in one transaction with its record.
 MIGRATIONS: list[tuple[int, str]] = [
     (
@@ -189,6 +192,9 @@ class PostgresStore(ModelStore):
             # a connection broken while idle (the database restarted) is replaced, not handed out
             check=ConnectionPool.check_connection,
             kwargs={"connect_timeout": CONNECTION_TIMEOUT},
+            # the pool's retries back off (1 s, 2 s, 4 s...) until this; then the next request
+            # starts afresh: a database back after a long outage is used again within seconds
+            reconnect_timeout=RECONNECT_SECONDS,
             open=False,
         )
         self.pool.open(wait=False)
