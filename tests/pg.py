@@ -25,6 +25,13 @@ BIN_GLOB = "/usr/lib/postgresql/*/bin"
 
 
 def find_bin() -> Path | None:
+    """The PostgreSQL server's binaries (``PG_BIN`` overrides), or ``None``: none installed, or
+    running as root with no ``postgres`` user to run them as."""
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return None
     found = [p for p in glob.glob(BIN_GLOB) if os.path.exists(os.path.join(p, "pg_ctl"))]
     override = os.environ.get("PG_BIN")
     if override:
@@ -48,9 +55,13 @@ class PostgresCluster:
             self._as = ["runuser", "-u", "postgres", "--"]
 
     def _run(self, *args: str) -> None:
-        subprocess.run(
-            [*self._as, *args], check=True, capture_output=True, cwd=self.root, timeout=120
-        )
+        done = subprocess.run([*self._as, *args], capture_output=True, cwd=self.root, timeout=120)
+        if done.returncode != 0:
+            log = self.root / "server.log"
+            raise RuntimeError(
+                f"{' '.join(args[:1])} failed: {done.stderr.decode(errors='replace')}"
+                + (log.read_text(errors="replace")[-2000:] if log.exists() else "")
+            )
 
     def start(self) -> PostgresCluster:
         self._run(

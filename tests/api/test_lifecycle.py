@@ -46,6 +46,7 @@ def test_versions_count_up_per_name_and_the_summary_says_so(client):
     assert client.get(f"/models/{a2['id']}").json()["version"] == 2
 
 
+@pytest.mark.parametrize("store_url", ["folder"], indirect=True)  # the schema's check
 @pytest.mark.parametrize(
     "name",
     ["Churn", "-churn", "a" * 65, "churn model", "churn/1", "latest", "0123456789abcdef" * 2, ""],
@@ -119,6 +120,7 @@ def test_every_reference_form_on_json_csv_v2_get_and_delete(client):
     assert proba(client, "churn")["model_id"] == v2["id"]
 
 
+@pytest.mark.parametrize("store_url", ["folder"], indirect=True)  # parse_reference's check
 @pytest.mark.parametrize(
     "ref", ["churn:0", "churn:x", "churn@", "churn@Champ", "churn@latest", "Churn", "a:b:c"]
 )

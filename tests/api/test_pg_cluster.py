@@ -118,6 +118,28 @@ def test_a_server_refuses_to_start_on_an_unreachable_database(tmp_path):
         server.start()
 
 
+def test_a_training_child_stores_its_model_in_the_database(pg_url, tmp_path):
+    """Bodies trained in a child process (``TRAIN_INLINE_MAX_BYTES=0``): the child opens the
+    store ``MODEL_STORE_URL`` names, and writes no file."""
+    settings = Settings(
+        model_store_dir=tmp_path / "models", model_store_url=pg_url, train_inline_max_bytes=0
+    )
+    app = create_app(settings)
+    client = ASGIClient(app)
+    try:
+        X, y = make_blobs(n=60, d=2)
+        body = {"features": X.tolist(), "labels": y.tolist(), "name": "churn"}
+        got = [client.post("/train", json=body).json() for _ in range(2)]
+        assert [m["version"] for m in got] == [1, 2]
+        r = client.post("/predict", json={"model_id": "churn:1", "features": ROWS})
+        assert r.status_code == 200 and r.json()["model_id"] == got[0]["id"]
+        assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+    finally:
+        client.close()
+        app.state.trainer.shutdown()
+        app.state.service.store.close()
+
+
 def train(c: httpx.Client, name: str, seed: int) -> dict:
     X, y = make_blobs(n=60, d=2, seed=seed)
     r = c.post("/train", json={"features": X.tolist(), "labels": y.tolist(), "name": name})
