@@ -100,7 +100,8 @@ class PgListener:
                 log.warning("database notifications lost (%s); retry in %.2f s", exc, delay)
             else:
                 self._wake.clear()
-                if not self._post(self._attach, conn):
+                # ``stop`` sets the flag before waking us: seen here, or the wait returns
+                if self._stop.is_set() or not self._post(self._attach, conn):
                     conn.close()
                     return
                 delay = RETRY_FIRST
