@@ -11,10 +11,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from model_store import JsonFileStore, ModelStore, open_store
+from model_store import JsonFileStore, JsonJobStore, ModelStore, open_store
 
 from . import metrics as prometheus
-from .api import docs, docs_ui, errors, health, metrics, models, names, prediction, training, v2
+from .api import (
+    docs,
+    docs_ui,
+    errors,
+    health,
+    jobs,
+    metrics,
+    models,
+    names,
+    prediction,
+    training,
+    v2,
+)
 from .api.front import auth
 from .api.front.body_timeout import BodyReadTimeout
 from .api.front.fast_predict import PredictFastPath
@@ -23,10 +35,12 @@ from .api.front.limits import BodySizeLimit
 from .api.front.metrics import PrometheusMiddleware
 from .api.front.request_id import install_logging
 from .config import Settings
+from .jobs import JobScheduler, JobService
 from .keys import KeyTable
 from .offload import Offload
 from .schemas import PredictRequest, TrainRequest
 from .service import ModelService
+from .training.job import job_folder
 from .training.runner import TrainRunner
 
 DESCRIPTION = """
@@ -35,6 +49,8 @@ Train logistic-regression classifiers from labelled rows, keep them, and serve p
 1. `POST /train` with `features` (rows of numbers) and `labels` -> a model `id`.
 2. `POST /predict` with that `model_id` and rows -> labels and class probabilities.
 3. `GET /models`, `GET /models/{id}`, `DELETE /models/{id}` to manage what is kept.
+4. Long trainings: `POST /train` with `Prefer: respond-async` answers 202 and a job to watch at
+   `GET /jobs/{id}` or `/jobs/{id}/events`, and to cancel with `POST /jobs/{id}/cancel`.
 
 Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`.
 """
@@ -91,8 +107,10 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         # Everything built so far (FastAPI, pydantic schemas, the app) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()
+        app.state.job_scheduler.start()  # queued jobs run, also those left by a restart
         yield
         cache.unwatch()
+        await app.state.job_scheduler.stop()  # its running jobs go back to the queue
         app.state.service.names.unwatch()
         app.state.trainer.shutdown()
         app.state.offload.shutdown()
@@ -116,9 +134,13 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
+    app.state.jobs = JobService(JsonJobStore(job_folder(settings)), settings, audit=store.audit)
+    app.state.job_scheduler = JobScheduler(
+        app.state.jobs, app.state.trainer, describe=errors.describer(app)
+    )
     app.state.offload = Offload()
     errors.install(app)
-    for module in (training, prediction, models, names, health, metrics, v2):
+    for module in (training, jobs, prediction, models, names, health, metrics, v2):
         app.include_router(module.router)
     docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
     docs_ui.install(app)

@@ -17,6 +17,8 @@ from .base import (
     DatabaseUnavailable,
     InvalidModelId,
     InvalidName,
+    JobNotFound,
+    JobQueueFull,
     Listing,
     ModelNotFound,
     ModelStore,
@@ -39,8 +41,9 @@ from .base import (
     parse_reference,
     undo_target,
 )
+from .jobs import JobClaim, JobStore, JsonJobStore, PendingBody
 from .json_store import JsonFileStore
-from .url import check_store_url, open_store
+from .url import check_store_url, open_store, store_folder
 
 __all__ = [
     "ALIAS_PATTERN",
@@ -69,11 +72,18 @@ __all__ = [
     "DatabaseUnavailable",
     "check_store_url",
     "open_store",
+    "store_folder",
     "InvalidModelId",
+    "JobClaim",
+    "JobNotFound",
+    "JobQueueFull",
+    "JobStore",
     "JsonFileStore",
+    "JsonJobStore",
     "Listing",
     "ModelNotFound",
     "ModelStore",
+    "PendingBody",
     "PicklableError",
     "Record",
     "StoreDeleteFailed",

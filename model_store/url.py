@@ -24,6 +24,15 @@ def check_store_url(url: str) -> str:
     return url
 
 
+def store_folder(url: str | None, folder: str | os.PathLike[str]) -> Path | None:
+    """The folder of the folder store ``url`` names (``folder`` when unset); ``None`` for a
+    database."""
+    if url is None:
+        return Path(folder)
+    parts = urlsplit(check_store_url(url))
+    return Path(unquote(parts.path)) if parts.scheme == "file" else None
+
+
 def open_store(
     url: str | None, folder: str | os.PathLike[str], *, create: bool = True
 ) -> ModelStore:
@@ -34,12 +43,10 @@ def open_store(
     training child passes ``False``. A PostgreSQL database that cannot be reached raises
     ``DatabaseUnavailable``.
     """
-    if url is None:
-        return JsonFileStore(folder, create=create)
-    check_store_url(url)
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return JsonFileStore(Path(unquote(parts.path)), create=create)
+    path = store_folder(url, folder)
+    if path is not None:
+        return JsonFileStore(path, create=create)
+    assert url is not None
     from .postgres import PostgresStore
 
     return PostgresStore(url, create=create)
