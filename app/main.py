@@ -134,6 +134,10 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
+    if not isinstance(store, JsonFileStore):
+        # jobs keep a folder on any store for now (issue 17's later part moves them to the
+        # database): made here, as the folder store makes its own at start
+        job_folder(settings).parent.mkdir(parents=True, exist_ok=True)
     app.state.jobs = JobService(JsonJobStore(job_folder(settings)), settings, audit=store.audit)
     app.state.job_scheduler = JobScheduler(
         app.state.jobs, app.state.trainer, describe=errors.describer(app)
