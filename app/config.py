@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model_store import check_store_url
+
 
 class Settings(BaseSettings):
     # The docstrings below document the fields for readers of this file. They are not turned
@@ -17,6 +19,19 @@ class Settings(BaseSettings):
 
     model_store_dir: Path = Path("models")
     """Folder where trained models are kept, one JSON file each (created if missing)."""
+
+    model_store_url: str | None = None
+    """Where models, their names, aliases and the audit log live. Unset (or empty): the folder
+    ``MODEL_STORE_DIR``. ``file:///path``: that folder. ``postgresql://user:password@host:port/db``:
+    a PostgreSQL database every replica reaches (docs/operations.md, "PostgreSQL"); its schema is
+    made and migrated at start, and a database that cannot be reached stops the start."""
+
+    @field_validator("model_store_url", mode="before")
+    @classmethod
+    def _check_store_url(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        return check_store_url(str(value))
 
     max_rows: int = Field(1_000_000, ge=1)
     """Most rows accepted in one training or prediction request."""

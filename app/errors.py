@@ -32,6 +32,7 @@ Exception hierarchy::
     ├── DatasetNotFound ............... no such dataset, or not a valid id (404)
     ├── CorruptDataset ................ a dataset's metadata or data file is damaged (409)
     ├── StoreUnavailable .............. the model folder cannot be read (503)
+    │   └── DatabaseUnavailable ....... the model database cannot be used (503)
     ├── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
     │   └── StoreDeleteFailed ......... the disk refused a delete (503)
     ├── JobNotFound ................... no training job with that id (404)
@@ -57,6 +58,7 @@ from model_store import (
     AliasNotFound,
     CorruptDataset,
     CorruptModel,
+    DatabaseUnavailable,
     DatasetNotFound,
     InvalidModelId,
     InvalidName,
@@ -84,6 +86,7 @@ __all__ = [
     "ChildCrashed",
     "CorruptDataset",
     "CorruptModel",
+    "DatabaseUnavailable",
     "CsvEncodingError",
     "DatasetNotFound",
     "CsvError",

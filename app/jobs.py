@@ -234,12 +234,19 @@ class JobScheduler:
         assert self._wake is not None
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.remove_stale_temporaries)
+        unreadable = False
         while not self.stopping:
             self._wake.clear()
             try:
                 await self.scan()
-            except Exception:  # the folder unreadable for a while: try again later
+            except (StoreError, OSError) as exc:  # the folder unreadable for a while: said once
+                if not unreadable:
+                    log.warning("the job queue cannot be read (%s); trying again", exc)
+                unreadable = True
+            except Exception:
                 log.exception("looking at the job queue failed")
+            else:
+                unreadable = False
             # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel that
             # comes as its timeout expires, and stop() would wait for this loop forever
             with contextlib.suppress(TimeoutError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from model_store import JsonFileStore, JsonJobStore
+from model_store import JsonFileStore, JsonJobStore, ModelStore, open_store
 
 from . import metrics as prometheus
 from .api import (
@@ -78,25 +79,36 @@ class ServiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(
-    settings: Settings | None = None, *, store: JsonFileStore | None = None
-) -> ServiceApp:
-    """The service; ``store`` defaults to the folder ``settings.model_store_dir``."""
+def create_app(settings: Settings | None = None, *, store: ModelStore | None = None) -> ServiceApp:
+    """The service; ``store`` defaults to the one ``settings.model_store_url`` names (the folder
+    ``settings.model_store_dir`` when unset). A database that cannot be reached raises
+    ``DatabaseUnavailable``: the server does not start."""
     settings = settings or Settings()
-    store = store or JsonFileStore(settings.model_store_dir)
+    store = store or open_store(settings.model_store_url, settings.model_store_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # this worker's counts go to the server's folder, where every process's are totalled
         prometheus.share(prometheus.folder_for(settings.prometheus_multiproc_dir))
         install_logging()
-        store.remove_stale_temporaries()
         app.state.datasets.remove_stale_files()
         cache = app.state.service.cache
+        names = app.state.service.names
         loop = asyncio.get_running_loop()
-        cache.watch(loop, str(store.root), store.model_id_of)
-        store.names.root.mkdir(exist_ok=True)
-        app.state.service.names.watch(loop, str(store.names.root), store.names.name_of)
+        if isinstance(store, JsonFileStore):
+            store.remove_stale_temporaries()
+            cache.watch(loop, str(store.root), store.model_id_of)
+            store.names.root.mkdir(exist_ok=True)
+            names.watch(loop, str(store.names.root), store.names.name_of)
+        else:  # psycopg is imported only by servers on another store
+            from model_store.postgres import PostgresStore
+
+            from .pg_listen import PgListener
+
+            if isinstance(store, PostgresStore):
+                listener = functools.partial(PgListener, store.url)
+                cache.watch(loop, listener, store.model_id_of)
+                names.watch(loop, listener, store.names.name_of)
         # Everything built so far (FastAPI, pydantic schemas, the app) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()
@@ -107,6 +119,7 @@ def create_app(
         app.state.service.names.unwatch()
         app.state.trainer.shutdown()
         app.state.offload.shutdown()
+        store.close()
         prometheus.unshare()
 
     app = ServiceApp(
@@ -126,6 +139,10 @@ def create_app(
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
+    if not isinstance(store, JsonFileStore):
+        # jobs keep a folder on any store for now (issue 17's later part moves them to the
+        # database): made here, as the folder store makes its own at start
+        job_folder(settings).parent.mkdir(parents=True, exist_ok=True)
     app.state.jobs = JobService(JsonJobStore(job_folder(settings)), settings, audit=store.audit)
     app.state.job_scheduler = JobScheduler(
         app.state.jobs, app.state.trainer, describe=errors.describer(app)

@@ -7,6 +7,9 @@ stops being served at once, in one of two ways:
   the model folder (app.folder_watch) and the changed model leaves the cache, so a hit costs no
   system call. Each model's file is still checked at least every ``REVALIDATE_SECONDS``, for
   changes the notifications cannot see (another host writing to a network share).
+* told by the database (the PostgreSQL store): the same, with ``app.pg_listen`` in place of the
+  folder's notifications; a lost connection clears the cache and every hit checks until the
+  listener is back.
 * otherwise: a hit costs one ``stat`` of the model's file (the store's ``fingerprint``), which
   must match the copy held here.
 
@@ -21,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from model_store import ModelNotFound, ModelStore, NameRegistry
 
@@ -29,6 +32,20 @@ from . import metrics
 from .folder_watch import FolderWatcher
 
 T = TypeVar("T")
+
+
+class ChangeWatcher(Protocol):
+    """What tells a cache of changes (``FolderWatcher``, ``app.pg_listen.PgListener``): it calls
+    its ``on_change(key)`` on the loop for each change, and ``on_change(None)`` when it may have
+    missed some (the cache is then cleared). While ``alive`` is false every hit re-checks."""
+
+    alive: bool
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
 #: When watched, a cached model's file is still checked at least this often (seconds).
 REVALIDATE_SECONDS = 1.0
 _NEVER = float("-inf")
@@ -91,19 +108,25 @@ class ModelCache(Generic[T]):
         self._entries: OrderedDict[str, list[Any]] = OrderedDict()
         self._bytes = 0  # the sum of the entries' bytes
         self._lock = threading.Lock()
-        self._watcher: FolderWatcher | None = None
+        self._watcher: ChangeWatcher | None = None
         self._model_id_of: Callable[[str], str | None] = lambda name: None
         self._changes = 0  # folder changes heard of; a load that overlaps one is not trusted
 
     def watch(
         self,
         loop: asyncio.AbstractEventLoop,
-        folder: str,
+        source: str | Callable[[Callable[[str | None], None]], ChangeWatcher],
         model_id_of: Callable[[str], str | None],
     ) -> bool:
-        """Hear of changes in ``folder`` from ``loop`` (``model_id_of``: a file name's model id,
-        or ``None``); ``False`` if notifications are not available (then every hit checks)."""
-        watcher = FolderWatcher(folder, self._changed)
+        """Hear of changes from ``loop``: ``source`` is the model folder (watched with inotify),
+        or makes a store's watcher from the callback it must call (``app.pg_listen``);
+        ``model_id_of`` turns what the watcher reports (a file name, a notification) into a
+        key, or ``None``. ``False`` if notifications are not available (then every hit checks)."""
+        watcher: ChangeWatcher
+        if isinstance(source, str):
+            watcher = FolderWatcher(source, self._changed)
+        else:
+            watcher = source(self._changed)
         self._model_id_of = model_id_of
         with self._lock:
             for entry in self._entries.values():

@@ -14,6 +14,7 @@ from .base import (
     AliasNotFound,
     AuditLog,
     CorruptModel,
+    DatabaseUnavailable,
     InvalidModelId,
     InvalidName,
     JobNotFound,
@@ -38,6 +39,7 @@ from .base import (
     check_name,
     new_model_id,
     parse_reference,
+    undo_target,
 )
 from .datasets import (
     CorruptDataset,
@@ -51,6 +53,7 @@ from .datasets import (
 )
 from .jobs import JobClaim, JobStore, JsonJobStore, PendingBody
 from .json_store import JsonFileStore
+from .url import check_store_url, open_store, store_folder
 
 __all__ = [
     "ALIAS_PATTERN",
@@ -72,6 +75,7 @@ __all__ = [
     "check_alias",
     "check_name",
     "parse_reference",
+    "undo_target",
     "ID_PATTERN",
     "SCHEMA_VERSION",
     "CorruptDataset",
@@ -81,6 +85,10 @@ __all__ = [
     "DatasetStore",
     "FileDatasetStore",
     "GrowingFile",
+    "DatabaseUnavailable",
+    "check_store_url",
+    "open_store",
+    "store_folder",
     "InvalidModelId",
     "JobClaim",
     "JobNotFound",

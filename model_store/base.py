@@ -7,7 +7,7 @@ import re
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +123,16 @@ class StoreUnavailable(StoreError):
     def __init__(self, root: str, error: OSError) -> None:
         super().__init__(f"the model folder cannot be read: {error.strerror or error} ({root})")
         self.root = root
+
+
+class DatabaseUnavailable(StoreUnavailable):
+    """The PostgreSQL store's database cannot be reached or refused the connection (a 503, like
+    an unreadable folder). ``root`` says where it was looked for, without the password."""
+
+    def __init__(self, root: str, reason: str) -> None:
+        StoreError.__init__(self, f"the model database cannot be used: {reason} ({root})")
+        self.root = root
+        self.reason = reason
 
 
 class StoreWriteFailed(StoreError):
@@ -258,6 +268,10 @@ class ModelStore(ABC):
         """The record and the fingerprint of exactly the version that was read."""
         return self.load(model_id), self.fingerprint(model_id)
 
+    def close(self) -> None:
+        """Release what the store holds open (a database's connections); nothing by default."""
+        return None
+
 
 # --- names, versions and aliases ---------------------------------------------------------------
 
@@ -382,6 +396,52 @@ class NameRegistry(ABC):
     def rollback_alias(self, name: str, alias: str, *, by: str | None) -> AliasChange:
         """Point ``alias`` back at the version it pointed to before its last change (set,
         delete or rollback undone in turn); ``AliasConflict`` when there is none."""
+
+
+def undo_target(history: Sequence[tuple[str, int | None]]) -> int | None:
+    """The version an alias pointed to before its last change not undone yet, from its history
+    as ``(action, previous_version)`` pairs, oldest first: each rollback undoes the newest change
+    not yet undone, so rollbacks walk back in turn. Both stores roll back through this."""
+    undone = 0
+    for action, previous in reversed(history):
+        if action == "rollback":
+            undone += 1
+        elif undone:
+            undone -= 1
+        else:
+            return previous
+    return None
+
+
+def rollback_conflict(name: str, alias: str, target: int | None) -> AliasConflict:
+    """Why ``alias`` cannot be rolled back to ``target`` (none, or a deleted version)."""
+    what = (
+        "no previous version"
+        if target is None
+        else f"its previous version {target} has been deleted"
+    )
+    return AliasConflict(
+        f"alias {alias!r} of {name!r} cannot be rolled back: {what}; "
+        f"set it with PUT /names/{name}/aliases/{alias}",
+        name=name,
+        alias=alias,
+    )
+
+
+def aliased_version_conflict(
+    name: str, version: int, model_id: str, pointing: Sequence[str]
+) -> AliasConflict:
+    """A model's delete refused: ``pointing`` (sorted, not empty) aliases point to its version."""
+    alias = pointing[0]
+    many = len(pointing) > 1
+    return AliasConflict(
+        f"model {model_id!r} is version {version} of {name!r}, which the alias"
+        f"{'es' if many else ''} {', '.join(map(repr, pointing))} "
+        f"point{'' if many else 's'} to: move or delete the alias first "
+        f"(PUT /names/{name}/aliases/{alias})",
+        name=name,
+        alias=alias,
+    )
 
 
 class AuditLog(ABC):

@@ -11,7 +11,6 @@ exists, dropped if not), never two models with one version.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import fcntl
 import os
@@ -26,7 +25,6 @@ import orjson
 from .base import (
     SCHEMA_VERSION,
     AliasChange,
-    AliasConflict,
     AliasNotFound,
     AuditLog,
     CorruptModel,
@@ -39,8 +37,11 @@ from .base import (
     StoreWriteFailed,
     VersionEntry,
     VersionNotFound,
+    aliased_version_conflict,
     check_alias,
     check_name,
+    rollback_conflict,
+    undo_target,
 )
 from .files import AtomicFolder, checksum
 
@@ -241,15 +242,7 @@ class FolderNames(NameRegistry):
         with self._locked(name) as body:
             pointing = sorted(a for a, v in body["aliases"].items() if v == version)
             if pointing:
-                alias = pointing[0]
-                raise AliasConflict(
-                    f"model {model_id!r} is version {version} of {name!r}, which the alias"
-                    f"{'es' if len(pointing) > 1 else ''} {', '.join(map(repr, pointing))} "
-                    f"point{'' if len(pointing) > 1 else 's'} to: move or delete the alias first "
-                    f"(PUT /names/{name}/aliases/{alias})",
-                    name=name,
-                    alias=alias,
-                )
+                raise aliased_version_conflict(name, version, model_id, pointing)
             entry = body["versions"].get(str(version))
             if entry is not None and entry["id"] == model_id:
                 del body["versions"][str(version)]
@@ -302,35 +295,10 @@ class FolderNames(NameRegistry):
             history = body["history"].get(alias)
             if not history:
                 raise AliasNotFound(name, alias)
-            target = self._undo_target(history)
+            target = undo_target([(c["action"], c["previous_version"]) for c in history])
             if target is None or str(target) not in body["versions"]:
-                what = (
-                    "no previous version"
-                    if target is None
-                    else f"its previous version {target} has been deleted"
-                )
-                raise AliasConflict(
-                    f"alias {alias!r} of {name!r} cannot be rolled back: {what}; "
-                    f"set it with PUT /names/{name}/aliases/{alias}",
-                    name=name,
-                    alias=alias,
-                )
+                raise rollback_conflict(name, alias, target)
             return self._change(body, alias, "rollback", target, by)
-
-    @staticmethod
-    def _undo_target(history: builtins.list[dict[str, Any]]) -> int | None:
-        """The version the alias pointed to before its last change not undone yet: each
-        rollback undoes the newest change not yet undone, so rollbacks walk back in turn."""
-        undone = 0
-        for change in reversed(history):
-            if change["action"] == "rollback":
-                undone += 1
-            elif undone:
-                undone -= 1
-            else:
-                previous: int | None = change["previous_version"]
-                return previous
-        return None
 
 
 class AuditWriteFailed(StoreWriteFailed):

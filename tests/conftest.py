@@ -11,6 +11,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from tests.asgi_client import ASGIClient
+from tests.pg import PostgresCluster, find_bin
 
 
 def make_blobs(
@@ -30,16 +31,52 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
     return make_blobs()
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL cluster for the whole run, started by the first test that needs it."""
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (/usr/lib/postgresql/*/bin)")
+    cluster = PostgresCluster(bin_dir).start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(model_store_dir=tmp_path / "models")
+def pg_url(pg_cluster: PostgresCluster) -> str:
+    """The URL of a new, empty database of the run's cluster."""
+    return pg_cluster.new_database()
+
+
+def store_url_for(request: pytest.FixtureRequest) -> str | None:
+    """What ``MODEL_STORE_URL`` a test parametrised with ``"folder"`` / ``"postgres"`` uses."""
+    kind = getattr(request, "param", "folder")
+    return request.getfixturevalue("pg_url") if kind == "postgres" else None
+
+
+#: The stores a parametrised test runs against.
+STORES = ["folder", "postgres"]
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """``MODEL_STORE_URL`` for ``settings``: the folder store unless a module overrides this
+    fixture with ``params=STORES`` (see tests/api/test_lifecycle.py)."""
+    return store_url_for(request)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, store_url: str | None) -> Settings:
+    return Settings(model_store_dir=tmp_path / "models", model_store_url=store_url)
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[ASGIClient]:
-    c = ASGIClient(create_app(settings))
+    app = create_app(settings)
+    c = ASGIClient(app)
     yield c
     c.close()
+    app.state.service.store.close()
 
 
 def train(client: ASGIClient, X: np.ndarray, y: list, **extra: object) -> dict:

@@ -11,6 +11,6 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health", response_model=Health, responses={503: {"model": ErrorResponse}})
 def health(service: ModelService = Depends(get_service)) -> Health:
-    """Liveness and readiness: the service answers and its model folder can be read (503 when
-    it cannot: removed, unmounted, no permission)."""
+    """Liveness and readiness: the service answers and its model store can be read (503 when
+    it cannot: the folder removed, unmounted or not permitted; the database unreachable)."""
     return Health(status="ok", models=service.count())

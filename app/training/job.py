@@ -89,7 +89,7 @@ def train_from_body(
     are): ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError``,
     ``EngineError``, ``LimitExceeded``, ``StoreError``.
     """
-    from model_store import JsonFileStore
+    from model_store import open_store
 
     from ..decode import decode_train
     from ..service import ModelService
@@ -106,10 +106,13 @@ def train_from_body(
     labels = getattr(request, "labels", None)  # a dataset's rows are read in blocks, later
     if progress is not None and labels is not None:
         progress.phase("reading", rows_read=len(labels))
-    service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(
-        request, X, actor=actor, monitor=progress, datasets=lambda: dataset_store(settings)
-    )
+    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
+    try:
+        return ModelService(store, settings).train(
+            request, X, actor=actor, monitor=progress, datasets=lambda: dataset_store(settings)
+        )
+    finally:
+        store.close()
 
 
 #: A job's progress goes to its record at most this often (seconds): a tenth of a second is as
@@ -252,15 +255,22 @@ def train_job(settings: Settings, job_id: str) -> ModelSummary:
 
 def job_folder(settings: Settings) -> Path:
     """Where the training jobs are kept: the folder ``jobs`` in the model folder, so every worker
-    and replica over that folder sees them (model files are the folder's ``<id>.json`` only)."""
-    return settings.model_store_dir / "jobs"
+    and replica over that folder sees them (model files are the folder's ``<id>.json`` only).
+    With the PostgreSQL store, still ``MODEL_STORE_DIR/jobs``: jobs move to the database with the
+    training workers (issue 17's later part)."""
+    from model_store import store_folder
+
+    folder = store_folder(settings.model_store_url, settings.model_store_dir)
+    return (folder or settings.model_store_dir) / "jobs"
 
 
 def dataset_store(settings: Settings) -> FileDatasetStore:
-    """The datasets' folder: ``datasets/`` in ``MODEL_STORE_DIR`` (made by the first upload)."""
-    from model_store import FileDatasetStore
+    """The datasets' folder: ``datasets/`` in the model folder (made by the first upload); with
+    the PostgreSQL store, in ``MODEL_STORE_DIR``, as the jobs are."""
+    from model_store import FileDatasetStore, store_folder
 
-    return FileDatasetStore(settings.model_store_dir / DATASETS_FOLDER)
+    folder = store_folder(settings.model_store_url, settings.model_store_dir)
+    return FileDatasetStore((folder or settings.model_store_dir) / DATASETS_FOLDER)
 
 
 def ingest_dataset(

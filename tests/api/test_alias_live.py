@@ -1,5 +1,5 @@
 """Serving follows an alias live across workers and replicas; the audit log survives SIGKILL
-(issue 13). Real uvicorn processes over one model folder."""
+(issue 13). Real uvicorn processes over one model folder, or one PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import threading
 import time
 
 import httpx
+import pytest
 
-from tests.conftest import make_blobs, record_figures
+from tests.conftest import STORES, make_blobs, record_figures
 from tests.live_server import LiveServer
 
 ROWS = [[0.5, -0.5], [1.0, 2.0]]
@@ -23,14 +24,19 @@ def train(c: httpx.Client, name: str, seed: int, **headers: str) -> dict:
     return r.json()
 
 
-def test_predictions_on_an_alias_follow_every_move_across_workers_and_replicas(tmp_path):
-    """2 replicas x 2 workers over one folder. Clients predict on NAME@ALIAS without pause
-    through both replicas while the alias is moved back and forth through either: no request
-    fails, and no request sent after a move returned is answered by the old version."""
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+def test_predictions_on_an_alias_follow_every_move_across_workers_and_replicas(tmp_path, store_url):
+    """2 replicas x 2 workers over one folder (or database). Clients predict on NAME@ALIAS
+    without pause through both replicas while the alias is moved back and forth through either:
+    no request fails, and on the folder no request sent after a move returned is answered by the
+    old version. On PostgreSQL the other replicas hear of a move asynchronously (NOTIFY): the
+    figure is how long after a move returned an old answer was still sent (target 100 ms)."""
     folder = tmp_path / "models"
+    store = "postgres" if store_url else "folder"
+    env = {"MODEL_STORE_URL": store_url or ""}
     with (
-        LiveServer(folder, args=["--workers", "2"]) as one,
-        LiveServer(folder, args=["--workers", "2"]) as two,
+        LiveServer(folder, env=env, args=["--workers", "2"]) as one,
+        LiveServer(folder, env=env, args=["--workers", "2"]) as two,
         httpx.Client(base_url=one.url, timeout=30) as admin,
         httpx.Client(base_url=two.url, timeout=30) as admin_two,
     ):
@@ -70,15 +76,25 @@ def test_predictions_on_an_alias_follow_every_move_across_workers_and_replicas(t
                 t.join()
 
     stale = 0
+    worst = 0.0  # seconds from a move returning to a request sent then and answered stale
     for sent, answered, model_id in answers:
         # the version of the last move that had returned before this request was sent...
-        current = max((m for m in moves if m[1] < sent), key=lambda m: m[1])[2]
+        last = max((m for m in moves if m[1] < sent), key=lambda m: m[1])
         # ...or of a move that overlapped the request (it may have applied first)
         overlapping = {m[2] for m in moves if m[0] < answered and m[1] >= sent}
-        stale += model_id not in {ids[v] for v in {current} | overlapping}
-    record_figures("alias moves under load", moves=len(moves) - 1, predictions=len(answers))
+        if model_id not in {ids[v] for v in {last[2]} | overlapping}:
+            stale += 1
+            worst = max(worst, sent - last[1])
+    record_figures(
+        f"alias moves under load ({store})",
+        moves=len(moves) - 1,
+        predictions=len(answers),
+        stale_answers=stale,
+        worst_stale_ms=round(1000 * worst, 1),
+    )
     assert not failures, failures[:3]
-    assert stale == 0
+    if store == "folder":  # inotify is synchronous; NOTIFY is not (the figure above)
+        assert stale == 0
     assert len(answers) > 100
 
 

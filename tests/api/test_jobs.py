@@ -23,6 +23,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from app.prefer import preferences, prefers_async
+from tests.conftest import STORES
 
 #: Generous: only a job that never gets there fails the test.
 WAIT = 120.0
@@ -156,6 +157,7 @@ def test_other_preferences_train_as_today(client):
 # --- jobs in one worker ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("store_url", STORES, indirect=True)  # the model and audit in PostgreSQL
 def test_a_job_reports_progress_and_succeeds_with_a_model(jobs_client):
     c = jobs_client
     job = submit(c, slow_body(max_iter=20_000), **{"X-Request-ID": "job-test-1"})

@@ -1,4 +1,5 @@
-"""Names, versions, aliases, rollback and the audit log, through the HTTP API (issue 13)."""
+"""Names, versions, aliases, rollback and the audit log, through the HTTP API (issue 13), on
+both stores: the folder and PostgreSQL (``store_url``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import make_blobs, train
+from tests.conftest import STORES, make_blobs, store_url_for, train
 from tests.live_server import LiveServer
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    return store_url_for(request)
+
 
 X, Y = make_blobs(n=60, d=2, seed=3)
 ROWS = X[:5].tolist()
@@ -39,6 +46,7 @@ def test_versions_count_up_per_name_and_the_summary_says_so(client):
     assert client.get(f"/models/{a2['id']}").json()["version"] == 2
 
 
+@pytest.mark.parametrize("store_url", ["folder"], indirect=True)  # the schema's check
 @pytest.mark.parametrize(
     "name",
     ["Churn", "-churn", "a" * 65, "churn model", "churn/1", "latest", "0123456789abcdef" * 2, ""],
@@ -112,6 +120,7 @@ def test_every_reference_form_on_json_csv_v2_get_and_delete(client):
     assert proba(client, "churn")["model_id"] == v2["id"]
 
 
+@pytest.mark.parametrize("store_url", ["folder"], indirect=True)  # parse_reference's check
 @pytest.mark.parametrize(
     "ref", ["churn:0", "churn:x", "churn@", "churn@Champ", "churn@latest", "Churn", "a:b:c"]
 )
@@ -228,7 +237,7 @@ def test_deleting_an_aliased_version_is_a_409_naming_the_alias(client):
     assert train_named(client, "churn")["version"] == 2
 
 
-def test_concurrent_trainings_under_one_name_get_distinct_consecutive_versions(tmp_path):
+def test_concurrent_trainings_under_one_name_get_distinct_consecutive_versions(tmp_path, store_url):
     """8 threads train under one name through a real server of 2 workers, each worker with 2
     training slots: every training gets its own version, 1 to 8."""
     got: list[int] = []
@@ -247,7 +256,7 @@ def test_concurrent_trainings_under_one_name_get_distinct_consecutive_versions(t
         else:
             errors.append(r.text)
 
-    env = {"TRAIN_CONCURRENCY": "2"}
+    env = {"TRAIN_CONCURRENCY": "2", "MODEL_STORE_URL": store_url or ""}
     with (
         LiveServer(tmp_path / "models", env=env, args=["--workers", "2"]) as server,
         httpx.Client(base_url=server.url, timeout=60) as c,

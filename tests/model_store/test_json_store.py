@@ -32,8 +32,7 @@ def record(**extra):
     }
 
 
-def test_round_trip_is_exact(tmp_path):
-    store = JsonFileStore(tmp_path)
+def test_round_trip_is_exact(store):
     rec = record()
     store.save(rec)
     loaded = store.load(rec["id"])
@@ -56,14 +55,15 @@ def test_files_carry_schema_version_and_checksum(tmp_path):
     "bad", ["../../etc/passwd", "..", "", "ABCDEF" * 6, "a" * 31, "a" * 33, "a/b", "0" * 31 + "\n"]
 )
 def test_ids_that_could_escape_are_refused(tmp_path, bad):
+    # folder only: these are the ids that could name a path (PostgreSQL: tests/model_store/
+    # test_contract.py checks that malformed ids are refused there too)
     store = JsonFileStore(tmp_path)
     for op in (store.load, store.delete):
         with pytest.raises(InvalidModelId):
             op(bad)
 
 
-def test_ids_sort_newest_first_and_list_paginates(tmp_path):
-    store = JsonFileStore(tmp_path)
+def test_ids_sort_newest_first_and_list_paginates(store):
     ids = []
     for _ in range(5):
         rec = record()
@@ -73,10 +73,10 @@ def test_ids_sort_newest_first_and_list_paginates(tmp_path):
     page = store.list(offset=1, limit=2)
     assert page.total == 5
     assert [i for i, _ in page.entries] == ids[::-1][1:3]
+    assert store.count() == 5 and store.newest_id() == ids[-1]
 
 
-def test_delete_then_not_found(tmp_path):
-    store = JsonFileStore(tmp_path)
+def test_delete_then_not_found(store):
     rec = record()
     store.save(rec)
     store.delete(rec["id"])
@@ -261,12 +261,7 @@ def test_a_refused_write_is_a_store_error_and_leaves_nothing(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_fingerprint_changes_when_a_model_is_replaced_and_fails_when_deleted(tmp_path):
-    import pytest
-
-    from model_store import JsonFileStore, ModelNotFound
-
-    store = JsonFileStore(tmp_path)
+def test_fingerprint_changes_when_a_model_is_replaced_and_fails_when_deleted(store):
     mid = "c" * 32
     store.save({"id": mid, "v": 1})
     first = store.fingerprint(mid)

@@ -51,8 +51,7 @@ def same(a, b) -> bool:
 
 @FIXTURE_OK
 @given(body=RECORDS)
-def test_any_record_round_trips_exactly(tmp_path, body):
-    store = JsonFileStore(tmp_path)
+def test_any_record_round_trips_exactly(store, body):
     record = {"id": new_model_id(), **body}
     store.save(record)
     assert same(store.load(record["id"]), record)
