@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from logreg_client import (
     Job,
     ModelSummary,
     NotFound,
+    cli,
 )
+from tests.client.test_cli import cells, logreg
+from tests.live_server import free_port
 
 EXAM = """hours_studied,hours_slept,result
 0.5,8.0,fail
@@ -143,3 +147,55 @@ def test_async_client(url: str, exam: Path) -> None:
                 await client.dataset(dataset.id)
 
     asyncio.run(main())
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_upload_datasets_and_train_through_a_dataset(url: str, exam: Path) -> None:
+    upload = logreg("--json", "upload", str(exam), "--label", "result", "--name", "cli", url=url)
+    assert upload.returncode == 0, upload.stderr
+    dataset = json.loads(upload.stdout)
+    assert dataset["rows"] == 8 and dataset["name"] == "cli"
+
+    listing = logreg("datasets", "--limit", "1000", url=url)
+    assert listing.returncode == 0, listing.stderr
+    row = next(cells(line) for line in listing.stdout.splitlines() if dataset["id"] in line)
+    assert row[:2] == [dataset["id"], "cli"] and row[3:5] == ["8", "3"]
+
+    shown = logreg("upload", str(exam), url=url)  # plain: its fields and its columns
+    assert shown.returncode == 0 and "hours_studied" in shown.stdout and "float64" in shown.stdout
+
+    # Parquet goes through a dataset without being asked (POST /datasets alone takes it)
+    parquet = exam.with_name("exam.parquet")
+    pq.write_table(pa.table({"x": [0.0, 1.0, 2.0, 3.0], "y": ["a", "a", "b", "b"]}), parquet)
+    train = logreg("--json", "train", str(parquet), "--wait", "--param", "l2=0.01", url=url)
+    assert train.returncode == 0, train.stderr
+    model = json.loads(train.stdout)
+    assert model["classes"] == ["a", "b"] and model["dataset"]["id"] in train.stderr
+
+    # --dataset asks for it for a small CSV: the job's id on stdout, the dataset on stderr
+    job = logreg("train", str(exam), "--label", "result", "--dataset", url=url)
+    assert job.returncode == 0, job.stderr
+    assert job.stderr.startswith("dataset ")
+    with Client(url) as client:
+        trained = client.job(job.stdout.strip()).wait()
+    assert trained.dataset_id is not None and trained.classes == ["fail", "pass"]
+
+
+def test_cli_upload_exit_codes(url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,label\nzz,x\n")
+    refused = logreg("upload", str(bad), url=url)
+    assert refused.returncode == 1 and "zz" in refused.stderr
+    assert logreg("upload", str(tmp_path / "none.csv"), url=url).returncode == 2
+    assert logreg("datasets", url=f"http://127.0.0.1:{free_port()}").returncode == 3
+
+
+def test_large_files_go_through_a_dataset(exam: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not cli.through_dataset(exam)
+    gz = exam.with_name("exam.csv.gz")
+    gz.write_bytes(gzip.compress(exam.read_bytes()))
+    assert cli.through_dataset(gz)
+    monkeypatch.setattr(cli, "DATASET_FROM_BYTES", exam.stat().st_size)
+    assert cli.through_dataset(exam)
