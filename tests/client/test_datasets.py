@@ -22,6 +22,7 @@ from logreg_client import (
     Job,
     ModelSummary,
     NotFound,
+    _core,
     cli,
 )
 from tests.client.test_cli import cells, logreg
@@ -199,3 +200,18 @@ def test_large_files_go_through_a_dataset(exam: Path, monkeypatch: pytest.Monkey
     assert cli.through_dataset(gz)
     monkeypatch.setattr(cli, "DATASET_FROM_BYTES", exam.stat().st_size)
     assert cli.through_dataset(exam)
+
+
+def test_upload_request_by_file_name() -> None:
+    """The sans-IO builder: the media type by the file's name, gzip sent as it is on disk."""
+    names = ("a.csv", "a.CSV.GZ", "a.parquet")
+    headers = {name: _core.upload(Path(name)).headers for name in names}
+    assert headers["a.csv"] == {"content-type": "text/csv"}
+    assert headers["a.CSV.GZ"] == {"content-type": "text/csv", "content-encoding": "gzip"}
+    assert headers["a.parquet"] == {"content-type": "application/vnd.apache.parquet"}
+    call = _core.upload("a.csv", label="y", name="n")
+    assert (call.method, call.path) == ("POST", "/datasets")
+    assert dict(call.params) == {"label": "y", "name": "n"}
+    assert call.retry_statuses == frozenset({429})
+    with pytest.raises(ValueError, match="dataset id"):
+        _core.get_dataset("../models")
