@@ -21,7 +21,7 @@ from collections.abc import (
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, overload
 
 import httpx
 
@@ -33,6 +33,8 @@ from ._models import (
     AliasChange,
     AliasHistory,
     AuditList,
+    Dataset,
+    DatasetList,
     JobList,
     JobState,
     ModelDetail,
@@ -224,6 +226,113 @@ class Client:
         """The audit log (admin key): entries at or after ``since``, oldest first; without
         ``since``, the last ``limit``. A naive datetime is UTC."""
         return self._run(_core.audit(since=since, limit=limit))
+
+    # --- datasets ---
+
+    def upload(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+    ) -> Dataset:
+        """Upload a file as a dataset, streamed as it is read: CSV with a header row, a
+        ``.csv.gz`` (sent compressed, with ``Content-Encoding: gzip``) or ``.parquet``.
+        ``label`` names the label column (default: the last); ``progress(sent, total)`` is
+        called with the bytes sent."""
+        return self._run(_core.upload(path, label=label, name=name), progress=progress)
+
+    def datasets(self, *, limit: int = 50, offset: int = 0) -> DatasetList:
+        """One page of the stored datasets, newest first."""
+        return self._run(_core.list_datasets(limit=limit, offset=offset))
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        """A dataset's summary: rows, and per column its type, range, mean and missing cells."""
+        return self._run(_core.get_dataset(dataset_id))
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Delete a dataset (the models trained on it stay)."""
+        return self._run(_core.delete_dataset(dataset_id))
+
+    def train_dataset(
+        self,
+        dataset_id: str,
+        *,
+        label: str,
+        features: list[str] | None = None,
+        name: str | None = None,
+        **params: Any,
+    ) -> ModelSummary:
+        """Train on a stored dataset: ``label`` and ``features`` (default: every other column)
+        name its columns."""
+        call = _core.train_dataset(
+            dataset_id, label=label, features=features, name=name, params=params
+        )
+        return self._run(call)
+
+    def submit_dataset(
+        self,
+        dataset_id: str,
+        *,
+        label: str,
+        features: list[str] | None = None,
+        name: str | None = None,
+        **params: Any,
+    ) -> Job:
+        """``train_dataset`` as a job: returns at once with a ``Job``."""
+        call = _core.submit_dataset(
+            dataset_id, label=label, features=features, name=name, params=params
+        )
+        return Job(self, self._run(call))
+
+    @overload
+    def train_file(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = ...,
+        name: str | None = ...,
+        features: list[str] | None = ...,
+        wait: Literal[True] = ...,
+        progress: Progress | None = ...,
+        **params: Any,
+    ) -> ModelSummary: ...
+
+    @overload
+    def train_file(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = ...,
+        name: str | None = ...,
+        features: list[str] | None = ...,
+        wait: Literal[False],
+        progress: Progress | None = ...,
+        **params: Any,
+    ) -> Job: ...
+
+    def train_file(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        features: list[str] | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+        **params: Any,
+    ) -> ModelSummary | Job:
+        """Upload a file as a dataset (``upload``), then train on it: the model, or with
+        ``wait=False`` a ``Job`` at once (``job.wait()`` gives the model). The dataset stays
+        (``model.dataset_id``) to train on again; ``delete_dataset`` removes it."""
+        dataset = self.upload(path, label=label, name=name, progress=progress)
+        column = _core.dataset_label(dataset, label)
+        if not wait:
+            return self.submit_dataset(
+                dataset.id, label=column, features=features, name=name, **params
+            )
+        return self.train_dataset(dataset.id, label=column, features=features, name=name, **params)
 
     # --- training jobs ---
 
@@ -439,6 +548,102 @@ class AsyncClient:
 
     async def audit(self, since: datetime | str | None = None, *, limit: int = 100) -> AuditList:
         return await self._run(_core.audit(since=since, limit=limit))
+
+    async def upload(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+    ) -> Dataset:
+        """See ``Client.upload``; the file is read in a thread."""
+        return await self._run(_core.upload(path, label=label, name=name), progress=progress)
+
+    async def datasets(self, *, limit: int = 50, offset: int = 0) -> DatasetList:
+        return await self._run(_core.list_datasets(limit=limit, offset=offset))
+
+    async def dataset(self, dataset_id: str) -> Dataset:
+        return await self._run(_core.get_dataset(dataset_id))
+
+    async def delete_dataset(self, dataset_id: str) -> None:
+        return await self._run(_core.delete_dataset(dataset_id))
+
+    async def train_dataset(
+        self,
+        dataset_id: str,
+        *,
+        label: str,
+        features: list[str] | None = None,
+        name: str | None = None,
+        **params: Any,
+    ) -> ModelSummary:
+        call = _core.train_dataset(
+            dataset_id, label=label, features=features, name=name, params=params
+        )
+        return await self._run(call)
+
+    async def submit_dataset(
+        self,
+        dataset_id: str,
+        *,
+        label: str,
+        features: list[str] | None = None,
+        name: str | None = None,
+        **params: Any,
+    ) -> AsyncJob:
+        call = _core.submit_dataset(
+            dataset_id, label=label, features=features, name=name, params=params
+        )
+        return AsyncJob(self, await self._run(call))
+
+    @overload
+    async def train_file(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = ...,
+        name: str | None = ...,
+        features: list[str] | None = ...,
+        wait: Literal[True] = ...,
+        progress: Progress | None = ...,
+        **params: Any,
+    ) -> ModelSummary: ...
+
+    @overload
+    async def train_file(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = ...,
+        name: str | None = ...,
+        features: list[str] | None = ...,
+        wait: Literal[False],
+        progress: Progress | None = ...,
+        **params: Any,
+    ) -> AsyncJob: ...
+
+    async def train_file(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        features: list[str] | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+        **params: Any,
+    ) -> ModelSummary | AsyncJob:
+        """See ``Client.train_file``."""
+        dataset = await self.upload(path, label=label, name=name, progress=progress)
+        column = _core.dataset_label(dataset, label)
+        if not wait:
+            return await self.submit_dataset(
+                dataset.id, label=column, features=features, name=name, **params
+            )
+        return await self.train_dataset(
+            dataset.id, label=column, features=features, name=name, **params
+        )
 
     async def submit(
         self,

@@ -32,6 +32,8 @@ from ._models import (
     AliasChange,
     AliasHistory,
     AuditList,
+    Dataset,
+    DatasetList,
     JobList,
     JobState,
     ModelDetail,
@@ -46,6 +48,7 @@ T = TypeVar("T")
 
 JSON = "application/json"
 CSV = "text/csv"
+PARQUET = "application/vnd.apache.parquet"
 #: Trainings may run up to the service's TRAIN_TIME_BUDGET (300 s by default) before answering.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, read=360.0)
 #: Upload chunk size for files (a progress callback is called once per chunk).
@@ -440,6 +443,122 @@ def submit_csv(
         headers={"content-type": CSV, **RESPOND_ASYNC},
         retry_statuses=REFUSED_BEFORE_CHANGE,
     )
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+
+def upload_headers(path: Path) -> dict[str, str]:
+    """How a file is sent to ``POST /datasets``, by its name: ``.parquet`` as Parquet,
+    ``.gz`` as a CSV with ``Content-Encoding: gzip`` (sent as it is on disk), else CSV."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".parquet"]:
+        return {"content-type": PARQUET}
+    if suffixes[-1:] in ([".gz"], [".gzip"]):
+        return {"content-type": CSV, "content-encoding": "gzip"}
+    return {"content-type": CSV}
+
+
+def upload(path: str | Path, *, label: str | None = None, name: str | None = None) -> Call[Dataset]:
+    """``POST /datasets`` streaming the file. Sent again only after a 429 (no training slot,
+    answered before the body is read): after a 503 the dataset may have been stored."""
+    path = Path(path)
+    return Call(
+        "POST",
+        "/datasets",
+        _json(Dataset.from_json),
+        params=_csv_query(label, name, None),
+        upload=path,
+        headers=upload_headers(path),
+        retry_statuses=REFUSED_BEFORE_CHANGE,
+    )
+
+
+def list_datasets(*, limit: int = 50, offset: int = 0) -> Call[DatasetList]:
+    return Call(
+        "GET",
+        "/datasets",
+        _json(DatasetList.from_json),
+        params={"limit": str(limit), "offset": str(offset)},
+    )
+
+
+def dataset_path(dataset_id: str) -> str:
+    return f"/datasets/{segment('dataset id', dataset_id)}"
+
+
+def get_dataset(dataset_id: str) -> Call[Dataset]:
+    return Call("GET", dataset_path(dataset_id), _json(Dataset.from_json))
+
+
+def delete_dataset(dataset_id: str) -> Call[None]:
+    return Call("DELETE", dataset_path(dataset_id), lambda response: None)
+
+
+def _dataset_body(
+    dataset_id: str,
+    *,
+    label: str,
+    features: list[str] | None,
+    name: str | None,
+    params: Mapping[str, Any] | None,
+) -> bytes:
+    body: dict[str, Any] = {"dataset": dataset_id, "label": label}
+    if features is not None:
+        body["features"] = list(features)
+    if name is not None:
+        body["name"] = name
+    if params:
+        body["params"] = dict(params)
+    return encode_json(body)
+
+
+def train_dataset(
+    dataset_id: str,
+    *,
+    label: str,
+    features: list[str] | None = None,
+    name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Call[ModelSummary]:
+    """``POST /train`` from a stored dataset, its columns named."""
+    body = _dataset_body(dataset_id, label=label, features=features, name=name, params=params)
+    return Call(
+        "POST", "/train", _json(ModelSummary.from_json), body=body, headers={"content-type": JSON}
+    )
+
+
+def submit_dataset(
+    dataset_id: str,
+    *,
+    label: str,
+    features: list[str] | None = None,
+    name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Call[Submitted]:
+    """``train_dataset`` as a job (``submit``'s rules: resent only after a 429)."""
+    body = _dataset_body(dataset_id, label=label, features=features, name=name, params=params)
+    return Call(
+        "POST",
+        "/train",
+        _submitted,
+        body=body,
+        headers={"content-type": JSON, **RESPOND_ASYNC},
+        retry_statuses=REFUSED_BEFORE_CHANGE,
+    )
+
+
+def dataset_label(dataset: Dataset, label: str | None) -> str:
+    """The label column a training from ``dataset`` names: ``label``, else the column the
+    upload took as the label (the one kept as text), else the last."""
+    if label is not None:
+        return label
+    text = [c.name for c in dataset.columns if c.dtype == "string"]
+    if text:
+        return text[0]
+    if not dataset.columns:
+        raise ValueError("label: the dataset has no columns")
+    return dataset.columns[-1].name
 
 
 def job_path(job_id: str) -> str:

@@ -52,10 +52,14 @@ class ModelSummary:
     feature_names: list[str] | None
     training: TrainingSummary
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: the dataset it was trained on (``train_file``, ``train_dataset``); ``None`` for rows sent
+    dataset_id: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelSummary:
+        dataset = data.get("dataset")
         return cls(
+            dataset_id=dataset.get("id") if isinstance(dataset, dict) else None,
             id=data["id"],
             name=data.get("name"),
             version=data.get("version"),
@@ -469,5 +473,82 @@ class JobList:
             total=data["total"],
             limit=data["limit"],
             offset=data["offset"],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """One column of a dataset: ``dtype`` (``float64``, or ``string`` for the label), ``min``,
+    ``max`` and ``mean`` over the values present (``None`` for text), ``missing`` cells."""
+
+    name: str
+    dtype: str
+    min: float | None
+    max: float | None
+    mean: float | None
+    missing: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ColumnSummary:
+        return cls(
+            name=data["name"],
+            dtype=data["dtype"],
+            min=data.get("min"),
+            max=data.get("max"),
+            mean=data.get("mean"),
+            missing=data.get("missing") or 0,
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A stored dataset (``POST /datasets``, ``GET /datasets/{id}``): ``rows``, its ``columns``,
+    ``bytes`` of its stored (parsed, column-wise) form."""
+
+    id: str
+    name: str | None
+    rows: int
+    columns: list[ColumnSummary]
+    bytes: int
+    created_at: datetime
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Dataset:
+        return cls(
+            id=data["id"],
+            name=data.get("name"),
+            rows=data["rows"],
+            columns=[ColumnSummary.from_json(c) for c in data["columns"]],
+            bytes=data["bytes"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class DatasetList:
+    """One page of ``GET /datasets``, newest first."""
+
+    items: list[Dataset]
+    total: int
+    limit: int
+    offset: int
+    unreadable: list[str]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DatasetList:
+        return cls(
+            items=[Dataset.from_json(item) for item in data["items"]],
+            total=data["total"],
+            limit=data["limit"],
+            offset=data["offset"],
+            unreadable=list(data.get("unreadable") or []),
             raw=data,
         )

@@ -12,6 +12,8 @@
     logreg alias history exam champion
     logreg rollback exam champion
     logreg audit --since 1h
+    logreg upload big.csv.gz --label result --name big   # a dataset: upload once
+    logreg datasets
     logreg train data.csv --label result            # a training job: prints its id at once
     logreg train data.csv --label result --wait     # follows the job with a progress bar
     logreg jobs --status running --watch
@@ -44,16 +46,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import _core
 from ._client import Client, __version__
 from ._exceptions import JobCancelled, ServiceError, ServiceUnreachable
 from ._jobs import Job, JobProgressCallback
-from ._models import JOB_STATUSES, AliasChange, JobState, ModelDetail, ModelSummary
+from ._models import JOB_STATUSES, AliasChange, Dataset, JobState, ModelDetail, ModelSummary
 
 OK, REFUSED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_URL = "http://127.0.0.1:8000"
 REF_HELP = "a model reference: an id, NAME, NAME:VERSION, NAME@ALIAS or latest"
 #: Table columns whose values are copied into other commands (and their widths): never cut.
 UNCUT = {"id": 32, "request": 32, "time": 19, "changed": 19}
+#: ``logreg train`` uploads a CSV this large as a dataset first (half the service's default
+#: MAX_BODY_BYTES: a CSV body is held in the service's memory, a dataset streams to disk).
+DATASET_FROM_BYTES = 50 * 1024 * 1024
 
 
 class UsageError(Exception):
@@ -276,16 +282,12 @@ def cmd_train(args: argparse.Namespace, client: Client, out: PlainOutput) -> Non
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     params = dict(args.param or [])
-    if path.suffix.lower() == ".parquet":
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise UsageError("Parquet files need the [pandas] extra and pyarrow") from exc
-        frame = pd.read_parquet(path)
-        label = args.label or frame.columns[-1]
-        if label not in frame.columns:
-            raise UsageError(f"--label: no column {label!r} in {path}")
-        job = client.submit(frame.drop(columns=[label]), frame[label], name=args.name, **params)
+    if args.dataset or through_dataset(path):
+        with out.progress(f"uploading {path.name}") as progress:
+            dataset = client.upload(path, label=args.label, name=args.name, progress=progress)
+        print(f"dataset {dataset.id} ({dataset.rows} rows)", file=sys.stderr)
+        label = _core.dataset_label(dataset, args.label)
+        job = client.submit_dataset(dataset.id, label=label, name=args.name, **params)
     else:
         with out.progress(f"uploading {path.name}") as progress:
             job = client.submit_csv(
@@ -299,6 +301,13 @@ def cmd_train(args: argparse.Namespace, client: Client, out: PlainOutput) -> Non
         print(json.dumps(model.raw), file=out.out)
     else:
         out.fields(summary_fields(model))
+
+
+def through_dataset(path: Path) -> bool:
+    """Whether ``logreg train`` uploads the file as a dataset, then trains on it: Parquet and
+    gzip files (only ``POST /datasets`` takes them), and CSV files of ``DATASET_FROM_BYTES``."""
+    suffix = path.suffix.lower()
+    return suffix in (".parquet", ".gz", ".gzip") or path.stat().st_size >= DATASET_FROM_BYTES
 
 
 def wait_for(job: Job, out: PlainOutput) -> ModelSummary:
@@ -439,6 +448,69 @@ def cmd_predict(args: argparse.Namespace, client: Client, out: PlainOutput) -> N
     else:
         out.out.write(answer.decode())
         out.out.flush()
+
+
+def size(n: int) -> str:
+    """Bytes for a person: ``812 B``, ``1.5 MiB``."""
+    value, units = float(n), ["B", "KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{n} B" if units[0] == "B" else f"{value:.1f} {units[0]}"
+
+
+def number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def cmd_upload(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    with out.progress(f"uploading {path.name}") as progress:
+        dataset = client.upload(path, label=args.label, name=args.name, progress=progress)
+    if args.json:
+        print(json.dumps(dataset.raw), file=out.out)
+        return
+    print_dataset(dataset, out)
+
+
+def print_dataset(dataset: Dataset, out: PlainOutput) -> None:
+    out.fields(
+        [
+            ("id", dataset.id),
+            ("name", dataset.name or ""),
+            ("rows", str(dataset.rows)),
+            ("stored", size(dataset.bytes)),
+            ("created", when(dataset.created_at)),
+        ]
+    )
+    rows = [
+        [c.name, c.dtype, number(c.min), number(c.max), number(c.mean), str(c.missing)]
+        for c in dataset.columns
+    ]
+    out.table("columns", ["column", "dtype", "min", "max", "mean", "missing"], rows)
+
+
+def cmd_datasets(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    page = client.datasets(limit=args.limit, offset=args.offset)
+    if args.json:
+        print(json.dumps([d.raw for d in page.items]), file=out.out)
+        return
+    rows = [
+        [
+            d.id,
+            d.name or "",
+            d.created_at.strftime("%Y-%m-%d %H:%M"),
+            str(d.rows),
+            str(len(d.columns)),
+            size(d.bytes),
+        ]
+        for d in page.items
+    ]
+    shown = f"{page.offset + 1}-{page.offset + len(rows)} of {page.total}" if rows else "none"
+    out.table(f"datasets ({shown})", ["id", "name", "created", "rows", "columns", "stored"], rows)
+    for bad in page.unreadable:
+        print(f"unreadable: {bad}", file=sys.stderr)
 
 
 def cmd_models(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
@@ -632,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     # a command is a few lines: its parser, its arguments, the function it runs
 
     p = sub.add_parser("train", parents=[common], help="train a model on a CSV (or Parquet) file")
-    p.add_argument("file", help="a CSV file with a header row")
+    p.add_argument("file", help="a CSV file with a header row, a .csv.gz or a .parquet")
     p.add_argument("--label", help="the label column (default: the last)")
     p.add_argument("--name", help="a name for the model")
     p.add_argument(
@@ -648,7 +720,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow the training job to its end (a progress bar) and print the model; "
         "without it, print the job's id at once",
     )
+    p.add_argument(
+        "--dataset",
+        action="store_true",
+        help="upload the file as a dataset, then train on it (done anyway for Parquet, gzip "
+        f"and files of {DATASET_FROM_BYTES >> 20} MiB or more)",
+    )
     p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser(
+        "upload", parents=[common], help="upload a CSV, .csv.gz or Parquet file as a dataset"
+    )
+    p.add_argument("file", help="a CSV file with a header row, a .csv.gz or a .parquet")
+    p.add_argument("--label", help="the label column (default: the last)")
+    p.add_argument("--name", help="a name to list the dataset by")
+    p.set_defaults(run=cmd_upload)
+
+    p = sub.add_parser("datasets", parents=[common], help="list the stored datasets, newest first")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+    p.set_defaults(run=cmd_datasets)
 
     p = sub.add_parser("predict", parents=[common], help="classify the rows of a CSV file")
     p.add_argument("ref", help=REF_HELP)
