@@ -24,8 +24,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 from . import csv_io, fast_body, media
 from .errors import MAX_LISTED, InvalidRequest, MalformedJSON, UnsupportedMediaType
 from .schemas import (
+    CsvEvaluateOptions,
     CsvPredictOptions,
     CsvTrainOptions,
+    EvaluateRequest,
     Number,
     PredictRequest,
     TrainParams,
@@ -338,3 +340,35 @@ def decode_train(
         fields, X = parsed
         return _with_rows(fields, X, TrainRequest), X
     return validate(body, TrainRequest), None
+
+
+class EvaluateInput(NamedTuple):
+    """A decoded ``POST /models/{ref}/evaluate`` body."""
+
+    X: np.ndarray  # (n_samples, n_features) float64, finite
+    labels: list[Any]
+    threshold: float | None
+    positive_label: Any
+    header: list[str] | None  # CSV: the names of X's columns, to match the model's (else None)
+
+
+def decode_evaluate(
+    content_type: str | None, body: bytes, query: Query = (), *, max_features: int | None = None
+) -> EvaluateInput:
+    """An evaluation body: JSON (``EvaluateRequest``: the fast decoder of training bodies, then
+    the schema, or the ordinary path), or CSV with its options (``?label=&threshold=``) in
+    ``query``. Raises what ``decode_train`` raises."""
+    if check_request(content_type, query) == "csv":
+        options = query_options(query, CsvEvaluateOptions, text=["label"])
+        table = csv_io.read_training(body, label=options.label, max_features=max_features)
+        return EvaluateInput(
+            table.X, table.labels, options.threshold, options.positive_label, table.feature_names
+        )
+    parsed = fast_body.parse_rows_body(body)
+    if parsed is not None:
+        fields, X = parsed
+        request = _with_rows(fields, X, EvaluateRequest)
+    else:
+        request = validate(body, EvaluateRequest)
+        X = np.asarray(request.features, dtype=np.float64)
+    return EvaluateInput(X, request.labels, request.threshold, request.positive_label, None)

@@ -13,7 +13,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from model_store import JsonFileStore
 
 from . import metrics as prometheus
-from .api import docs, docs_ui, errors, health, metrics, models, names, prediction, training, v2
+from .api import (
+    docs,
+    docs_ui,
+    errors,
+    evaluation,
+    health,
+    metrics,
+    models,
+    names,
+    prediction,
+    training,
+    v2,
+)
 from .api.front import auth
 from .api.front.body_timeout import BodyReadTimeout
 from .api.front.fast_predict import PredictFastPath
@@ -24,7 +36,7 @@ from .api.front.request_id import RequestId, install_logging
 from .config import Settings
 from .keys import KeyTable
 from .offload import Offload
-from .schemas import PredictRequest, TrainRequest
+from .schemas import EvaluateRequest, PredictRequest, TrainRequest
 from .service import ModelService
 from .training.runner import TrainRunner
 
@@ -105,9 +117,10 @@ def create_app(
     app.state.trainer = TrainRunner(settings)
     app.state.offload = Offload()
     errors.install(app)
-    for module in (training, prediction, models, names, health, metrics, v2):
+    for module in (training, prediction, models, evaluation, names, health, metrics, v2):
         app.include_router(module.router)
-    docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
+    # bodies the routes parse themselves
+    docs.install(app, [PredictRequest, TrainRequest, EvaluateRequest])
     docs_ui.install(app)
     # The front layers, innermost first. Per-request policy (auth, limits) must be a layer here,
     # not a route dependency, or predictions answered by the fast path would bypass it.

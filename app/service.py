@@ -30,7 +30,7 @@ from model_store import (
     parse_reference,
 )
 
-from . import metrics
+from . import csv_io, evaluation, metrics
 from .audit import Actor, audit_entry
 from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, fit
@@ -56,6 +56,8 @@ from .schemas import (
     AliasHistory,
     AliasHistoryItem,
     AuditList,
+    Evaluation,
+    EvaluationList,
     ModelDetail,
     ModelList,
     ModelSummary,
@@ -68,6 +70,10 @@ from .schemas import (
 )
 
 log = logging.getLogger("app.service")
+
+#: Evaluations kept with each model (``GET /models/{ref}/evaluations``; the report draws the
+#: newest). Each is a few KB (the ROC curves are thinned), so a model's history stays small.
+EVALUATIONS_KEPT = 20
 
 
 class Prediction(NamedTuple):  # a NamedTuple: a third of a frozen dataclass's cost to build
@@ -195,6 +201,81 @@ class ModelService:
         return Prediction(
             model.id, model.name, model.version, model.classes, engine.labels[index], proba
         )
+
+    # --- evaluation ---------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        ref: str,
+        X: np.ndarray,
+        labels: list[Any],
+        *,
+        threshold: float | None = None,
+        positive_label: Any = None,
+        header: list[str] | None = None,
+        actor: Actor | None = None,
+    ) -> Evaluation:
+        """The metrics of the model ``ref`` names on ``X`` (n_samples, n_features) against
+        ``labels``, kept as its newest evaluation. ``header``: the names of ``X``'s columns (a
+        CSV body), matched to the model's feature names. Reads and writes the store: call it off
+        the event loop."""
+        model = self.served(ref)
+        self._check_size(X.shape[0], X.shape[1])
+        if header is not None:
+            if model.feature_names is not None:
+                X = csv_io.order_columns(X, header, model.feature_names)
+            elif len(header) != model.n_features:
+                raise InvalidData(
+                    f"header: has {len(header)} feature columns but the model expects "
+                    f"{model.n_features} features"
+                )
+        engine = model.model
+        classes = model.classes
+        true, unknown = evaluation.encode_true_labels(classes, labels)
+        if unknown:
+            shown = ", ".join(repr(v) for v in unknown[: evaluation.MAX_LISTED_LABELS])
+            more = len(unknown) - evaluation.MAX_LISTED_LABELS
+            raise InvalidData(
+                f"labels: {shown}{f' and {more} more' if more > 0 else ''} "
+                f"{'is not a class' if len(unknown) == 1 else 'are not classes'} of this model, "
+                f"which knows {classes}"
+            )
+        positive = 1
+        if positive_label is not None:
+            if engine.multiclass != "binary":
+                raise InvalidData("positive_label: applies to binary models only")
+            found, missing = evaluation.encode_true_labels(classes, [positive_label])
+            if missing:
+                raise InvalidData(
+                    f"positive_label: {positive_label!r} is not a class of this model, which "
+                    f"knows {classes}"
+                )
+            positive = int(found[0])
+        try:
+            proba, index = engine.classify(X, threshold=threshold)
+        except EngineError:
+            raise
+        except SHAPE_ERRORS as exc:
+            raise CorruptModel(model.id, f"cannot predict ({exc})") from None
+        result = evaluation.evaluate(classes, proba, index, true, positive=positive)
+        entry = {
+            "model_id": model.id,
+            "name": model.name,
+            "version": model.version,
+            "evaluated_at": datetime.now(UTC).isoformat(),
+            "threshold": None if threshold is None else float(threshold),
+            **result,
+        }
+        self.store.evaluations.append(model.id, entry, keep=EVALUATIONS_KEPT)
+        self._audit("model.evaluated", {"id": model.id, "n": result["n"]}, actor)
+        return Evaluation(**entry)
+
+    def evaluations(self, ref: str) -> EvaluationList:
+        """The kept evaluations of the model ``ref`` names, newest first."""
+        model_id = self.resolve(ref)
+        self.store.fingerprint(model_id)  # ModelNotFound for a model that is gone
+        items = [Evaluation(**e) for e in self.store.evaluations.read(model_id)]
+        return EvaluationList(model_id=model_id, items=items, kept=EVALUATIONS_KEPT)
 
     # --- training and the store -----------------------------------------------------------
 
