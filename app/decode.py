@@ -49,6 +49,7 @@ class PredictInput(NamedTuple):
     model_id: str  # the reference as sent (an id, or ``latest``)
     X: np.ndarray  # (n_samples, n_features) float64, finite
     threshold: float | None
+    explain: bool = False
 
 
 # ---- errors --------------------------------------------------------------------------------
@@ -268,7 +269,10 @@ def decode_predict(
         return got
     request = validate(body, PredictRequest)
     return PredictInput(
-        request.model_id, np.asarray(request.features, dtype=np.float64), request.threshold
+        request.model_id,
+        np.asarray(request.features, dtype=np.float64),
+        request.threshold,
+        request.explain,
     )
 
 
@@ -286,7 +290,7 @@ def decode_predict_fast(
         request: Any = _PREDICT_FIELDS.model_validate(fields)
     except ValidationError as exc:
         raise invalid(exc) from None
-    return PredictInput(request.model_id, X, request.threshold)
+    return PredictInput(request.model_id, X, request.threshold, request.explain)
 
 
 def _without_features(model: type[M]) -> type[BaseModel]:

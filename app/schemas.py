@@ -590,6 +590,15 @@ class PredictRequest(Strict):
         description="Binary models only: predict classes[1] when its probability is at least "
         "this (default 0.5).",
     )
+    explain: StrictBool = Field(
+        False,
+        description="Also answer `terms` (the model's columns: features, or their monomials "
+        "for a polynomial model, as `coefficients` names them), `baseline` (the score, in "
+        "logits, of the training mean: one per output, that is one for a binary model, for "
+        "classes[1], else one per class) and `contributions[row][output][term]` = coefficient "
+        "x (value - training mean) on the model's columns, so that `baseline[output]` plus a "
+        "row's contributions is its score. JSON answers only.",
+    )
 
     model_config = ConfigDict(
         extra="forbid",

@@ -33,9 +33,11 @@ from model_store import (
 from . import csv_io, evaluation, metrics
 from .audit import Actor, audit_entry
 from .config import Settings
-from .engine import EngineError, FitParams, InvalidData, InvalidParams, fit
+from .engine import EngineError, FitParams, InvalidData, InvalidParams, LogisticModel, fit
 from .engine.footprint import fit_footprint
+from .engine.model import Explanation
 from .engine.polynomial import n_output_features
+from .engine.profile import profile
 from .engine.statistics import coefficient_statistics
 from .errors import LimitExceeded, UnknownVersion
 from .model_cache import ModelCache
@@ -47,6 +49,7 @@ from .records import (
     from_record,
     model_file_bytes,
     model_to_record,
+    profile_to_record,
     statistics_to_record,
     summary_from_record,
     training_warnings,
@@ -83,6 +86,8 @@ class Prediction(NamedTuple):  # a NamedTuple: a third of a frozen dataclass's c
     classes: list[Any]
     predictions: np.ndarray  # shape (n_samples,), labels
     probabilities: np.ndarray  # shape (n_samples, n_classes)
+    explanation: Explanation | None = None  # asked for with ``explain``
+    terms: tuple[str, ...] = ()  # the names of the explanation's columns
 
 
 def _size(n: int) -> str:
@@ -180,9 +185,15 @@ class ModelService:
             return None
 
     def predict(
-        self, model: ServedModel, X: np.ndarray, *, threshold: float | None = None
+        self,
+        model: ServedModel,
+        X: np.ndarray,
+        *,
+        threshold: float | None = None,
+        explain: bool = False,
     ) -> Prediction:
-        """Labels and probabilities for ``X`` of shape (n_samples, n_features).
+        """Labels and probabilities for ``X`` of shape (n_samples, n_features); with
+        ``explain``, each row's score split into contributions (``LogisticModel.explain``).
 
         The one prediction path: the JSON, CSV and Open Inference Protocol front ends all call
         it, and the engine's ``classify`` is the one place that computes the numbers.
@@ -198,6 +209,17 @@ class ModelService:
         metrics.record_predictions(
             model.id, X.shape[0], max_model_ids=self.settings.metrics_max_model_ids
         )
+        if explain:
+            return Prediction(
+                model.id,
+                model.name,
+                model.version,
+                model.classes,
+                engine.labels[index],
+                proba,
+                engine.explain(X, centre=model.centre),
+                model.design_names,
+            )
         return Prediction(
             model.id, model.name, model.version, model.classes, engine.labels[index], proba
         )
@@ -359,6 +381,8 @@ class ModelService:
             },
             "statistics": statistics_to_record(stats),
             "statistics_note": stats_note,
+            "inputs": profile_to_record(profile(X)),
+            "design_mean": None if result.model.mean is not None else design_mean(result.model, X),
         }
         summary_from_record(record)  # first: a record it cannot show is not stored
         if request.name is None:
@@ -585,6 +609,16 @@ class ModelService:
                 for c in reversed(changes)
             ],
         )
+
+
+def design_mean(model: LogisticModel, X: np.ndarray, *, block: int = 65_536) -> list[float]:
+    """The training mean of each design column of ``model`` (expanded, not standardised), in
+    blocks of rows: the centre of ``explain`` for a model trained without standardisation."""
+    total = np.zeros(model.coef.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, X.shape[0], block):
+            total += model.transform(X[start : start + block]).sum(axis=0)
+    return (total / X.shape[0]).tolist()
 
 
 def _name_summary(entry: NameEntry) -> NameSummary:

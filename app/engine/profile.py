@@ -1,0 +1,83 @@
+"""What the training inputs looked like, and how far new inputs stray from it: per-feature
+range, mean, standard deviation and decile edges, out-of-range cells, and the population
+stability index (PSI). NumPy only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .loss import Array
+
+#: Inner decile edges per feature (the 10%, ..., 90% quantiles): PSI bins are the 10 intervals
+#: they cut, the outer ones open-ended.
+QUANTILES = np.linspace(0.1, 0.9, 9)
+#: A bin's share is floored at this in the PSI, so that an empty bin gives a large, finite term
+#: (the usual convention; the PSI of identical distributions stays 0).
+PSI_FLOOR = 1e-4
+#: Rows per block when profiling: bounds the temporary memory on large training sets.
+BLOCK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class InputProfile:
+    """Per input feature (arrays of shape (n_features,) unless said): ``minimum``, ``maximum``,
+    ``mean``, ``std`` (population), ``edges`` (n_features, 9) and ``fractions`` (n_features, 10):
+    each bin's share of the training rows (0.1 each, unless values repeat)."""
+
+    minimum: Array
+    maximum: Array
+    mean: Array
+    std: Array
+    edges: Array
+    fractions: Array
+
+
+def bins(X: Array, edges: Array) -> np.ndarray:
+    """The PSI bin (0..9) of each cell of ``X`` (n_samples, n_features): how many of its
+    feature's ``edges`` (n_features, 9) are at most the value."""
+    return (X[:, :, None] >= edges[None, :, :]).sum(axis=2)
+
+
+def bin_counts(X: Array, edges: Array) -> np.ndarray:
+    """Rows of ``X`` per feature and bin: shape (n_features, 10), int64."""
+    n_bins = edges.shape[1] + 1
+    out = np.zeros((X.shape[1], n_bins), dtype=np.int64)
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        b = bins(X[start : start + BLOCK_ROWS], edges)
+        for j in range(X.shape[1]):
+            out[j] += np.bincount(b[:, j], minlength=n_bins)
+    return out
+
+
+def profile(X: Array) -> InputProfile:
+    """The profile of the training inputs ``X`` (n_samples, n_features), finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X.mean(axis=0)
+        std = X.std(axis=0)
+    edges = np.quantile(X, QUANTILES, axis=0).T.copy()
+    counts = bin_counts(X, edges)
+    return InputProfile(
+        minimum=X.min(axis=0),
+        maximum=X.max(axis=0),
+        mean=mean,
+        std=std,
+        edges=edges,
+        fractions=counts / X.shape[0],
+    )
+
+
+def psi(expected: Array, actual: Array) -> Array:
+    """Population stability index per feature: ``sum_b (a_b - e_b) ln(a_b / e_b)`` over the
+    bins of shares ``expected`` and ``actual`` (n_features, n_bins), each floored at
+    ``PSI_FLOOR``. Common reading: under 0.1 stable, 0.1-0.25 moderate shift, over 0.25 large."""
+    e = np.maximum(expected, PSI_FLOOR)
+    a = np.maximum(actual, PSI_FLOOR)
+    return np.sum((a - e) * np.log(a / e), axis=1)
+
+
+def out_of_range(X: Array, minimum: Array, maximum: Array) -> np.ndarray:
+    """``(row, feature)`` index pairs, row-major, of the cells of ``X`` outside
+    ``[minimum, maximum]``: shape (n_found, 2)."""
+    return np.argwhere((minimum > X) | (maximum < X))
