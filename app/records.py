@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -15,7 +16,7 @@ from model_store import CorruptModel, Record
 
 from .engine import LogisticModel, TrainingReport
 from .engine.polynomial import PolynomialFeatures, monomial_names, n_output_features
-from .engine.profile import InputProfile
+from .engine.profile import InputProfile, out_of_range
 from .engine.statistics import CoefficientStatistics
 from .schemas import (
     CoefficientTable,
@@ -59,6 +60,8 @@ FILE_BYTES_PER_NUMBER = 34
 #: history, the coefficient statistics (at most 1,000 rows).
 FILE_BYTES_OTHER = 1024 * 1024
 PROFILE_NUMBERS_PER_FEATURE = 23
+#: ``ServedModel.out_of_range`` compares up to this many values on Python floats.
+SMALL_CELLS = 256
 
 
 def model_file_bytes(
@@ -338,6 +341,34 @@ class ServedModel:
     @property
     def n_features(self) -> int:
         return self.model.n_features
+
+    @cached_property
+    def input_names(self) -> list[str]:
+        """The names of the input features (``x0``, ``x1``... for a model without names)."""
+        return self.feature_names or [f"x{j}" for j in range(self.n_features)]
+
+    @cached_property
+    def _range(self) -> tuple[list[float], list[float]]:
+        assert self.profile is not None
+        return self.profile.minimum.tolist(), self.profile.maximum.tolist()
+
+    def out_of_range(self, X: np.ndarray) -> list[tuple[int, int]]:
+        """``(row, feature)`` of each value of ``X`` (n_samples, n_features) outside the
+        training range, row by row (none for a model stored without a profile). Up to
+        ``SMALL_CELLS`` values, compared as Python floats (NumPy calls cost more there)."""
+        if self.profile is None:
+            return []
+        if X.size <= SMALL_CELLS:
+            lows, highs = self._range
+            return [
+                (i, j)
+                for i, row in enumerate(X.tolist())
+                for j, (v, lo, hi) in enumerate(zip(row, lows, highs, strict=True))
+                if v < lo or v > hi
+            ]
+        return [
+            (int(i), int(j)) for i, j in out_of_range(X, self.profile.minimum, self.profile.maximum)
+        ]
 
     @property
     def classes(self) -> list[Any]:

@@ -88,6 +88,12 @@ class Prediction(NamedTuple):  # a NamedTuple: a third of a frozen dataclass's c
     probabilities: np.ndarray  # shape (n_samples, n_classes)
     explanation: Explanation | None = None  # asked for with ``explain``
     terms: tuple[str, ...] = ()  # the names of the explanation's columns
+    warnings: list[dict[str, Any]] | None = None  # values outside the training range (the first)
+    warnings_total: int = 0  # ... and how many there are
+
+
+#: Out-of-range values listed in an answer's ``warnings`` (the rest are counted).
+MAX_WARNINGS = 20
 
 
 def _size(n: int) -> str:
@@ -206,10 +212,29 @@ class ModelService:
             raise
         except SHAPE_ERRORS as exc:  # a stored model that passed the checks but cannot work
             raise CorruptModel(model.id, f"cannot predict ({exc})") from None
-        metrics.record_predictions(
-            model.id, X.shape[0], max_model_ids=self.settings.metrics_max_model_ids
-        )
-        if explain:
+        s = self.settings
+        metrics.record_predictions(model.id, X.shape[0], max_model_ids=s.metrics_max_model_ids)
+        profile = model.profile
+        if profile is None and not explain:  # a model stored before profiles existed
+            return Prediction(
+                model.id, model.name, model.version, model.classes, engine.labels[index], proba
+            )
+        warnings, total = None, 0
+        if profile is not None:
+            metrics.record_inputs(
+                model.id,
+                X,
+                edges=profile.edges,
+                fractions=profile.fractions,
+                feature_names=model.input_names,
+                window=s.drift_window,
+                max_model_ids=s.metrics_max_model_ids,
+                max_features=s.metrics_max_features,
+            )
+            found = model.out_of_range(X)
+            if found:
+                warnings, total = self._warnings(model, X, found), len(found)
+        if not explain:
             return Prediction(
                 model.id,
                 model.name,
@@ -217,12 +242,48 @@ class ModelService:
                 model.classes,
                 engine.labels[index],
                 proba,
-                engine.explain(X, centre=model.centre),
-                model.design_names,
+                warnings=warnings,
+                warnings_total=total,
             )
         return Prediction(
-            model.id, model.name, model.version, model.classes, engine.labels[index], proba
+            model.id,
+            model.name,
+            model.version,
+            model.classes,
+            engine.labels[index],
+            proba,
+            engine.explain(X, centre=model.centre),
+            model.design_names,
+            warnings,
+            total,
         )
+
+    def _warnings(
+        self, model: ServedModel, X: np.ndarray, found: list[tuple[int, int]]
+    ) -> list[dict[str, Any]]:
+        """The first ``MAX_WARNINGS`` out-of-range values, and every one counted by feature."""
+        assert model.profile is not None
+        names = model.input_names
+        by_feature: dict[str, int] = {}
+        for _, j in found:
+            by_feature[names[j]] = by_feature.get(names[j], 0) + 1
+        metrics.record_out_of_range(
+            model.id,
+            by_feature,
+            max_model_ids=self.settings.metrics_max_model_ids,
+            max_features=self.settings.metrics_max_features,
+        )
+        lo, hi = model.profile.minimum, model.profile.maximum
+        return [
+            {
+                "row": i,
+                "feature": names[j],
+                "value": float(X[i, j]),
+                "min": float(lo[j]),
+                "max": float(hi[j]),
+            }
+            for i, j in found[:MAX_WARNINGS]
+        ]
 
     # --- evaluation ---------------------------------------------------------------------
 

@@ -64,6 +64,9 @@ def encode(p: Prediction) -> bytes:
         "predictions": labels if labels.dtype != object else labels.tolist(),
         "probabilities": p.probabilities,
     }
+    if p.warnings is not None:
+        out["warnings"] = p.warnings
+        out["warnings_total"] = p.warnings_total
     if p.explanation is not None:
         out["terms"] = p.terms
         out["baseline"] = p.explanation.baseline
