@@ -264,17 +264,19 @@ class DriftWindows:
     def tracked(self, model_id: str) -> bool:
         return model_id in self.models
 
-    def add(self, model_id: str, X: Any) -> None:
-        """Queue the rows ``X`` (n, n_features) predicted by a tracked model."""
+    def add(self, model_id: str, X: Any) -> bool:
+        """Queue the rows ``X`` (n, n_features) predicted by a tracked model; ``False`` if the
+        model is not tracked (``record_inputs`` decides whether it is)."""
         w = self.models.get(model_id)
         if w is None:
-            return
+            return False
         with _lock:
             w.pending.append(X)
             w.pending_rows += X.shape[0]
             fold = w.pending_rows >= w.window
         if fold:
             self.fold()
+        return True
 
     def fold(self) -> None:
         """Bin every queued row into its model's window."""
@@ -432,7 +434,8 @@ def record_inputs(
     max_features: int,
 ) -> None:
     """Queue the predicted rows ``X`` (n, n_features) for ``logreg_input_psi`` (a model with
-    its own ``model_id`` label only: the windows of several models cannot be mixed)."""
+    its own ``model_id`` label only: the windows of several models cannot be mixed). The hot
+    path calls ``INPUT_PSI.add`` first, and this only for a model not tracked yet."""
     if not INPUT_PSI.tracked(model_id):
         if max_features == 0 or model_label(model_id, max_model_ids=max_model_ids) != model_id:
             return

@@ -221,16 +221,17 @@ class ModelService:
             )
         warnings, total = None, 0
         if profile is not None:
-            metrics.record_inputs(
-                model.id,
-                X,
-                edges=profile.edges,
-                fractions=profile.fractions,
-                feature_names=model.input_names,
-                window=s.drift_window,
-                max_model_ids=s.metrics_max_model_ids,
-                max_features=s.metrics_max_features,
-            )
+            if not metrics.INPUT_PSI.add(model.id, X):  # a model not tracked (yet)
+                metrics.record_inputs(
+                    model.id,
+                    X,
+                    edges=profile.edges,
+                    fractions=profile.fractions,
+                    feature_names=model.input_names,
+                    window=s.drift_window,
+                    max_model_ids=s.metrics_max_model_ids,
+                    max_features=s.metrics_max_features,
+                )
             found = model.out_of_range(X)
             if found:
                 warnings, total = self._warnings(model, X, found), len(found)
