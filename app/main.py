@@ -23,6 +23,7 @@ from .api import (
     models,
     names,
     prediction,
+    report,
     training,
     v2,
 )
@@ -46,6 +47,8 @@ Train logistic-regression classifiers from labelled rows, keep them, and serve p
 1. `POST /train` with `features` (rows of numbers) and `labels` -> a model `id`.
 2. `POST /predict` with that `model_id` and rows -> labels and class probabilities.
 3. `GET /models`, `GET /models/{id}`, `DELETE /models/{id}` to manage what is kept.
+4. `POST /models/{id}/evaluate` with labelled rows -> its metrics; `GET /models/{id}/report` -> a
+   page of charts (coefficients, loss, ROC, calibration, confusion matrix, decision boundary).
 
 Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`.
 """
@@ -117,7 +120,7 @@ def create_app(
     app.state.trainer = TrainRunner(settings)
     app.state.offload = Offload()
     errors.install(app)
-    for module in (training, prediction, models, evaluation, names, health, metrics, v2):
+    for module in (training, prediction, models, evaluation, report, names, health, metrics, v2):
         app.include_router(module.router)
     # bodies the routes parse themselves
     docs.install(app, [PredictRequest, TrainRequest, EvaluateRequest])

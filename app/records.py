@@ -291,6 +291,10 @@ def detail_from_record(record: Record) -> ModelDetail:
         statistics_note=record.get("statistics_note", STATISTICS_NOT_STORED)
         if stats is None
         else None,
+        links={
+            "report": f"/models/{record['id']}/report",
+            "evaluations": f"/models/{record['id']}/evaluations",
+        },
     )
 
 

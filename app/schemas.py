@@ -529,6 +529,11 @@ class ModelDetail(ModelSummary):
         description="Why `statistics` is null: penalised model (l2 > 0), multi-class model, "
         "singular Hessian (perfect separation or collinear features), or not converged.",
     )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description="Related pages: `report` (an HTML page of charts: coefficients, training "
+        "loss, the latest evaluation's ROC, calibration and confusion matrix) and `evaluations`.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

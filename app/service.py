@@ -30,7 +30,7 @@ from model_store import (
     parse_reference,
 )
 
-from . import csv_io, evaluation, metrics
+from . import csv_io, evaluation, metrics, report
 from .audit import Actor, audit_entry
 from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, LogisticModel, fit
@@ -360,6 +360,13 @@ class ModelService:
         self.store.fingerprint(model_id)  # ModelNotFound for a model that is gone
         items = [Evaluation(**e) for e in self.store.evaluations.read(model_id)]
         return EvaluationList(model_id=model_id, items=items, kept=EVALUATIONS_KEPT)
+
+    def report(self, ref: str) -> dict[str, Any]:
+        """The report page's content (``app.report.build``) for the model ``ref`` names."""
+        model = self.served(ref)
+        record = self.store.load(model.id)
+        kept = self.store.evaluations.read(model.id)
+        return report.build(record, model.model, model.profile, kept[0] if kept else None)
 
     # --- training and the store -----------------------------------------------------------
 
