@@ -4,9 +4,12 @@ evaluation or without stored training ranges shows (issue 15)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
+from app.api.docs_ui import STATIC_DIR
+from app.api.report import VEGA_EMBED_VERSION, VEGA_LITE_VERSION, VEGA_VERSION
 from model_store import JsonFileStore, new_model_id
 from tests.conftest import make_blobs, train
 
@@ -57,3 +60,18 @@ def test_the_page_its_charts_and_the_link(client, settings):
     old = client.get(f"/models/{record['id']}/report").text
     assert "boundary" not in [c["id"] for c in charts(old)] and "training ranges" in old
     assert client.get(f"/models/{'f' * 32}/report").status_code == 404
+
+
+def test_vendored_chart_files_are_the_versions_the_code_names():
+    folder = STATIC_DIR / "vega"
+    readme = (STATIC_DIR / "README.md").read_text()
+    for file, version in (
+        ("vega.min.js", VEGA_VERSION),
+        ("vega-lite.min.js", VEGA_LITE_VERSION),
+        ("vega-embed.min.js", VEGA_EMBED_VERSION),
+    ):
+        text = (folder / file).read_text()
+        assert f'"{version}"' in text, file
+        assert hashlib.sha256(text.encode()).hexdigest() in readme, file
+        assert f"| {version} |" in readme
+        assert (folder / f"LICENSE-{file.removesuffix('.min.js')}").is_file()
