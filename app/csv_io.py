@@ -74,6 +74,7 @@ class TrainingTable:
     labels: list[Any]  # all int or all str
     feature_names: list[str]
     label_name: str
+    raw_labels: list[str] | None = None  # the label cells as written (stripped)
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -223,6 +224,7 @@ def read_training(
         labels=labels,
         feature_names=[table.header[j] for j in features],
         label_name=table.header[j_label],
+        raw_labels=raw,
     )
 
 

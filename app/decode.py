@@ -354,6 +354,7 @@ class EvaluateInput(NamedTuple):
     threshold: float | None
     positive_label: Any
     header: list[str] | None  # CSV: the names of X's columns, to match the model's (else None)
+    raw_labels: list[str] | None = None  # CSV: the label cells as written
 
 
 def decode_evaluate(
@@ -366,7 +367,12 @@ def decode_evaluate(
         options = query_options(query, CsvEvaluateOptions, text=["label"])
         table = csv_io.read_training(body, label=options.label, max_features=max_features)
         return EvaluateInput(
-            table.X, table.labels, options.threshold, options.positive_label, table.feature_names
+            table.X,
+            table.labels,
+            options.threshold,
+            options.positive_label,
+            table.feature_names,
+            table.raw_labels,
         )
     parsed = fast_body.parse_rows_body(body)
     if parsed is not None:

@@ -297,12 +297,14 @@ class ModelService:
         threshold: float | None = None,
         positive_label: Any = None,
         header: list[str] | None = None,
+        raw_labels: list[str] | None = None,
         actor: Actor | None = None,
     ) -> Evaluation:
         """The metrics of the model ``ref`` names on ``X`` (n_samples, n_features) against
         ``labels``, kept as its newest evaluation. ``header``: the names of ``X``'s columns (a
         CSV body), matched to the model's feature names. Reads and writes the store: call it off
-        the event loop."""
+        the event loop. ``raw_labels``: a CSV body's label cells as written, compared with a
+        model of string classes (``labels`` are typed as training CSV types them)."""
         model = self.served(ref)
         self._check_size(X.shape[0], X.shape[1])
         if header is not None:
@@ -315,6 +317,12 @@ class ModelService:
                 )
         engine = model.model
         classes = model.classes
+        if raw_labels is not None and all(type(c) is str for c in classes):
+            # a CSV cell is text: "1" is the class "1" of a model trained on strings
+            labels = raw_labels
+            if positive_label is not None and not isinstance(positive_label, str):
+                text = str(positive_label)  # ?positive_label=1 was read as a number
+                positive_label = text if text in classes else text.lower()
         true, unknown = evaluation.encode_true_labels(classes, labels)
         if unknown:
             shown = ", ".join(repr(v) for v in unknown[: evaluation.MAX_LISTED_LABELS])

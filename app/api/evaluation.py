@@ -56,8 +56,10 @@ async def evaluate(request: Request, model_id: str = ModelId) -> Response:
     ctype = request.headers.get("content-type")
     query = request.query_params.multi_items()
     decode.check_request(ctype, query)
-    body = await request.body()
     service: ModelService = request.app.state.service
+    # the model first: a 404 before a body is read and decoded for nothing
+    await run_in_threadpool(service.served, model_id)
+    body = await request.body()
     data = await decode_off_loop(
         request.app.state.offload, ctype, body, query, service.settings.max_features
     )
@@ -70,6 +72,7 @@ async def evaluate(request: Request, model_id: str = ModelId) -> Response:
             threshold=data.threshold,
             positive_label=data.positive_label,
             header=data.header,
+            raw_labels=data.raw_labels,
             actor=actor_of(request),
         )
     )

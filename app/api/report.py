@@ -15,6 +15,8 @@ from .docs_ui import STATIC_PATH, _prefix
 from .models import NOT_FOUND, ModelId
 
 router = APIRouter(prefix="/models", tags=["models"])
+#: ``ErrorResponse``, which the other routes put in the document's components
+ERROR_SCHEMA = "#/components/schemas/ErrorResponse"
 
 #: The vendored npm packages (see ``app/static/README.md``).
 VEGA_VERSION, VEGA_LITE_VERSION, VEGA_EMBED_VERSION = "6.4.0", "6.5.0", "7.3.0"
@@ -85,7 +87,14 @@ def render(content: dict, *, static: str) -> str:
 @router.get(
     "/{model_id}/report",
     response_class=HTMLResponse,
-    responses={**NOT_FOUND, 200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+    # errors are JSON: a route's other responses take its media type unless told (text/html)
+    responses={
+        **{
+            code: {"content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA}}}}
+            for code in NOT_FOUND
+        },
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+    },
 )
 def report(
     request: Request, model_id: str = ModelId, service: ModelService = Depends(get_service)

@@ -152,3 +152,18 @@ def test_evaluations_of_a_deleted_model_are_gone(client, settings):
     assert client.delete(url).status_code == 204
     assert client.get(f"{url}/evaluations").status_code == 404
     assert not (settings.model_store_dir / "evaluations" / f"{model['id']}.json").exists()
+
+
+def test_csv_labels_of_a_model_trained_on_strings_that_look_like_numbers(client):
+    X, yi = make_blobs(n=60, d=2, k=2, seed=8)
+    labels = [["1", "2.0"][i] for i in yi]  # strings in JSON: CSV cells would read as numbers
+    model = train(client, X, labels)
+    lines = ["x0,x1,y"] + [f"{a!r},{b!r},{c}" for (a, b), c in zip(X.tolist(), labels, strict=True)]
+    r = client.post(
+        f"/models/{model['id']}/evaluate?positive_label=1",
+        content="\n".join(lines).encode(),
+        headers={"content-type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["positive_label"] == "1" and r.json()["n"] == 60
+    assert client.post(f"/models/{'0' * 32}/evaluate", content=b"").status_code == 404
