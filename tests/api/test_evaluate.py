@@ -166,4 +166,7 @@ def test_csv_labels_of_a_model_trained_on_strings_that_look_like_numbers(client)
     )
     assert r.status_code == 200, r.text
     assert r.json()["positive_label"] == "1" and r.json()["n"] == 60
-    assert client.post(f"/models/{'0' * 32}/evaluate", content=b"").status_code == 404
+    missing = client.post(
+        f"/models/{'0' * 32}/evaluate", content=b"", headers={"content-type": "text/csv"}
+    )
+    assert missing.status_code == 404  # before the (empty) body is looked at
