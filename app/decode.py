@@ -358,11 +358,17 @@ class EvaluateInput(NamedTuple):
 
 
 def decode_evaluate(
-    content_type: str | None, body: bytes, query: Query = (), *, max_features: int | None = None
-) -> EvaluateInput:
+    content_type: str | None,
+    body: bytes,
+    query: Query = (),
+    *,
+    max_features: int | None = None,
+    ordinary: bool = True,
+) -> EvaluateInput | None:
     """An evaluation body: JSON (``EvaluateRequest``: the fast decoder of training bodies, then
     the schema, or the ordinary path), or CSV with its options (``?label=&threshold=``) in
-    ``query``. Raises what ``decode_train`` raises."""
+    ``query``. Raises what ``decode_train`` raises. ``ordinary=False``: ``None`` for a JSON body
+    the fast decoder declines (the caller runs the ordinary path elsewhere)."""
     if check_request(content_type, query) == "csv":
         options = query_options(query, CsvEvaluateOptions, text=["label"])
         table = csv_io.read_training(body, label=options.label, max_features=max_features)
@@ -378,6 +384,8 @@ def decode_evaluate(
     if parsed is not None:
         fields, X = parsed
         request = _with_rows(fields, X, EvaluateRequest)
+    elif not ordinary:
+        return None
     else:
         request = validate(body, EvaluateRequest)
         X = np.asarray(request.features, dtype=np.float64)

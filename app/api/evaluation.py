@@ -7,7 +7,7 @@ from functools import partial
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from .. import decode
+from .. import decode, media
 from ..decode import EvaluateInput
 from ..offload import Offload
 from ..schemas import CsvEvaluateOptions, EvaluateRequest, Evaluation, EvaluationList
@@ -16,7 +16,7 @@ from .deps import actor_of, get_service
 from .docs import ERROR_RESPONSES, json_or_csv_body, query_doc
 from .errors import JSONBytes
 from .models import NOT_FOUND, ModelId
-from .prediction import DECODE_IN_THREAD_MAX
+from .prediction import DECODE_IN_THREAD_MAX, FALLBACK_IN_THREAD_MAX
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -35,12 +35,23 @@ BODY_DOC = json_or_csv_body(
 async def decode_off_loop(
     offload: Offload, content_type: str | None, body: bytes, query: decode.Query, max_features: int
 ) -> EvaluateInput:
-    """``decode.decode_evaluate`` in a thread, or in a child process for a body that would hold
-    the GIL for long (as ``prediction.decode_off_loop`` does)."""
+    """``decode.decode_evaluate`` off the event loop with ``prediction.decode_off_loop``'s
+    policy: in a thread, except what would hold the GIL for long, which runs in a child process
+    (``app.offload``): a JSON body over ``DECODE_IN_THREAD_MAX`` bytes, and the ordinary path on
+    one over ``FALLBACK_IN_THREAD_MAX`` bytes that the fast decoder declined."""
     work = partial(decode.decode_evaluate, content_type, body, query, max_features=max_features)
-    if len(body) > DECODE_IN_THREAD_MAX:
-        return await offload.run(work)
-    return await run_in_threadpool(work)
+    got: EvaluateInput | None
+    csv = media.media_type(content_type) == media.CSV
+    if len(body) > DECODE_IN_THREAD_MAX and not csv:
+        got = await offload.run(work)
+    elif len(body) <= FALLBACK_IN_THREAD_MAX or csv:
+        got = await run_in_threadpool(work)
+    else:
+        got = await run_in_threadpool(partial(work, ordinary=False))
+        if got is None:
+            got = await offload.run(work)
+    assert got is not None
+    return got
 
 
 @router.post(

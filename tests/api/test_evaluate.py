@@ -4,6 +4,7 @@ name, CSV bodies, and the evaluations kept with the model (issue 15)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -170,3 +171,22 @@ def test_csv_labels_of_a_model_trained_on_strings_that_look_like_numbers(client)
         f"/models/{'0' * 32}/evaluate", content=b"", headers={"content-type": "text/csv"}
     )
     assert missing.status_code == 404  # before the (empty) body is looked at
+
+
+def test_large_bodies_are_decoded_off_the_event_loop_with_the_same_answers(client):
+    """Over 1 MiB: the fast decoder in a thread; a body it declines goes to the ordinary path
+    in a child process (app.offload), whose errors come back as the same 422."""
+    X, yi = make_blobs(n=20_000, d=3, k=2, seed=5)
+    model = train(client, X[:200], yi[:200].tolist())
+    body = {"features": X.tolist(), "labels": yi.tolist()}
+    url = f"/models/{model['id']}/evaluate"
+    r = client.post(url, json=body)
+    assert len(r.request.content) > 1024 * 1024 and r.status_code == 200
+    assert r.json()["n"] == 20_000
+    # a duplicate key: the fast decoder declines; the ordinary path (in a child) answers
+    dup = r.request.content[:-1] + b', "labels": ' + json.dumps(yi.tolist()).encode() + b"}"
+    again = client.post(url, content=dup, headers={"content-type": "application/json"})
+    assert again.status_code == 200 and again.json()["log_loss"] == r.json()["log_loss"]
+    bad = r.request.content[:-1] + b', "extra": 1}'
+    refused = client.post(url, content=bad, headers={"content-type": "application/json"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "extra"
