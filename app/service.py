@@ -688,10 +688,12 @@ class ModelService:
         )
 
 
-def design_mean(model: LogisticModel, X: np.ndarray, *, block: int = 65_536) -> list[float]:
+def design_mean(model: LogisticModel, X: np.ndarray, *, cells: int = 1 << 22) -> list[float]:
     """The training mean of each design column of ``model`` (expanded, not standardised), in
-    blocks of rows: the centre of ``explain`` for a model trained without standardisation."""
+    blocks of at most ``cells`` values: the centre of ``explain`` for a model trained without
+    standardisation."""
     total = np.zeros(model.coef.shape[1])
+    block = max(1, cells // model.coef.shape[1])
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, X.shape[0], block):
             total += model.transform(X[start : start + block]).sum(axis=0)

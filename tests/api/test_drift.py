@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.engine.profile import bin_counts, profile, psi
+from app.engine.profile import bin_counts, bins, profile, psi
 from model_store import JsonFileStore, new_model_id
 from tests.conftest import make_blobs, train
 from tests.live_server import LiveServer
@@ -62,6 +62,17 @@ def test_the_training_profile():
     assert np.array_equal(p.minimum, X.min(axis=0)) and np.allclose(p.std, X.std(axis=0))
     assert p.edges.shape == (2, 9) and np.allclose(p.fractions, 0.1)
     assert np.allclose(psi(p.fractions, bin_counts(X, p.edges) / len(X)), 0.0)
+    # the metrics' broadcast binning and the training's searchsorted agree
+    b = bins(X, p.edges)
+    assert all(
+        np.array_equal(np.bincount(b[:, j], minlength=10), bin_counts(X, p.edges)[j])
+        for j in range(2)
+    )
+    # more rows than DECILE_ROWS: deciles from a sample, the range from every row
+    big, _ = make_blobs(n=50_000, d=2, seed=4)
+    q = profile(big)
+    assert np.array_equal(q.maximum, big.max(axis=0)) and np.allclose(q.fractions, 0.1)
+    assert np.all(np.abs(bin_counts(big, q.edges) / len(big) - 0.1) < 0.01)
 
 
 def samples(text: str, name: str) -> dict[tuple[str, str], float]:
