@@ -130,3 +130,8 @@ class Settings(BaseSettings):
     """FastAPI's built-in OpenTelemetry spans, metrics and logs for each request (used when an
     OpenTelemetry provider is configured). Off by default: looking for providers costs every
     request, and this service exposes its own metrics."""
+
+    max_queued_jobs: int = Field(20, ge=1)
+    """Training jobs (``POST /train`` with ``Prefer: respond-async``) that may wait to run, over
+    every worker and replica sharing the model folder; past it 429 with ``Retry-After``. Each
+    waiting job keeps its request body on disk (up to ``MAX_BODY_BYTES``) until it runs."""

@@ -29,8 +29,12 @@ Exception hierarchy::
     ├── AliasConflict ................. an alias forbids the change (409)
     ├── CorruptModel .................. unreadable or tampered file (409)
     ├── StoreUnavailable .............. the model folder cannot be read (503)
-    └── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
-        └── StoreDeleteFailed ......... the disk refused a delete (503)
+    ├── StoreWriteFailed .............. the disk refused a write (507 when full, else 503)
+    │   └── StoreDeleteFailed ......... the disk refused a delete (503)
+    ├── JobNotFound ................... no training job with that id (404)
+    └── JobQueueFull .................. MAX_QUEUED_JOBS jobs already wait (429); ``retry_after``
+    JobFinished ....................... a cancel for a job that has ended (409); ``status``
+    JobCancelled ...................... raised in the training child when its job is cancelled
     TrainingUnavailable ............... the training could not run; nothing was stored
     ├── TrainingBusy .................. every training slot is taken (429); ``retry_after``
     └── TrainingCrashed ............... the training child died (503)
@@ -51,6 +55,8 @@ from model_store import (
     CorruptModel,
     InvalidModelId,
     InvalidName,
+    JobNotFound,
+    JobQueueFull,
     ModelNotFound,
     NameNotFound,
     PicklableError,
@@ -79,6 +85,10 @@ __all__ = [
     "InvalidModelId",
     "InvalidParams",
     "InvalidRequest",
+    "JobCancelled",
+    "JobFinished",
+    "JobNotFound",
+    "JobQueueFull",
     "LimitExceeded",
     "MalformedJSON",
     "ModelNotFound",
@@ -212,3 +222,24 @@ class ChildCrashed(PicklableError):
             "the process decoding this request stopped before it finished (killed, most likely "
             "for lack of memory); retry with a smaller body"
         )
+
+
+class JobFinished(PicklableError):
+    """A cancel for a job that has already ended (HTTP 409): it keeps its final state."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(
+            f"job {job_id!r} has already ended ({status}); only a queued or "
+            "running job can be cancelled"
+        )
+
+
+class JobCancelled(PicklableError):
+    """Raised inside a job's training when a cancel was asked for: the fit stops, nothing is
+    stored, and the job becomes ``cancelled`` (never an HTTP answer)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} was cancelled")

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from model_store import JsonFileStore
+from model_store import JsonFileStore, JsonJobStore
 
 from . import metrics as prometheus
 from .api import (
@@ -19,6 +19,7 @@ from .api import (
     errors,
     evaluation,
     health,
+    jobs,
     metrics,
     models,
     names,
@@ -33,12 +34,14 @@ from .api.front.fast_predict import PredictFastPath
 from .api.front.head import HeadAsGet
 from .api.front.limits import BodySizeLimit
 from .api.front.metrics import PrometheusMiddleware
-from .api.front.request_id import RequestId, install_logging
+from .api.front.request_id import install_logging
 from .config import Settings
+from .jobs import JobScheduler, JobService
 from .keys import KeyTable
 from .offload import Offload
 from .schemas import EvaluateRequest, PredictRequest, TrainRequest
 from .service import ModelService
+from .training.job import job_folder
 from .training.runner import TrainRunner
 
 DESCRIPTION = """
@@ -47,7 +50,9 @@ Train logistic-regression classifiers from labelled rows, keep them, and serve p
 1. `POST /train` with `features` (rows of numbers) and `labels` -> a model `id`.
 2. `POST /predict` with that `model_id` and rows -> labels and class probabilities.
 3. `GET /models`, `GET /models/{id}`, `DELETE /models/{id}` to manage what is kept.
-4. `POST /models/{id}/evaluate` with labelled rows -> its metrics; `GET /models/{id}/report` -> a
+4. Long trainings: `POST /train` with `Prefer: respond-async` answers 202 and a job to watch at
+   `GET /jobs/{id}` or `/jobs/{id}/events`, and to cancel with `POST /jobs/{id}/cancel`.
+5. `POST /models/{id}/evaluate` with labelled rows -> its metrics; `GET /models/{id}/report` -> a
    page of charts (coefficients, loss, ROC, calibration, confusion matrix, decision boundary).
 
 Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`.
@@ -57,9 +62,9 @@ Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`
 class ServiceApp(FastAPI):
     """FastAPI, behind the service's own pure ASGI layers (``front``).
 
-    Every request goes through ``front``: its id, metrics, then the API key, the body size limit and
-    the body read timeout, then the predict fast path, and only then FastAPI's own stack (error
-    handling, routing).
+    Every request goes through ``front``: its id and metrics, then the API key, the body size
+    limit and the body read timeout, then the predict fast path, and only then FastAPI's own
+    stack (error handling, routing).
     A plain ``POST /predict`` is answered without entering FastAPI at all: its built-in
     middlewares cost a 1-row prediction about 15% of its throughput (bench/serve.py).
     """
@@ -94,8 +99,10 @@ def create_app(
         # Everything built so far (FastAPI, pydantic schemas, the app) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()
+        app.state.job_scheduler.start()  # queued jobs run, also those left by a restart
         yield
         cache.unwatch()
+        await app.state.job_scheduler.stop()  # its running jobs go back to the queue
         app.state.service.names.unwatch()
         app.state.trainer.shutdown()
         app.state.offload.shutdown()
@@ -118,9 +125,24 @@ def create_app(
     app.state.settings = settings
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
+    app.state.jobs = JobService(JsonJobStore(job_folder(settings)), settings, audit=store.audit)
+    app.state.job_scheduler = JobScheduler(
+        app.state.jobs, app.state.trainer, describe=errors.describer(app)
+    )
     app.state.offload = Offload()
     errors.install(app)
-    for module in (training, prediction, models, evaluation, report, names, health, metrics, v2):
+    for module in (
+        training,
+        jobs,
+        prediction,
+        models,
+        evaluation,
+        report,
+        names,
+        health,
+        metrics,
+        v2,
+    ):
         app.include_router(module.router)
     # bodies the routes parse themselves
     docs.install(app, [PredictRequest, TrainRequest, EvaluateRequest])
@@ -139,9 +161,9 @@ def create_app(
         )
         front = auth.APIKeyAuth(front, keys=keys)
         app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]
-    # outermost, so every answer is counted: the fast path's, and refusals (401, 413) too
-    front = PrometheusMiddleware(front, routes_of=app)
-    app.front = RequestId(front)  # outermost: every answer carries it, refusals too
+    # outermost, so every answer is counted and carries its X-Request-ID: the fast path's, and
+    # refusals (401, 413) too
+    app.front = PrometheusMiddleware(front, routes_of=app)
     return app
 
 

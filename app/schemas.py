@@ -764,7 +764,7 @@ class AuditEntry(BaseModel):
     time: datetime
     action: str = Field(
         description="`model.stored`, `model.deleted`, `alias.set`, `alias.deleted`, "
-        "`alias.rolled_back`."
+        "`alias.rolled_back`, `job.cancelled`."
     )
     target: dict[str, Any] = Field(description="What changed: name, version, id, alias.")
     outcome: str = Field(description="`ok`, or `refused: <why>`.")
@@ -775,6 +775,71 @@ class AuditEntry(BaseModel):
 
 class AuditList(BaseModel):
     items: list[AuditEntry] = Field(description="Oldest first.")
+
+
+EXAMPLE_JOB_ID = "1879b2c4d5e6f7a8b9c0d1e2f3a4b5c6"
+
+
+class JobProgress(BaseModel):
+    phase: Literal["reading", "fitting", "saving"] = Field(
+        description="`reading` the request, `fitting` the model, `saving` it."
+    )
+    iteration: int = Field(description="Solver iterations done so far.")
+    max_iter: int | None = Field(description="The iteration cap (`params.max_iter`).")
+    loss: float | None = Field(description="The training objective now.")
+    grad_norm: float | None = Field(
+        description="Largest gradient component now; converged at `params.tol`."
+    )
+    rows_read: int = Field(description="Rows read so far.")
+    elapsed_s: float = Field(description="Seconds since the job started.")
+
+
+class JobError(BaseModel):
+    status: int = Field(description="The HTTP status the same training would answer at once.")
+    detail: str
+
+
+class Job(BaseModel):
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: JobProgress | None = Field(None, description="Null until the job starts.")
+    model_id: str | None = Field(None, description="When `succeeded`: the model it stored.")
+    error: JobError | None = Field(None, description="When `failed`: why.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_JOB_ID,
+                    "status": "running",
+                    "created_at": "2026-12-01T10:00:00Z",
+                    "started_at": "2026-12-01T10:00:01Z",
+                    "finished_at": None,
+                    "progress": {
+                        "phase": "fitting",
+                        "iteration": 420,
+                        "max_iter": 1000,
+                        "loss": 0.3121,
+                        "grad_norm": 0.0031,
+                        "rows_read": 200000,
+                        "elapsed_s": 12.5,
+                    },
+                    "model_id": None,
+                    "error": None,
+                }
+            ]
+        }
+    )
+
+
+class JobList(BaseModel):
+    items: list[Job]
+    total: int
+    limit: int
+    offset: int
 
 
 __all__ = [
@@ -794,6 +859,10 @@ __all__ = [
     "CsvTrainOptions",
     "ErrorResponse",
     "Health",
+    "Job",
+    "JobError",
+    "JobList",
+    "JobProgress",
     "ModelDetail",
     "ModelList",
     "ModelParameters",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from .config import Settings
 from .engine import EngineError, FitParams, InvalidData, InvalidParams, LogisticModel, fit
 from .engine.footprint import fit_footprint
 from .engine.model import Explanation
+from .engine.monitor import Monitor
 from .engine.polynomial import n_output_features
 from .engine.profile import profile
 from .engine.statistics import coefficient_statistics
@@ -103,6 +104,16 @@ def _size(n: int) -> str:
     if n >= 1024**2:
         return f"{n / 1024**2:.0f} MiB"
     return f"{max(1, round(n / 1024))} KiB"
+
+
+class TrainingMonitor(Monitor, Protocol):
+    """Watches one training (a job's progress and cancel, ``app.training.job``): the engine's
+    ``Monitor``, told also when the fit starts and when the model is about to be saved. Any
+    call may raise to stop the training; nothing is stored then."""
+
+    def fitting(self, *, max_iter: int) -> None: ...
+
+    def saving(self) -> None: ...
 
 
 class ModelService:
@@ -379,11 +390,17 @@ class ModelService:
     # --- training and the store -----------------------------------------------------------
 
     def train(
-        self, request: TrainRequest, X: np.ndarray | None = None, *, actor: Actor | None = None
+        self,
+        request: TrainRequest,
+        X: np.ndarray | None = None,
+        *,
+        actor: Actor | None = None,
+        monitor: TrainingMonitor | None = None,
     ) -> ModelSummary:
         """Fit and store a model (the next version of ``request.name`` when named). ``X``
         (n_samples, n_features): the rows if decoded apart, in which case ``request.features``
-        is a placeholder."""
+        is a placeholder; ``monitor``: told of the fit's progress, and may stop it (a training
+        job's)."""
         s = self.settings
         if X is None:
             X = np.asarray(request.features, dtype=np.float64)
@@ -411,12 +428,14 @@ class ModelService:
                     f"features makes {expanded} columns, more than the limit of "
                     f"{s.max_features} (MAX_FEATURES)"
                 )
-        fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget)
+        fit_params = FitParams(**p.model_dump(), time_budget=s.train_time_budget, monitor=monitor)
         self._check_resources(
             request, classes, n_rows=n_rows, n_features=n_features, params=fit_params
         )
         # Values near 1e308 of both signs can still overflow ``x - mean`` or the scores; that
         # is the data's problem, answered below as a 422, not a warning in the logs.
+        if monitor is not None:
+            monitor.fitting(max_iter=p.max_iter)
         with metrics.timed_training(), np.errstate(over="ignore", invalid="ignore"):
             result = fit(X, request.labels, params=fit_params, sample_weight=request.sample_weight)
         report = result.report
@@ -462,6 +481,8 @@ class ModelService:
             "design_mean": None if result.model.mean is not None else design_mean(result.model, X),
         }
         summary_from_record(record)  # first: a record it cannot show is not stored
+        if monitor is not None:
+            monitor.saving()  # the last moment a cancel stops the training: past it, it is saved
         if request.name is None:
             self.store.save(record)
         else:

@@ -17,6 +17,8 @@ from .base import (
     EvaluationLog,
     InvalidModelId,
     InvalidName,
+    JobNotFound,
+    JobQueueFull,
     Listing,
     ModelNotFound,
     ModelStore,
@@ -38,6 +40,7 @@ from .base import (
     new_model_id,
     parse_reference,
 )
+from .jobs import JobClaim, JobStore, JsonJobStore, PendingBody
 from .json_store import JsonFileStore
 
 __all__ = [
@@ -65,10 +68,16 @@ __all__ = [
     "CorruptModel",
     "EvaluationLog",
     "InvalidModelId",
+    "JobClaim",
+    "JobNotFound",
+    "JobQueueFull",
+    "JobStore",
     "JsonFileStore",
+    "JsonJobStore",
     "Listing",
     "ModelNotFound",
     "ModelStore",
+    "PendingBody",
     "PicklableError",
     "Record",
     "StoreDeleteFailed",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -146,6 +147,26 @@ class StoreDeleteFailed(StoreWriteFailed):
         self.errno = error.errno
 
 
+class JobNotFound(StoreError):
+    """No training job with that id (or the id is not a valid one)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {str(job_id)[:100]!r}")
+        self.job_id = str(job_id)[:100]
+
+
+class JobQueueFull(StoreError):
+    """``max_queued`` jobs already wait: a new one is refused (HTTP 429 with Retry-After)."""
+
+    def __init__(self, queued: int, retry_after: int) -> None:
+        super().__init__(
+            f"the training queue is full: {queued} jobs already wait (MAX_QUEUED_JOBS); "
+            f"retry in {retry_after} s"
+        )
+        self.queued = queued
+        self.retry_after = retry_after
+
+
 def new_model_id() -> str:
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 
@@ -254,8 +275,10 @@ class Reference:
     latest: bool = False  # the newest model of all
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_reference(ref: str) -> Reference:
-    """``ref`` as one of the accepted forms; ``InvalidModelId`` (a 404) for anything else."""
+    """``ref`` as one of the accepted forms; ``InvalidModelId`` (a 404) for anything else.
+    Memoised: the same few references come with every prediction."""
     if ID_PATTERN.fullmatch(ref):
         return Reference(model_id=ref)
     if ref == LATEST:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -26,6 +28,9 @@ from ..errors import (
     InvalidModelId,
     InvalidName,
     InvalidRequest,
+    JobFinished,
+    JobNotFound,
+    JobQueueFull,
     LimitExceeded,
     MalformedJSON,
     ModelNotFound,
@@ -167,6 +172,16 @@ def install(app: FastAPI) -> None:
         resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
 
+    @app.exception_handler(JobQueueFull)
+    async def _queue_full(request: Request, exc: JobQueueFull) -> JSONBytes:
+        resp = error(429, str(exc))
+        resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+
+    @app.exception_handler(JobFinished)
+    async def _job_finished(request: Request, exc: JobFinished) -> JSONBytes:
+        return error_for(request, 409, str(exc))
+
     @app.exception_handler(TrainingCrashed)
     @app.exception_handler(ChildCrashed)
     async def _crashed(request: Request, exc: Exception) -> JSONBytes:
@@ -176,7 +191,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONBytes:
         if isinstance(
-            exc, (ModelNotFound, InvalidModelId, NameNotFound, VersionNotFound, AliasNotFound)
+            exc,
+            (
+                ModelNotFound,
+                InvalidModelId,
+                NameNotFound,
+                VersionNotFound,
+                AliasNotFound,
+                JobNotFound,
+            ),
         ):
             return error_for(request, 404, str(exc))
         if isinstance(exc, InvalidName):
@@ -217,3 +240,25 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONBytes:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_for(request, 500, "internal server error")
+
+
+def describer(app: FastAPI) -> Callable[[BaseException], Awaitable[tuple[int, str]]]:
+    """``describe(exc)``: the status and detail of the answer ``POST /train`` would have given
+    for ``exc``, by the handlers above (a job that fails keeps them: ``app.jobs``)."""
+    scope = {"type": "http", "method": "POST", "path": "/train", "root_path": "", "headers": []}
+
+    async def describe(exc: BaseException) -> tuple[int, str]:
+        for cls in type(exc).__mro__:
+            handler = app.exception_handlers.get(cls)
+            if handler is not None:
+                break
+        if handler is None or cls is Exception:
+            log.error("a training job failed", exc_info=exc)
+            return 500, "internal server error"
+        response = handler(Request(scope), exc)
+        if inspect.isawaitable(response):
+            response = await response
+        body = orjson.loads(response.body) if response.body else {}
+        return response.status_code, str(body.get("detail", ""))
+
+    return describe

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
 
 from .. import decode
-from ..schemas import CsvTrainOptions, ModelSummary, TrainParams, TrainRequest
+from ..jobs import JobService, view
+from ..prefer import RESPOND_ASYNC, prefers_async
+from ..schemas import CsvTrainOptions, Job, ModelSummary, TrainParams, TrainRequest
 from ..training.runner import TrainRunner
 from .deps import actor_of
 from .docs import ERROR_RESPONSES, json_or_csv_body, query_doc
 from .errors import JSONBytes
+from .jobs import scheduler_of
 
 router = APIRouter(tags=["training"])
 
@@ -45,8 +49,27 @@ BODY_DOC = json_or_csv_body(
     "/train",
     status_code=201,
     response_model=ModelSummary,
-    responses=ERROR_RESPONSES(400, 413, 415, 422, 429, 503, 507),
-    openapi_extra=BODY_DOC,
+    responses={
+        **ERROR_RESPONSES(400, 413, 415, 422, 429, 503, 507),
+        202: {
+            "model": Job,
+            "description": "With `Prefer: respond-async`: the training job, queued (`Location: "
+            "/jobs/{id}`; `GET` it, or watch `/jobs/{id}/events`).",
+        },
+    },
+    openapi_extra={
+        **BODY_DOC,
+        "parameters": [
+            {
+                "name": "Prefer",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "`respond-async` (RFC 7240): answer 202 with a training job at "
+                "once instead of waiting for the model.",
+            }
+        ],
+    },
 )
 async def train(request: Request) -> Response:
     """Train a logistic-regression model on labelled rows (JSON, or CSV with a header row) and
@@ -56,6 +79,8 @@ async def train(request: Request) -> Response:
     ctype = request.headers.get("content-type")
     query = request.query_params.multi_items()
     decode.check_request(ctype, query)  # 415 or 422 before reading a body that would not be used
+    if prefers_async(request.headers.getlist("prefer")):
+        return await train_as_job(request, ctype, query)
     runner: TrainRunner = request.app.state.trainer
     runner.check_capacity()  # every slot taken: refuse before a body is uploaded for nothing
     spill: str | None = None
@@ -93,3 +118,63 @@ async def train(request: Request) -> Response:
         content=summary.model_dump(mode="json"),
         headers={"Location": f"/models/{summary.id}"},
     )
+
+
+async def train_as_job(
+    request: Request,
+    content_type: str | None,
+    query: list[tuple[str, str]],
+    chunks: AsyncIterable[bytes] | None = None,
+) -> Response:
+    """``POST /train`` with ``Prefer: respond-async``: the body is stored with a new job, which
+    any worker runs (``app.jobs``); 202 with the job. ``chunks``: the body, if it was read
+    already (a training that must be a job whatever the header: ``replay`` them), else the
+    request's stream.
+
+    A body of up to ``TRAIN_INLINE_MAX_BYTES`` is decoded and validated first (milliseconds, in
+    a thread), so bad input gets the answer it gets without the header. A larger one is decoded
+    when the job runs, in its child: a bad one makes a ``failed`` job with that status."""
+    jobs: JobService = request.app.state.jobs
+    await asyncio.to_thread(jobs.check_queue)  # 429 before a body is uploaded for nothing
+    body = await asyncio.to_thread(jobs.store.new_body)
+    limit = jobs.settings.train_inline_max_bytes
+    try:
+        small: list[bytes] | None = []
+        size = 0
+        async for chunk in request.stream() if chunks is None else chunks:
+            body.write(chunk)  # as the spill above: page-cache writes, the fsync is in submit
+            size += len(chunk)
+            if small is not None and size <= limit:
+                small.append(chunk)
+            else:
+                small = None
+        if small is not None:
+            await asyncio.to_thread(
+                decode.decode_train,
+                content_type,
+                b"".join(small),
+                query,
+                max_features=jobs.settings.max_features,
+            )
+        record = await asyncio.to_thread(
+            jobs.submit, body, content_type=content_type, query=query, actor=actor_of(request)
+        )
+    except BaseException:
+        await asyncio.to_thread(body.discard)
+        raise
+    scheduler_of(request).wake()
+    return JSONBytes(
+        status_code=202,
+        content=view(record),
+        headers={
+            "Location": f"/jobs/{record['id']}",
+            "Preference-Applied": RESPOND_ASYNC,
+            "Vary": "Prefer",
+        },
+    )
+
+
+async def replay(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    """A body already read, as ``train_as_job`` takes it."""
+    for chunk in chunks:
+        yield chunk

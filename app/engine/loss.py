@@ -24,9 +24,13 @@ scikit-learn's ``C`` maps to ``lambda = 1 / (C * S)``: its objective is
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from .monitor import Monitor
 
 Array = NDArray[np.float64]
 HessianProduct = Callable[[Array], Array]
@@ -107,6 +111,7 @@ class Design:
         self.n_samples, self.n_features = X.shape
         self._passes = [0.0]  # shared with the designs made by ``take``
         self._weight = weight  # fraction of the full data these rows are, for ``passes``
+        self.monitor: Monitor | None = None  # told of each block of a blocked pass
 
     @property
     def passes(self) -> float:
@@ -158,6 +163,7 @@ class Design:
             weight=self._weight * len(rows) / self.n_samples,
         )
         sub._passes = self._passes
+        sub.monitor = self.monitor
         return sub
 
     def weighted_grams(self, C: Array, *, ones: bool) -> Array:
@@ -180,6 +186,8 @@ class Design:
         rows = max(1, min(CHUNK_ROWS, (1 << 22) // (m * d if not nonneg else d)))
         for start in range(0, n, rows):
             stop = min(start + rows, n)
+            if self.monitor is not None:
+                self.monitor.block(start)
             Xb = self.X[start:stop]
             Cb = C[start:stop]
             sums += Xb.T @ Cb

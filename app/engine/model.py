@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike
 
 from .errors import InvalidData, InvalidParams
 from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid
+from .monitor import Monitor
 from .polynomial import PolynomialFeatures, check_degree, fit_polynomial
 from .preprocessing import Standardizer, check_features, column_max_abs, ensure_finite
 from .solvers import (
@@ -95,6 +96,9 @@ class FitParams:
     fit_intercept: bool = True
     polynomial_degree: int = 1  # monomials up to this degree (see ``polynomial``); 1 = linear
     time_budget: float | None = None  # seconds; the solver stops (not converged) past it
+    #: Told of each iteration, may stop the fit by raising (``solvers.Monitor``); not a setting
+    #: of the model, so it takes no part in comparisons.
+    monitor: Monitor | None = field(default=None, compare=False, repr=False)
 
     def validate(self) -> None:
         if self.solver not in SOLVERS:
@@ -574,6 +578,7 @@ def fit(
     else:
         check_raw_magnitudes(Xc, polynomial)
 
+    design.monitor = params.monitor
     loss_type = MultinomialLoss if multiclass == "multinomial" else LogisticLoss
     loss = loss_type(design, Y, l2=params.l2, fit_intercept=params.fit_intercept, sample_weight=sw)
     result, solver_name = solve(loss, params, deadline=deadline)
@@ -761,7 +766,12 @@ def solve(
     """
     coef0 = np.zeros(loss.n_coef)
     block = loss.n_coef if isinstance(loss, MultinomialLoss) else loss.n_coef_cols
-    common: dict[str, Any] = {"max_iter": params.max_iter, "tol": params.tol, "deadline": deadline}
+    common: dict[str, Any] = {
+        "max_iter": params.max_iter,
+        "tol": params.tol,
+        "deadline": deadline,
+        "monitor": params.monitor,
+    }
     solver = params.solver
     if solver == "newton" and block > NEWTON_HARD_MAX_BLOCK:
         raise InvalidParams(
@@ -796,7 +806,13 @@ def solve(
 
 
 def _subsampled_newton(
-    loss: Loss, coef0: Array, *, max_iter: int, tol: float, deadline: float | None
+    loss: Loss,
+    coef0: Array,
+    *,
+    max_iter: int,
+    tol: float,
+    deadline: float | None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """Exact optimum in few passes over a large ``X``: subsample warm start, then polish.
 
@@ -813,7 +829,9 @@ def _subsampled_newton(
     m = int(min(n, max(50 * block, min(n // SUBSAMPLE_FRACTION, 200_000))))
     rows = np.sort(np.random.default_rng(0).choice(n, size=m, replace=False))
     sub = loss.take(rows)
-    warm = lbfgs(sub, coef0, max_iter=max_iter, tol=max(tol, WARM_TOL), deadline=deadline)
+    warm = lbfgs(
+        sub, coef0, max_iter=max_iter, tol=max(tol, WARM_TOL), deadline=deadline, monitor=monitor
+    )
     mh = int(min(m, max(HESSIAN_ROWS, 20 * block)))
     hsub = sub if mh == m else sub.take(np.arange(mh))
     H = hsub.hessian(warm.coef)
@@ -838,6 +856,7 @@ def _subsampled_newton(
         max_iter=max(1, max_iter - warm.iterations),
         tol=tol,
         deadline=deadline,
+        monitor=monitor,
         precondition=precondition,
     )
     return SolverResult(
@@ -852,7 +871,13 @@ def _subsampled_newton(
 
 
 def _preconditioned_lbfgs(
-    loss: MultinomialLoss, coef0: Array, *, max_iter: int, tol: float, deadline: float | None
+    loss: MultinomialLoss,
+    coef0: Array,
+    *,
+    max_iter: int,
+    tol: float,
+    deadline: float | None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """L-BFGS whose initial inverse-Hessian is the softmax Hessian's, taken once on the way.
 
@@ -871,7 +896,12 @@ def _preconditioned_lbfgs(
     test are those of every other solver. If the inverse cannot be formed, step 3 runs without.
     """
     warm = lbfgs(
-        loss, coef0, max_iter=max_iter, tol=max(tol, PRECONDITION_WARM_TOL), deadline=deadline
+        loss,
+        coef0,
+        max_iter=max_iter,
+        tol=max(tol, PRECONDITION_WARM_TOL),
+        deadline=deadline,
+        monitor=monitor,
     )
     if tol >= PRECONDITION_WARM_TOL or not warm.converged:
         return warm
@@ -885,6 +915,7 @@ def _preconditioned_lbfgs(
         max_iter=max_iter - warm.iterations,
         tol=tol,
         deadline=deadline,
+        monitor=monitor,
         precondition=precondition,
         scale_preconditioner=True,
     )

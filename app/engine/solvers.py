@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from .errors import TrainingDiverged
 from .loss import Array, HessianProduct
+from .monitor import Monitor
 
 #: Longest cost history kept with a model (evenly thinned, first and last points kept).
 HISTORY_POINTS = 100
@@ -100,11 +101,17 @@ def optimality(coef: Array, g: Array, l1: float, mask: NDArray[np.bool_]) -> flo
 
 
 class _Clock:
-    def __init__(self, deadline: float | None) -> None:
+    def __init__(self, deadline: float | None, monitor: Monitor | None = None) -> None:
         self.deadline = deadline
+        self.monitor = monitor
 
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
+
+    def tick(self, it: int, f: float, gn: float) -> None:
+        """Once per iteration, before its stopping test (iteration 0: the starting point)."""
+        if self.monitor is not None:
+            self.monitor.iteration(it, f, gn)
 
 
 def _stop_reason(gn: float, tol: float, it: int, max_iter: int, clock: _Clock) -> str | None:
@@ -145,6 +152,7 @@ def gradient_descent(
     tol: float,
     l1: float = 0.0,
     deadline: float | None = None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """Batch gradient descent with a fixed learning rate: ``w <- w - alpha * grad f(w)``.
 
@@ -188,7 +196,7 @@ def gradient_descent(
         alpha = float(learning_rate)
     mask = loss.penalized()
     thresh = alpha * l1 * mask
-    clock = _Clock(deadline)
+    clock = _Clock(deadline, monitor)
     coef = np.array(coef0, dtype=np.float64, copy=True)
     f, g = loss.loss_gradient(coef)
     f += l1 * float(np.abs(coef[mask]).sum())
@@ -198,6 +206,7 @@ def gradient_descent(
     iterations = 0
     stopped_by = "max_iter"
     while True:
+        clock.tick(iterations, f, grad_norm)
         if grad_norm <= tol:
             stopped_by = "tol"
             break
@@ -325,6 +334,7 @@ def newton(
     tol: float,
     deadline: float | None = None,
     hessian_loss: TwiceDifferentiableLoss | None = None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """Newton's method (IRLS): Cholesky solve of ``H d = -g``, then Armijo backtracking.
 
@@ -344,7 +354,7 @@ def newton(
     """
     hloss = loss if hessian_loss is None else hessian_loss
     null = loss.null_space()
-    clock = _Clock(deadline)
+    clock = _Clock(deadline, monitor)
     coef = np.array(coef0, dtype=np.float64, copy=True)
     f, g = loss.loss_gradient(coef)
     history = [f]
@@ -352,6 +362,7 @@ def newton(
     it = 0
     stop = "max_iter"
     while True:
+        clock.tick(it, f, gn)
         if (reason := _stop_reason(gn, tol, it, max_iter, clock)) is not None:
             stop = reason
             break
@@ -478,6 +489,7 @@ def lbfgs(
     max_iter: int,
     tol: float,
     deadline: float | None = None,
+    monitor: Monitor | None = None,
     memory: int = 10,
     precondition: Callable[[Array], Array] | None = None,
     scale_preconditioner: bool = False,
@@ -504,7 +516,7 @@ def lbfgs(
         taken at another point, whose overall curvature is off by some factor. Recomputed every
         ``RESCALE_EVERY`` iterations (each costs one more ``H0^{-1}`` product).
     """
-    clock = _Clock(deadline)
+    clock = _Clock(deadline, monitor)
     coef = np.array(coef0, dtype=np.float64, copy=True)
     f, g = loss.loss_gradient(coef)
     history = [f]
@@ -517,6 +529,7 @@ def lbfgs(
     gamma = None
     stop = "max_iter"
     while True:
+        clock.tick(it, f, gn)
         if (reason := _stop_reason(gn, tol, it, max_iter, clock)) is not None:
             stop = reason
             break
@@ -600,6 +613,7 @@ def fista(
     max_iter: int,
     tol: float,
     deadline: float | None = None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """Accelerated proximal gradient (FISTA) with backtracking on ``L`` and adaptive restart.
 
@@ -608,7 +622,7 @@ def fista(
     """
     mask = loss.penalized()
     term = _l1_term(l1, mask)
-    clock = _Clock(deadline)
+    clock = _Clock(deadline, monitor)
     L = loss.lipschitz_bound() * 0.5
     x = np.array(coef0, dtype=np.float64, copy=True)
     fx, gx = loss.loss_gradient(x)
@@ -620,6 +634,7 @@ def fista(
     it = 0
     stop = "max_iter"
     while True:
+        clock.tick(it, F, gn)
         if (reason := _stop_reason(gn, tol, it, max_iter, clock)) is not None:
             stop = reason
             break
@@ -697,6 +712,7 @@ def proximal_newton(
     max_iter: int,
     tol: float,
     deadline: float | None = None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """Proximal Newton for ``f + l1 * ||w[penalized]||_1`` (Lee, Sun & Saunders 2014).
 
@@ -707,7 +723,7 @@ def proximal_newton(
     """
     mask = loss.penalized()
     term = _l1_term(l1, mask)
-    clock = _Clock(deadline)
+    clock = _Clock(deadline, monitor)
     coef = np.array(coef0, dtype=np.float64, copy=True)
     f, g = loss.loss_gradient(coef)
     F = f + term(coef)
@@ -716,6 +732,7 @@ def proximal_newton(
     it = 0
     stop = "max_iter"
     while True:
+        clock.tick(it, F, gn)
         if (reason := _stop_reason(gn, tol, it, max_iter, clock)) is not None:
             stop = reason
             break

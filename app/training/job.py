@@ -6,13 +6,17 @@ spawned child imports this module before its initializer has limited the BLAS th
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import time
 from collections.abc import Sequence
 from multiprocessing.context import SpawnProcess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from model_store import JobStore, Record
 
     from ..audit import Actor
     from ..config import Settings
@@ -70,10 +74,13 @@ def train_from_body(
     body: bytes | str,
     query: Sequence[tuple[str, str]] = (),
     actor: Actor | None = None,
+    *,
+    progress: JobProgress | None = None,
 ) -> ModelSummary:
     """Decode, validate, fit and save; the stored model's summary. ``body``: the bytes, or the
     path of a file holding them (read, then deleted); ``query``: the request's query parameters
-    (the options of a CSV body); ``actor``: who asked (for the audit log).
+    (the options of a CSV body); ``actor``: who asked (for the audit log); ``progress``: a
+    job's, told of each phase and iteration (and able to stop the training: ``train_job``).
 
     Raises the domain errors of ``app.errors`` (they pickle, so they reach the server as they
     are): ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError``,
@@ -93,5 +100,151 @@ def train_from_body(
             os.unlink(path)
     request, X = decode_train(content_type, body, query, max_features=settings.max_features)
     del body
+    if progress is not None:
+        progress.phase("reading", rows_read=len(request.labels))
     service = ModelService(JsonFileStore(settings.model_store_dir, create=False), settings)
-    return service.train(request, X, actor=actor)
+    return service.train(request, X, actor=actor, monitor=progress)
+
+
+#: A job's progress goes to its record at most this often (seconds): a tenth of a second is as
+#: often as an event stream shows it.
+REPORT_INTERVAL = 0.1
+#: How often (seconds) a running job looks for a cancel (a file's existence) and for its server.
+CHECK_INTERVAL = 0.05
+#: The exit status of a training child whose server died under it.
+ORPHANED_EXIT = 70
+
+
+class JobProgress:
+    """The training child's side of a job (``app.training.job.train_job``): it writes the job's
+    progress to the record, at most every ``REPORT_INTERVAL`` s, and stops the training when
+    the job is cancelled (``JobCancelled``) or when the server process that runs the job died.
+
+    A ``service.TrainingMonitor``. Called on every iteration of the solver (and every row block
+    of a fit that reads rows in blocks), it looks at a clock and returns, but for every
+    ``CHECK_INTERVAL`` s, when it looks for the cancel marker (one ``stat``) and at its parent.
+    """
+
+    def __init__(self, jobs: JobStore, record: Record) -> None:
+        from datetime import datetime
+
+        self.jobs = jobs
+        self.record = dict(record)
+        started = record.get("started_at")
+        self.started = datetime.fromisoformat(started).timestamp() if started else time.time()
+        self.parent = os.getppid()
+        self.phase_name = "reading"
+        self.iterations = 0
+        self.max_iter: int | None = None
+        self.loss: float | None = None
+        self.grad_norm: float | None = None
+        self.rows_read = 0
+        self._next_check = 0.0
+        self._next_report = 0.0
+
+    # --- service.TrainingMonitor --------------------------------------------------------------
+
+    def iteration(self, iteration: int, loss: float, grad_norm: float) -> None:
+        if iteration > 0:  # 0 is each solver's (or solver stage's) starting point
+            self.iterations += 1
+        self.loss, self.grad_norm = loss, grad_norm
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._tick(now)
+
+    def block(self, rows: int) -> None:
+        self.rows_read = max(self.rows_read, rows)  # the first pass reads; later ones re-read
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._tick(now)
+
+    def fitting(self, *, max_iter: int) -> None:
+        self.max_iter = max_iter
+        self.phase("fitting")
+
+    def saving(self) -> None:
+        self.phase("saving")
+
+    # --- the rest -----------------------------------------------------------------------------
+
+    def phase(self, name: str, *, rows_read: int | None = None) -> None:
+        """Enter a phase (``reading``, ``fitting``, ``saving``): checked and reported at once."""
+        self.phase_name = name
+        if rows_read is not None:
+            self.rows_read = rows_read
+        self.check()
+        self.report(time.monotonic())
+
+    def _tick(self, now: float) -> None:
+        self._next_check = now + CHECK_INTERVAL
+        self.check()
+        if now >= self._next_report:
+            self.report(now)
+
+    def check(self) -> None:
+        job_id = self.record["id"]
+        if self.jobs.cancel_requested(job_id):
+            from ..errors import JobCancelled  # here: see the module's docstring
+
+            raise JobCancelled(job_id)
+        if os.getppid() != self.parent:
+            # The server died (a crash, kill -9): after a restart the job is "interrupted",
+            # so nothing may be saved now; nobody is left to hear an answer either.
+            os._exit(ORPHANED_EXIT)
+
+    def progress(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase_name,
+            "iteration": self.iterations,
+            "max_iter": self.max_iter,
+            "loss": _finite(self.loss),
+            "grad_norm": _finite(self.grad_norm),
+            "rows_read": self.rows_read,
+            "elapsed_s": round(max(0.0, time.time() - self.started), 3),
+        }
+
+    def report(self, now: float) -> None:
+        self._next_report = now + REPORT_INTERVAL
+        self.record["progress"] = self.progress()
+        self.jobs.update(self.record)
+
+
+def _finite(x: float | None) -> float | None:
+    """JSON has no NaN or Infinity: such a value is reported as ``null``."""
+    return x if x is None or math.isfinite(x) else None
+
+
+def train_job(settings: Settings, job_id: str) -> ModelSummary:
+    """Run the training of job ``job_id`` (its runner, ``app.jobs.JobScheduler``, holds it and
+    marks it ``running``): the request stored with the job, read, decoded, fitted and saved, with
+    progress written to the job's record. Returns the stored model's summary.
+
+    Raises ``JobCancelled`` when the job was cancelled (nothing stored), or any error of
+    ``train_from_body`` (the job fails with the status that error has as an HTTP answer): the
+    same training as a synchronous ``/train``, whatever its request names (a training from a
+    dataset is one whose body names the dataset).
+    """
+    from model_store import JsonJobStore
+
+    jobs = JsonJobStore(job_folder(settings))
+    record = jobs.get(job_id)
+    progress = JobProgress(jobs, record)
+    progress.phase("reading")
+    request = record["request"]
+    from ..audit import Actor
+
+    actor = request.get("actor")
+    return train_from_body(
+        settings,
+        request["content_type"],
+        jobs.read_body(job_id),
+        [tuple(q) for q in request["query"]],
+        None if actor is None else Actor(**actor),
+        progress=progress,
+    )
+
+
+def job_folder(settings: Settings) -> Path:
+    """Where the training jobs are kept: the folder ``jobs`` in the model folder, so every worker
+    and replica over that folder sees them (model files are the folder's ``<id>.json`` only)."""
+    return settings.model_store_dir / "jobs"

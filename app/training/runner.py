@@ -20,7 +20,7 @@ from .. import metrics
 from ..config import Settings
 from ..errors import TrainingBusy, TrainingCrashed
 from ..offload import Offload
-from .job import IdleSpawnProcess, init_child, train_from_body
+from .job import IdleSpawnProcess, init_child, train_from_body, train_job
 
 if TYPE_CHECKING:
     from ..audit import Actor
@@ -73,6 +73,14 @@ class TrainRunner:
         return await self.children.run(
             train_from_body, self.settings, content_type, spill, query, actor
         )
+
+    def has_capacity(self) -> bool:
+        return self.running < self.settings.train_concurrency
+
+    async def run_job(self, job_id: str) -> ModelSummary:
+        """Train job ``job_id`` in a child (always: a job is cancelled from its child's fit loop,
+        and runs at the child's low priority). Take a slot first (``acquire``)."""
+        return await self.children.run(train_job, self.settings, job_id)
 
     def spill_file(self) -> tuple[BinaryIO, str]:
         fd, path = tempfile.mkstemp(prefix="train-body-")

@@ -511,7 +511,6 @@ def test_no_base_http_middleware_on_the_hot_path(settings):
         layer = layer.app
     names = [type(x).__name__ for x in layers]
     assert names == [
-        "RequestId",
         "PrometheusMiddleware",
         "APIKeyAuth",
         "BodySizeLimit",

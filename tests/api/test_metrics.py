@@ -149,7 +149,12 @@ def test_the_middleware_times_each_request_under_its_labels():
         labels = (label, UNMATCHED, "204")
         empty = [0.0] * (len(metrics.HTTP_BUCKETS) + 2)
         before = metrics.counts()[name].get(labels, empty)
-        scope = {"type": "http", "method": method, "path": f"/timed-{uuid.uuid4().hex}"}
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": f"/timed-{uuid.uuid4().hex}",
+            "headers": [],
+        }
         asyncio.run(middleware(scope, None, ignore))
         after = metrics.counts()[name][labels]
         added = [a - b for a, b in zip(after, before, strict=True)]

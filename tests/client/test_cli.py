@@ -6,12 +6,16 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from logreg_client import Client
+from logreg_client.cli import main
 from tests.live_server import free_port
 
 EXAM = """hours_studied,hours_slept,result
@@ -37,6 +41,11 @@ def logreg(*args: str, url: str | None = None) -> subprocess.CompletedProcess[st
     )
 
 
+def cells(line: str) -> list[str]:
+    """A plain table's row: columns are two or more spaces apart (times hold one)."""
+    return re.split(r"\s{2,}", line.strip())
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
     (tmp_path / "exam.csv").write_text(EXAM)
@@ -47,7 +56,7 @@ def files(tmp_path: Path) -> Path:
 def test_round_trip(url: str, files: Path) -> None:
     train = logreg(
         "--json", "train", str(files / "exam.csv"), "--label", "result", "--name", "exam",
-        "--param", "l2=0.001", "--param", "solver=newton", "--param", "standardize=true",
+        "--param", "l2=0.001", "--param", "solver=newton", "--param", "standardize=true", "--wait",
         url=url,
     )  # fmt: skip
     assert train.returncode == 0, train.stderr
@@ -74,6 +83,63 @@ def test_round_trip(url: str, files: Path) -> None:
     assert deleted.returncode == 0 and model["id"] in deleted.stdout
     gone = logreg("model", model["id"], url=url)
     assert gone.returncode == 1 and f"404: no model with id '{model['id']}'" in gone.stderr
+
+
+def test_names_aliases_rollback_audit(url: str, files: Path) -> None:
+    start = datetime.now(UTC).isoformat()
+    with Client(url) as client:  # version 1 (``logreg train`` is the round trip's)
+        client.train_csv(files / "exam.csv", label="result", name="cli-exam", max_iter=2000)
+    train = logreg("train", str(files / "exam.csv"), "--label", "result", "--name", "cli-exam",
+                   "--param", "max_iter=2000", "--wait", url=url)  # fmt: skip
+    assert train.returncode == 0 and "cli-exam:2" in train.stdout  # the version it made
+
+    names = logreg("names", url=url)
+    assert names.returncode == 0
+    assert re.search(r"^cli-exam +2 +2 *$", names.stdout, re.MULTILINE), names.stdout
+    assert logreg("alias", "set", "cli-exam", "champion", "1", url=url).stdout == (
+        "cli-exam@champion -> version 1 (new)\n"
+    )
+    moved = logreg("--json", "alias", "set", "cli-exam", "champion", "2", url=url)
+    assert json.loads(moved.stdout)["previous_version"] == 1
+    shown = logreg("name", "cli-exam", url=url)  # newest first, the alias beside its version
+    assert re.search(r"^2 +[0-9a-f]{32} .* champion$", shown.stdout.splitlines()[1])
+
+    rollback = logreg("rollback", "cli-exam", "champion", url=url)
+    assert rollback.stdout == "cli-exam@champion -> version 1 (was 2)\n"
+    out = files / "out.csv"
+    served = logreg("predict", "cli-exam@champion", str(files / "new.csv"), "-o", str(out), url=url)
+    assert served.returncode == 0 and out.read_text().startswith("prediction,proba_fail")
+    again = logreg("rollback", "cli-exam", "champion", url=url)
+    assert again.returncode == 1 and "no previous version" in again.stderr
+
+    history = logreg("alias", "history", "cli-exam", "champion", url=url).stdout.splitlines()
+    assert [cells(line)[1] for line in history[1:]] == ["rollback", "set", "set"]
+    assert logreg("alias", "delete", "cli-exam", "champion", url=url).returncode == 0
+    unknown = logreg("alias", "set", "cli-exam", "champion", "9", url=url)
+    assert unknown.returncode == 1 and "no version 9" in unknown.stderr
+
+    expected = ["model.stored"] * 2 + ["alias.set"] * 2 + ["alias.rolled_back"] * 2
+    expected += ["alias.deleted", "alias.set"]
+    table = logreg("audit", "--since", start, url=url).stdout.splitlines()
+    assert [cells(line)[1] for line in table[1:]] == expected
+    assert "refused: name 'cli-exam' has no version 9" in table[-1]
+    entries = json.loads(logreg("audit", "--since", "1h", "--json", url=url).stdout)
+    assert [e["action"] for e in entries if e["target"].get("name") == "cli-exam"] == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["alias", "set", "exam", "champion", "two"],
+        ["alias", "history", "exam"],
+        ["alias"],
+        ["audit", "--since", "last week"],
+    ],
+)
+def test_lifecycle_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:  # argparse's own exit, before any request
+        main(argv)
+    assert info.value.code == 2 and "usage: logreg" in capsys.readouterr().err
 
 
 def test_refusals_print_the_service_detail(url: str, files: Path) -> None:

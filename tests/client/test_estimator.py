@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import (
@@ -126,6 +127,25 @@ def test_dataframe_names_pickling_and_the_service_model() -> None:
         model = client.model(est.model_id_)
         assert model.name == "pickled" and model.feature_names == ["height", "weight"]
         assert client.predict(est.model_id_, X[:4]).predictions == est.predict(frame[:4]).tolist()
+
+
+def test_each_fit_under_a_name_is_its_next_version() -> None:
+    X, y = make_blobs(n=60, d=2, seed=8)
+    first = RemoteLogisticRegression(name="est-versions", C=0.1).fit(X, y)
+    second = clone(first).set_params(C=10.0).fit(X, y)  # a clone registers too, as in a search
+    assert (first.version_, second.version_) == (1, 2)
+    assert RemoteLogisticRegression().fit(X, y).version_ is None
+    with Client() as client:
+        assert [v.id for v in client.name("est-versions").items] == [
+            second.model_id_,
+            first.model_id_,
+        ]
+        served = client.predict("est-versions", X[:5])  # the name serves the newest fit
+        assert (served.model_id, served.version) == (second.model_id_, 2)
+        assert served.probabilities == second.predict_proba(X[:5]).tolist()
+        pinned = client.predict("est-versions:1", X[:5]).probabilities
+    # each estimator keeps predicting with the model it fitted
+    np.testing.assert_array_equal(first.predict_proba(X[:5]), np.array(pinned))
 
 
 def test_polynomial_degree_scores_from_the_service() -> None:

@@ -122,6 +122,38 @@ def test_an_upload_is_sent_whole_again(tmp_path: Path) -> None:
     assert sent[1].url.params["label"] == "y"
 
 
+CHANGE = {
+    "name": "exam",
+    "alias": "champion",
+    "version": 1,
+    "previous_version": 2,
+    "changed_at": "2026-12-01T10:00:00Z",
+}
+
+
+def test_a_rollback_is_resent_after_a_429_never_after_a_503() -> None:
+    """A 503 may come after the rollback was written: sent again, it would go one version
+    further back. A 429 is answered before anything is done."""
+    transport, sent = scripted(busy(status=503))
+    client = Client("http://svc", transport=transport, sleep=pytest.fail)
+    with client, pytest.raises(ServiceUnavailable):
+        client.rollback("exam", "champion")
+    assert len(sent) == 1 and sent[0].method == "POST"
+    assert sent[0].url.path == "/names/exam/aliases/champion/rollback"
+
+    transport, sent = scripted(busy("1"), httpx.Response(200, json=CHANGE))
+    waits: list[float] = []
+    with Client("http://svc", transport=transport, sleep=waits.append) as client:
+        assert client.rollback("exam", "champion").version == 1
+    assert waits == [1.0] and len(sent) == 2
+
+    # setting an alias to a version twice is the same as once: resent after a 503
+    transport, sent = scripted(busy("0", status=503), httpx.Response(200, json=CHANGE))
+    with Client("http://svc", transport=transport, sleep=lambda s: None) as client:
+        client.set_alias("exam", "champion", 1)
+    assert [r.content for r in sent] == [b'{"version":1}'] * 2
+
+
 def test_retry_after_as_a_date() -> None:
     now = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
     later = format_datetime(datetime(2026, 12, 1, 10, 0, 7, tzinfo=UTC), usegmt=True)

@@ -1,4 +1,5 @@
-"""Counts and times every HTTP request (``app.metrics``): the outermost front layer."""
+"""The outermost front layer: gives every HTTP request its id (``request_id``) and counts and
+times it (``app.metrics``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ... import metrics
+from . import request_id
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "<unmatched>"
@@ -40,7 +42,8 @@ def route_template(scope: Scope) -> str | None:
 
 
 class PrometheusMiddleware:
-    """Counts and times every HTTP request by method, route template and status.
+    """Counts and times every HTTP request by method, route template and status, and puts its
+    ``X-Request-ID`` on the answer.
 
     A plain ASGI middleware (no ``BaseHTTPMiddleware``: no extra task or body copying), whose
     cost per request is finding the route's label and one ``metrics.record_request``.
@@ -73,16 +76,19 @@ class PrometheusMiddleware:
             return
         start = perf_counter()
         status = 500  # if the app raises before answering, the server answers 500
+        rid, token = request_id.begin(scope)
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (request_id.HEADER, rid)]
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
+            request_id.end(token)
             method = scope["method"] if scope["method"] in METHODS else "OTHER"
             labels = (method, self._route(scope), str(status))
             metrics.record_request(labels, perf_counter() - start)

@@ -5,8 +5,11 @@ scikit-learn estimator ``RemoteLogisticRegression`` (needs the ``[sklearn]`` ext
     from logreg_client import Client
 
     with Client("http://127.0.0.1:8000") as client:
-        model = client.train(X, y, name="exam-pass", l2=1e-3)
-        print(client.predict(model.id, X_new).predictions)
+        model = client.train(X, y, name="exam-pass", l2=1e-3)  # version 1, 2, ... of exam-pass
+        client.set_alias("exam-pass", "champion", model.version)
+        print(client.predict("exam-pass@champion", X_new).predictions)
+        job = client.submit(X, y, solver="gd", max_iter=100_000)  # a training job, at once
+        model = job.wait(progress=lambda state: print(state.progress))
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from ._exceptions import (
     BadRequest,
     ClientError,
     Conflict,
+    Forbidden,
     InsufficientStorage,
     InvalidInput,
+    JobCancelled,
+    JobTimeout,
     LogregError,
     NotFound,
     PayloadTooLarge,
@@ -33,12 +39,26 @@ from ._exceptions import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from ._jobs import AsyncJob, Job, JobProgressCallback
 from ._models import (
+    AliasChange,
+    AliasHistory,
+    AliasHistoryItem,
+    AuditEntry,
+    AuditList,
+    JobError,
+    JobList,
+    JobProgress,
+    JobState,
     Label,
     ModelDetail,
     ModelList,
     ModelParameters,
     ModelSummary,
+    NameDetail,
+    NameList,
+    NameSummary,
+    NameVersion,
     Prediction,
     TrainingSummary,
 )
@@ -57,19 +77,38 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AliasChange",
+    "AliasHistory",
+    "AliasHistoryItem",
     "AsyncClient",
+    "AsyncJob",
+    "AuditEntry",
+    "AuditList",
     "BadRequest",
     "Client",
     "ClientError",
     "Conflict",
+    "Forbidden",
     "InsufficientStorage",
     "InvalidInput",
+    "Job",
+    "JobCancelled",
+    "JobError",
+    "JobList",
+    "JobProgress",
+    "JobProgressCallback",
+    "JobState",
+    "JobTimeout",
     "Label",
     "LogregError",
     "ModelDetail",
     "ModelList",
     "ModelParameters",
     "ModelSummary",
+    "NameDetail",
+    "NameList",
+    "NameSummary",
+    "NameVersion",
     "NotFound",
     "PayloadTooLarge",
     "Prediction",

@@ -9,7 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -19,7 +28,20 @@ import httpx
 from . import _core
 from ._core import DEFAULT_TIMEOUT, Call, Retry
 from ._exceptions import ServiceUnreachable
-from ._models import ModelDetail, ModelList, ModelSummary, Prediction
+from ._jobs import AsyncJob, Job
+from ._models import (
+    AliasChange,
+    AliasHistory,
+    AuditList,
+    JobList,
+    JobState,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    NameDetail,
+    NameList,
+    Prediction,
+)
 
 T = TypeVar("T")
 #: Called after each chunk of an upload with (bytes sent, total bytes).
@@ -138,7 +160,9 @@ class Client:
         return self._run(call, progress=progress)
 
     def predict(self, ref: str, X: Any, *, threshold: float | None = None) -> Prediction:
-        """Labels and probabilities for rows ``X`` from the model ``ref`` (an id or ``latest``)."""
+        """Labels and probabilities for rows ``X`` from the model ``ref``: an id, ``NAME``
+        (its newest version), ``NAME:VERSION``, ``NAME@ALIAS`` or ``latest``. The answer names
+        the model that served (``model_id``, ``name``, ``version``)."""
         return self._run(_core.predict(ref, X, threshold=threshold))
 
     def predict_proba(self, ref: str, X: Any) -> list[list[float]]:
@@ -171,13 +195,110 @@ class Client:
     def health(self) -> dict[str, Any]:
         return self._run(_core.health())
 
+    def names(self, *, limit: int = 50, offset: int = 0) -> NameList:
+        """One page of the registered names: newest version, number of versions, aliases."""
+        return self._run(_core.list_names(limit=limit, offset=offset))
+
+    def name(self, name: str) -> NameDetail:
+        """A registered name, its aliases and every version (newest first)."""
+        return self._run(_core.get_name(name))
+
+    def set_alias(self, name: str, alias: str, version: int) -> AliasChange:
+        """Point ``NAME@ALIAS`` at a version; it serves that version once this returns."""
+        return self._run(_core.set_alias(name, alias, version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Delete an alias (its history stays: ``rollback`` brings it back)."""
+        return self._run(_core.delete_alias(name, alias))
+
+    def alias_history(self, name: str, alias: str) -> AliasHistory:
+        """Every change of an alias, newest first, with the id of the key that made it."""
+        return self._run(_core.alias_history(name, alias))
+
+    def rollback(self, name: str, alias: str) -> AliasChange:
+        """Point an alias back at the version before its last change; each rollback goes one
+        change further back. ``Conflict`` when there is none. Never resent after a 503."""
+        return self._run(_core.rollback_alias(name, alias))
+
+    def audit(self, since: datetime | str | None = None, *, limit: int = 100) -> AuditList:
+        """The audit log (admin key): entries at or after ``since``, oldest first; without
+        ``since``, the last ``limit``. A naive datetime is UTC."""
+        return self._run(_core.audit(since=since, limit=limit))
+
+    # --- training jobs ---
+
+    def submit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        name: str | None = None,
+        feature_names: list[str] | None = None,
+        sample_weight: Any = None,
+        **params: Any,
+    ) -> Job:
+        """``train`` as a job (``Prefer: respond-async``): returns at once with a ``Job``;
+        ``job.wait(progress=...)`` gives the model. Bad input of a small body is refused here,
+        as ``train`` refuses it. A service without jobs trains at once: the ``Job`` is then
+        already succeeded (``id`` None)."""
+        call = _core.submit(
+            X, y, name=name, feature_names=feature_names, sample_weight=sample_weight, params=params
+        )
+        return Job(self, self._run(call))
+
+    def submit_csv(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        **params: Any,
+    ) -> Job:
+        """``train_csv`` as a job: the upload streams (``progress``), then returns a ``Job``."""
+        call = _core.submit_csv(path, label=label, name=name, params=params)
+        return Job(self, self._run(call, progress=progress))
+
+    def jobs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> JobList:
+        """One page of the training jobs, newest first; ``status`` keeps those in that state."""
+        return self._run(_core.list_jobs(status=status, limit=limit, offset=offset))
+
+    def job(self, job_id: str) -> Job:
+        """A handle on a job (``GET /jobs/{id}``): ``.state``, ``.wait()``, ``.cancel()``."""
+        state = self._run(_core.get_job(job_id))
+        return Job(self, state)
+
+    def cancel(self, job_id: str) -> JobState:
+        """Cancel a queued or running job: ``cancelled``, or still ``running`` while it stops
+        (within about a tenth of a second). ``Conflict`` once it has ended."""
+        return self._run(_core.cancel_job(job_id))
+
     # --- sending ---
+
+    def _job_events(self, job_id: str, follow: _core.Follow) -> Generator[JobState, None, None]:
+        """The job's states from its event stream, as they come."""
+        call = _core.job_events(job_id)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=follow.read_timeout_now())
+        decoder = _core.EventStream()
+        try:
+            with self._http.stream(
+                call.method, call.path, headers=call.headers, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    call.result(response)
+                for line in response.iter_lines():
+                    event = decoder.feed(line)
+                    if event is not None:
+                        yield _core.event_state(event)
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(f"{self.url}: {exc or type(exc).__name__}") from exc
 
     def _run(self, call: Call[T], *, progress: Progress | None = None) -> T:
         retries_done = 0
         while True:
             response = self._send(call, progress)
-            delay = self.retry.delay(retries_done, response)
+            delay = self.retry.delay(retries_done, response, call.retry_statuses)
             if delay is None:
                 return call.result(response)
             self._sleep(delay)
@@ -298,11 +419,95 @@ class AsyncClient:
     async def health(self) -> dict[str, Any]:
         return await self._run(_core.health())
 
+    async def names(self, *, limit: int = 50, offset: int = 0) -> NameList:
+        return await self._run(_core.list_names(limit=limit, offset=offset))
+
+    async def name(self, name: str) -> NameDetail:
+        return await self._run(_core.get_name(name))
+
+    async def set_alias(self, name: str, alias: str, version: int) -> AliasChange:
+        return await self._run(_core.set_alias(name, alias, version))
+
+    async def delete_alias(self, name: str, alias: str) -> None:
+        return await self._run(_core.delete_alias(name, alias))
+
+    async def alias_history(self, name: str, alias: str) -> AliasHistory:
+        return await self._run(_core.alias_history(name, alias))
+
+    async def rollback(self, name: str, alias: str) -> AliasChange:
+        return await self._run(_core.rollback_alias(name, alias))
+
+    async def audit(self, since: datetime | str | None = None, *, limit: int = 100) -> AuditList:
+        return await self._run(_core.audit(since=since, limit=limit))
+
+    async def submit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        name: str | None = None,
+        feature_names: list[str] | None = None,
+        sample_weight: Any = None,
+        **params: Any,
+    ) -> AsyncJob:
+        call = await asyncio.to_thread(
+            _core.submit,
+            X,
+            y,
+            name=name,
+            feature_names=feature_names,
+            sample_weight=sample_weight,
+            params=params,
+        )
+        return AsyncJob(self, await self._run(call))
+
+    async def submit_csv(
+        self,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        **params: Any,
+    ) -> AsyncJob:
+        call = _core.submit_csv(path, label=label, name=name, params=params)
+        return AsyncJob(self, await self._run(call, progress=progress))
+
+    async def jobs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> JobList:
+        return await self._run(_core.list_jobs(status=status, limit=limit, offset=offset))
+
+    async def job(self, job_id: str) -> AsyncJob:
+        state = await self._run(_core.get_job(job_id))
+        return AsyncJob(self, state)
+
+    async def cancel(self, job_id: str) -> JobState:
+        return await self._run(_core.cancel_job(job_id))
+
+    async def _job_events(
+        self, job_id: str, follow: _core.Follow
+    ) -> AsyncGenerator[JobState, None]:
+        call = _core.job_events(job_id)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=follow.read_timeout_now())
+        decoder = _core.EventStream()
+        try:
+            async with self._http.stream(
+                call.method, call.path, headers=call.headers, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    call.result(response)
+                async for line in response.aiter_lines():
+                    event = decoder.feed(line)
+                    if event is not None:
+                        yield _core.event_state(event)
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(f"{self.url}: {exc or type(exc).__name__}") from exc
+
     async def _run(self, call: Call[T], *, progress: Progress | None = None) -> T:
         retries_done = 0
         while True:
             response = await self._send(call, progress)
-            delay = self.retry.delay(retries_done, response)
+            delay = self.retry.delay(retries_done, response, call.retry_statuses)
             if delay is None:
                 return call.result(response)
             await self._sleep(delay)

@@ -4,14 +4,20 @@ Exception hierarchy::
 
     LogregError ......................... anything this client raises on purpose
     ├── ServiceUnreachable .............. no answer: connection refused, DNS, timeout
+    ├── JobCancelled .................... a job waited for was cancelled (``job_id``)
+    ├── JobTimeout ...................... ``job.wait(timeout=)`` ran out; the job goes on
+    │                                     (also a TimeoutError)
     └── ServiceError .................... the service answered an error; ``status``, ``detail``,
-        │                                 ``errors`` (``[{"field", "message"}]``), ``retry_after``
+        │                                 ``errors`` (``[{"field", "message"}]``), ``retry_after``,
+        │                                 ``request_id``
         ├── ClientError ................. 4xx: the request was refused as sent
         │   ├── BadRequest .............. 400: not JSON, CSV not UTF-8
         │   ├── Unauthorized ............ 401: missing or wrong API key
-        │   ├── NotFound ................ 404: no such model (or route)
+        │   ├── Forbidden ............... 403: the key lacks the route's scope (train, admin)
+        │   ├── NotFound ................ 404: no such model, name, version or alias (or route)
         │   ├── RequestTimeout .......... 408: the body did not arrive in time
-        │   ├── Conflict ................ 409: the model's file is damaged on disk
+        │   ├── Conflict ................ 409: an alias points to the model, no version to roll
+        │   │                             back to, or the model's file is damaged on disk
         │   ├── PayloadTooLarge ......... 413: past a configured limit
         │   ├── UnsupportedMediaType .... 415
         │   ├── InvalidInput ............ 422: the service names the field (also a ValueError)
@@ -19,6 +25,9 @@ Exception hierarchy::
         └── ServerError ................. 5xx
             ├── ServiceUnavailable ...... 503: folder unreadable, child killed (retried first)
             └── InsufficientStorage ..... 507: disk full
+
+A job that failed raises, from ``job.wait()``, the exception of its ``error.status``: what
+the same training would have raised at once (``InvalidInput`` for 422...).
 
 ``InvalidInput`` is also a ``ValueError``, as scikit-learn expects of bad data. Every one pickles
 (``args`` holds what ``__init__`` takes), so they survive joblib's worker processes.
@@ -37,6 +46,31 @@ class ServiceUnreachable(LogregError):
     """The service could not be reached or did not answer in time."""
 
 
+class JobCancelled(LogregError):
+    """The job waited for was cancelled (by ``cancel``, by anyone): it stored no model."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} was cancelled"
+
+
+class JobTimeout(LogregError, TimeoutError):
+    """``job.wait(timeout=...)`` ran out before the job ended; the job goes on (``cancel`` it,
+    or wait again)."""
+
+    def __init__(self, job_id: str, status: str, timeout: float) -> None:
+        super().__init__(job_id, status, timeout)
+        self.job_id = job_id
+        self.status = status
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} still {self.status} after {self.timeout:g} s"
+
+
 class ServiceError(LogregError):
     """The service answered with an error status.
 
@@ -50,6 +84,8 @@ class ServiceError(LogregError):
         The service's ``errors``: ``{"field": ..., "message": ...}`` per problem (may be empty).
     retry_after : float or None
         Seconds from the ``Retry-After`` header, when the service sent one.
+    request_id : str or None
+        The answer's ``X-Request-ID``: what the service's logs and audit log call this request.
     """
 
     def __init__(
@@ -58,12 +94,14 @@ class ServiceError(LogregError):
         detail: str,
         errors: list[dict[str, Any]] | None = None,
         retry_after: float | None = None,
+        request_id: str | None = None,
     ) -> None:
-        super().__init__(status, detail, errors, retry_after)
+        super().__init__(status, detail, errors, retry_after, request_id)
         self.status = status
         self.detail = detail
         self.errors: list[dict[str, Any]] = list(errors or [])
         self.retry_after = retry_after
+        self.request_id = request_id
 
     def __str__(self) -> str:
         return f"{self.status}: {self.detail}"
@@ -81,8 +119,12 @@ class Unauthorized(ClientError):
     """401: the API key is missing or wrong."""
 
 
+class Forbidden(ClientError):
+    """403: the API key is known but lacks the scope the route needs (the detail names it)."""
+
+
 class NotFound(ClientError):
-    """404."""
+    """404: no such model, name, version or alias."""
 
 
 class RequestTimeout(ClientError):
@@ -90,7 +132,8 @@ class RequestTimeout(ClientError):
 
 
 class Conflict(ClientError):
-    """409: the model's file is damaged on the server."""
+    """409: the change would break something (deleting a version an alias points to, rolling
+    back an alias with no earlier version), or the model's file is damaged on the server."""
 
 
 class PayloadTooLarge(ClientError):
@@ -124,6 +167,7 @@ class InsufficientStorage(ServerError):
 BY_STATUS: dict[int, type[ServiceError]] = {
     400: BadRequest,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     408: RequestTimeout,
     409: Conflict,

@@ -1,6 +1,6 @@
 """What the service answers, as frozen dataclasses (no pydantic: the client depends on httpx
-only). Each keeps the whole JSON object in ``raw``, so fields the service adds later (a model's
-``version``, say) are there before this module names them."""
+only). Each answer, and each model, name and audit entry in a list, keeps its whole JSON object
+in ``raw``, so fields the service adds later are there before this module names them."""
 
 from __future__ import annotations
 
@@ -39,10 +39,13 @@ class TrainingSummary:
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """A stored model: what ``POST /train`` and ``GET /models`` answer for each."""
+    """A stored model: what ``POST /train`` and ``GET /models`` answer for each. ``name`` and
+    ``version`` are the registered name and the version under it (both ``None`` for a model
+    trained without a name)."""
 
     id: str
     name: str | None
+    version: int | None
     created_at: datetime
     classes: list[Label]
     n_features: int
@@ -55,6 +58,7 @@ class ModelSummary:
         return cls(
             id=data["id"],
             name=data.get("name"),
+            version=data.get("version"),
             created_at=datetime.fromisoformat(data["created_at"]),
             classes=list(data["classes"]),
             n_features=data["n_features"],
@@ -120,6 +124,7 @@ class ModelList:
     limit: int
     offset: int
     unreadable: list[str]
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelList:
@@ -129,25 +134,34 @@ class ModelList:
             limit=data["limit"],
             offset=data["offset"],
             unreadable=list(data.get("unreadable") or []),
+            raw=data,
         )
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """``POST /predict``: labels, and one probability column per class in ``classes`` order."""
+    """``POST /predict``: labels, and one probability column per class in ``classes`` order.
+    ``model_id``, ``name`` and ``version`` are the model the reference resolved to (for
+    ``churn@champion``: which version answered)."""
 
     model_id: str
+    name: str | None
+    version: int | None
     classes: list[Label]
     predictions: list[Label]
     probabilities: list[list[float]]
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Prediction:
         return cls(
             model_id=data["model_id"],
+            name=data.get("name"),
+            version=data.get("version"),
             classes=list(data["classes"]),
             predictions=list(data["predictions"]),
             probabilities=data["probabilities"],
+            raw=data,
         )
 
     def to_pandas(self) -> Any:
@@ -159,3 +173,301 @@ class Prediction:
         )
         frame.insert(0, "prediction", self.predictions)
         return frame
+
+
+# --- names, versions, aliases and the audit log ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NameSummary:
+    """A registered name (``GET /names``): its newest version (what ``NAME`` serves), how many
+    versions it has, and each alias with the version it points to."""
+
+    name: str
+    latest_version: int | None
+    versions: int
+    aliases: dict[str, int]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NameSummary:
+        return cls(
+            name=data["name"],
+            latest_version=data.get("latest_version"),
+            versions=data["versions"],
+            aliases=dict(data.get("aliases") or {}),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class NameList:
+    """One page of ``GET /names``."""
+
+    items: list[NameSummary]
+    total: int
+    limit: int
+    offset: int
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NameList:
+        return cls(
+            items=[NameSummary.from_json(item) for item in data["items"]],
+            total=data["total"],
+            limit=data["limit"],
+            offset=data["offset"],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class NameVersion:
+    """One version of a name: the model's ``id`` (usable wherever a reference is), and its
+    training summary (``None`` when the model's file cannot be read)."""
+
+    version: int
+    id: str
+    created_at: datetime
+    training: TrainingSummary | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NameVersion:
+        training = data.get("training")
+        return cls(
+            version=data["version"],
+            id=data["id"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            training=None if training is None else TrainingSummary.from_json(training),
+        )
+
+
+@dataclass(frozen=True)
+class NameDetail(NameSummary):
+    """``GET /names/{name}``: the summary, and every version, newest first."""
+
+    items: list[NameVersion] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NameDetail:
+        summary = NameSummary.from_json(data)
+        return cls(
+            **{name: getattr(summary, name) for name in NameSummary.__dataclass_fields__},
+            items=[NameVersion.from_json(item) for item in data.get("items") or []],
+        )
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """What setting or rolling back an alias answers: the version it points to now and the one
+    it pointed to before (``None``: the alias was new, or had been deleted)."""
+
+    name: str
+    alias: str
+    version: int | None
+    previous_version: int | None
+    changed_at: datetime
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AliasChange:
+        return cls(
+            name=data["name"],
+            alias=data["alias"],
+            version=data.get("version"),
+            previous_version=data.get("previous_version"),
+            changed_at=datetime.fromisoformat(data["changed_at"]),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class AliasHistoryItem:
+    """One change of an alias: ``action`` is ``set``, ``delete`` or ``rollback``; ``changed_by``
+    the id of the API key that made it (never the key)."""
+
+    action: str
+    version: int | None
+    previous_version: int | None
+    changed_at: datetime
+    changed_by: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AliasHistoryItem:
+        return cls(
+            action=data["action"],
+            version=data.get("version"),
+            previous_version=data.get("previous_version"),
+            changed_at=datetime.fromisoformat(data["changed_at"]),
+            changed_by=data.get("changed_by"),
+        )
+
+
+@dataclass(frozen=True)
+class AliasHistory:
+    """``GET /names/{name}/aliases/{alias}/history``: every change, newest first."""
+
+    name: str
+    alias: str
+    items: list[AliasHistoryItem]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AliasHistory:
+        return cls(
+            name=data["name"],
+            alias=data["alias"],
+            items=[AliasHistoryItem.from_json(item) for item in data["items"]],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the service's audit log: ``action`` (``model.stored``, ``model.deleted``,
+    ``alias.set``, ``alias.deleted``, ``alias.rolled_back``, ``job.cancelled``), its ``target``
+    (id, name, version, alias; a job's id), ``outcome`` (``ok`` or ``refused: <why>``), the
+    API key's id, the client's address and the request's ``X-Request-ID``."""
+
+    time: datetime
+    action: str
+    target: dict[str, Any]
+    outcome: str
+    key_id: str | None
+    client: str | None
+    request_id: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuditEntry:
+        return cls(
+            time=datetime.fromisoformat(data["time"]),
+            action=data["action"],
+            target=dict(data.get("target") or {}),
+            outcome=data["outcome"],
+            key_id=data.get("key_id"),
+            client=data.get("client"),
+            request_id=data.get("request_id"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class AuditList:
+    """``GET /audit``: entries oldest first."""
+
+    items: list[AuditEntry]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuditList:
+        return cls(items=[AuditEntry.from_json(item) for item in data["items"]], raw=data)
+
+
+# --- training jobs ----------------------------------------------------------------------------
+
+#: A job's states; the last three are final.
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far a running job is: ``phase`` (``reading``, ``fitting``, ``saving``), solver
+    ``iteration`` of ``max_iter``, the objective ``loss`` and ``grad_norm`` now (converged at
+    ``params.tol``), ``rows_read`` and ``elapsed_s`` since the job started."""
+
+    phase: str
+    iteration: int
+    max_iter: int | None
+    loss: float | None
+    grad_norm: float | None
+    rows_read: int
+    elapsed_s: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobProgress:
+        return cls(
+            phase=data["phase"],
+            iteration=data.get("iteration") or 0,
+            max_iter=data.get("max_iter"),
+            loss=data.get("loss"),
+            grad_norm=data.get("grad_norm"),
+            rows_read=data.get("rows_read") or 0,
+            elapsed_s=data.get("elapsed_s") or 0.0,
+        )
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a job failed: the ``status`` and ``detail`` ``POST /train`` would have answered at
+    once (422 unusable data, 413 past a limit, 503 the training process died)."""
+
+    status: int
+    detail: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobError:
+        return cls(status=int(data["status"]), detail=str(data.get("detail") or ""))
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A training job as the service shows it at one moment (``GET /jobs/{id}``): ``status``
+    (``queued``, ``running``, then ``succeeded``, ``failed`` or ``cancelled``), ``progress``
+    (``None`` until it starts), ``model_id`` once it succeeded, ``error`` once it failed."""
+
+    id: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: JobProgress | None
+    model_id: str | None
+    error: JobError | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def final(self) -> bool:
+        """Whether the job has ended (``succeeded``, ``failed`` or ``cancelled``)."""
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobState:
+        progress, error = data.get("progress"), data.get("error")
+        return cls(
+            id=data["id"],
+            status=data["status"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            started_at=_time(data.get("started_at")),
+            finished_at=_time(data.get("finished_at")),
+            progress=None if progress is None else JobProgress.from_json(progress),
+            model_id=data.get("model_id"),
+            error=None if error is None else JobError.from_json(error),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class JobList:
+    """One page of ``GET /jobs``, newest first."""
+
+    items: list[JobState]
+    total: int
+    limit: int
+    offset: int
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobList:
+        return cls(
+            items=[JobState.from_json(item) for item in data["items"]],
+            total=data["total"],
+            limit=data["limit"],
+            offset=data["offset"],
+            raw=data,
+        )

@@ -1,17 +1,33 @@
 """``logreg``: the service from a terminal.
 
     logreg train data.csv --label result --name exam --param l2=0.001 --param solver=newton
-    logreg predict MODEL new.csv -o predictions.csv
+    logreg predict exam@champion new.csv -o predictions.csv
     logreg models
-    logreg model MODEL
+    logreg model exam:2
     logreg delete MODEL
+    logreg names
+    logreg name exam
+    logreg alias set exam champion 2
+    logreg alias delete exam champion
+    logreg alias history exam champion
+    logreg rollback exam champion
+    logreg audit --since 1h
+    logreg train data.csv --label result            # a training job: prints its id at once
+    logreg train data.csv --label result --wait     # follows the job with a progress bar
+    logreg jobs --status running --watch
+    logreg job JOB_ID
+    logreg cancel JOB_ID
+
+A model is named by a reference: its id, ``NAME`` (the newest version), ``NAME:VERSION``,
+``NAME@ALIAS`` or ``latest``.
 
 ``--url`` (or ``$LOGREG_URL``, default ``http://127.0.0.1:8000``) and ``--api-key`` (or
 ``$LOGREG_API_KEY``). Tables and an upload progress bar with the ``[cli]`` extra (rich), plain
 text without it; ``--json`` prints the service's answers as JSON for scripts.
 
-Exit codes: 0 done, 1 the service refused (its message on stderr), 2 usage, 3 the service could
-not be reached.
+Exit codes: 0 done, 1 the service refused (its message on stderr; a job that failed or was
+cancelled too), 2 usage, 3 the service could not be reached, 130 Ctrl-C while waiting for a job
+(the job goes on: ``logreg cancel JOB_ID`` stops it).
 """
 
 from __future__ import annotations
@@ -20,21 +36,32 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from ._client import Client, __version__
-from ._exceptions import ServiceError, ServiceUnreachable
-from ._models import ModelDetail, ModelSummary
+from ._exceptions import JobCancelled, ServiceError, ServiceUnreachable
+from ._jobs import Job, JobProgressCallback
+from ._models import JOB_STATUSES, AliasChange, JobState, ModelDetail, ModelSummary
 
-OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
+OK, REFUSED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_URL = "http://127.0.0.1:8000"
+REF_HELP = "a model reference: an id, NAME, NAME:VERSION, NAME@ALIAS or latest"
+#: Table columns whose values are copied into other commands (and their widths): never cut.
+UNCUT = {"id": 32, "request": 32, "time": 19, "changed": 19}
 
 
 class UsageError(Exception):
     """Bad arguments found after parsing (exit code 2)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C while waiting for a job (exit code 130): the job goes on."""
 
 
 # --- output: rich when installed, plain text otherwise ------------------------------------------
@@ -61,6 +88,23 @@ class PlainOutput:
     def progress(self, what: str) -> Iterator[Callable[[int, int], None] | None]:
         yield None
 
+    @contextlib.contextmanager
+    def job_progress(self, what: str) -> Iterator[JobProgressCallback | None]:
+        yield None
+
+    def live(
+        self,
+    ) -> contextlib.AbstractContextManager[
+        Callable[[str, Sequence[str], Sequence[Sequence[str]]], None]
+    ]:
+        """Tables shown one after another (``jobs --watch``): here printed, blank-line apart."""
+
+        def show(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+            self.table(title, columns, rows)
+            print(file=self.out, flush=True)
+
+        return contextlib.nullcontext(show)
+
 
 class RichOutput(PlainOutput):
     def __init__(self, out: TextIO) -> None:
@@ -77,9 +121,9 @@ class RichOutput(PlainOutput):
         from rich.table import Table
 
         table = Table(title=title)
-        for column in columns:  # ids are copied from here: never cut
-            is_id = column == "id"
-            table.add_column(column, no_wrap=is_id, min_width=32 if is_id else None)
+        for column in columns:  # ids and times are copied from here: never cut
+            width = UNCUT.get(column)
+            table.add_column(column, no_wrap=width is not None, min_width=width)
         for row in rows:
             table.add_row(*row)
         self.console.print(table)
@@ -94,6 +138,54 @@ class RichOutput(PlainOutput):
         with Progress(TextColumn(what), BarColumn(), DownloadColumn(), console=self.err) as bar:
             task = bar.add_task(what, total=None)
             yield lambda sent, total: bar.update(task, completed=sent, total=total)
+
+    @contextlib.contextmanager
+    def job_progress(self, what: str) -> Iterator[JobProgressCallback | None]:
+        if not self.err.is_terminal:
+            yield None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (
+            TextColumn(what),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+        )
+        with Progress(*columns, console=self.err) as bar:
+            task = bar.add_task(what, total=None, note="")
+
+            def show(state: JobState) -> None:
+                bar.update(task, **job_bar(state))
+
+            yield show
+
+    def live(
+        self,
+    ) -> contextlib.AbstractContextManager[
+        Callable[[str, Sequence[str], Sequence[Sequence[str]]], None]
+    ]:
+        if not self.console.is_terminal:
+            return super().live()
+        return self._live()
+
+    @contextlib.contextmanager
+    def _live(self) -> Iterator[Callable[[str, Sequence[str], Sequence[Sequence[str]]], None]]:
+        from rich.live import Live
+        from rich.table import Table
+
+        with Live(console=self.console, auto_refresh=False) as live:
+
+            def show(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+                table = Table(title=title)
+                for column in columns:
+                    width = UNCUT.get(column)
+                    table.add_column(column, no_wrap=width is not None, min_width=width)
+                for row in rows:
+                    table.add_row(*row)
+                live.update(table, refresh=True)
+
+            yield show
 
 
 def make_output(out: TextIO) -> PlainOutput:
@@ -118,11 +210,40 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def parse_since(text: str) -> str:
+    """``--since``: an ISO 8601 time (``2026-12-01T10:00:00Z``; without an offset, UTC), or a
+    time ago: ``90s``, ``30m``, ``2h``, ``7d``."""
+    ago = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if ago:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[ago[2]]
+        when = datetime.now(UTC) - timedelta(**{unit: int(ago[1])})
+        return when.isoformat(timespec="seconds")
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: give 2026-12-01T10:00:00Z, or 30m, 2h, 7d ago"
+        ) from None
+    return text
+
+
+def when(t: datetime) -> str:
+    """A time in UTC to the second, as ``--since`` takes it back."""
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def name_version(name: str | None, version: int | None) -> str:
+    """``exam:2`` (a reference to that version), or the name alone."""
+    if name is None:
+        return ""
+    return name if version is None else f"{name}:{version}"
+
+
 def summary_fields(m: ModelSummary) -> list[tuple[str, str]]:
     t = m.training
     pairs = [
         ("id", m.id),
-        ("name", m.name or ""),
+        ("name", name_version(m.name, m.version)),
         ("created", m.created_at.isoformat(timespec="seconds")),
         ("classes", ", ".join(map(str, m.classes))),
         ("features", ", ".join(m.feature_names or []) or str(m.n_features)),
@@ -149,6 +270,8 @@ def detail_fields(m: ModelDetail) -> list[tuple[str, str]]:
 
 
 def cmd_train(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    """A training job (``Prefer: respond-async``): its id at once, or with ``--wait`` its model
+    once it ends, a progress bar meanwhile. A service without jobs trains at once: the model."""
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -162,16 +285,147 @@ def cmd_train(args: argparse.Namespace, client: Client, out: PlainOutput) -> Non
         label = args.label or frame.columns[-1]
         if label not in frame.columns:
             raise UsageError(f"--label: no column {label!r} in {path}")
-        model = client.train(frame.drop(columns=[label]), frame[label], name=args.name, **params)
+        job = client.submit(frame.drop(columns=[label]), frame[label], name=args.name, **params)
     else:
         with out.progress(f"uploading {path.name}") as progress:
-            model = client.train_csv(
+            job = client.submit_csv(
                 path, label=args.label, name=args.name, progress=progress, **params
             )
+    if job.state is not None and not args.wait:
+        print(json.dumps(job.state.raw) if args.json else job.state.id, file=out.out)
+        return
+    model = wait_for(job, out)
     if args.json:
         print(json.dumps(model.raw), file=out.out)
     else:
         out.fields(summary_fields(model))
+
+
+def wait_for(job: Job, out: PlainOutput) -> ModelSummary:
+    """Follow a job with a progress bar; Ctrl-C stops waiting, not the job."""
+    try:
+        with out.job_progress(f"job {job.id}") as progress:
+            return job.wait(progress=progress)
+    except KeyboardInterrupt:
+        raise Interrupted(f"job {job.id} goes on: `logreg cancel {job.id}` stops it") from None
+
+
+def job_bar(state: JobState) -> dict[str, Any]:
+    """A progress bar's fields for a job: iterations of ``max_iter``, the phase and the loss."""
+    p = state.progress
+    if p is None:
+        return {"completed": 0, "total": None, "note": state.status}
+    loss = "" if p.loss is None else f", loss {p.loss:.6g}"
+    return {"completed": p.iteration, "total": p.max_iter, "note": f"{p.phase}{loss}"}
+
+
+def job_progress_text(state: JobState) -> str:
+    p = state.progress
+    if p is None:
+        return ""
+    of = "" if p.max_iter is None else f"/{p.max_iter}"
+    return f"{p.phase} {p.iteration}{of}"
+
+
+def job_result(state: JobState) -> str:
+    if state.error is not None:
+        return f"{state.error.status}: {state.error.detail}"
+    return optional(state.model_id)
+
+
+JOB_COLUMNS = ["id", "status", "created", "progress", "model / error"]
+
+
+def job_row(state: JobState) -> list[str]:
+    return [
+        state.id,
+        state.status,
+        when(state.created_at),
+        job_progress_text(state),
+        job_result(state),
+    ]
+
+
+def cmd_jobs(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    """The jobs, newest first; ``--watch`` shows them again as they change until every one
+    listed has ended, or Ctrl-C."""
+    if not args.watch:
+        page = client.jobs(status=args.status, limit=args.limit, offset=args.offset)
+        if args.json:
+            print(json.dumps([j.raw for j in page.items]), file=out.out)
+        else:
+            out.table(
+                jobs_title(page.items, page.offset, page.total),
+                JOB_COLUMNS,
+                [job_row(j) for j in page.items],
+            )
+        return
+    shown: Any = None
+    try:
+        with out.live() as show:
+            while True:
+                page = client.jobs(status=args.status, limit=args.limit, offset=args.offset)
+                if page.raw != shown:
+                    shown = page.raw
+                    if args.json:  # one line per change: JSON lines
+                        print(json.dumps([j.raw for j in page.items]), file=out.out, flush=True)
+                    else:
+                        rows = [job_row(j) for j in page.items]
+                        show(jobs_title(page.items, page.offset, page.total), JOB_COLUMNS, rows)
+                if all(j.final for j in page.items):
+                    return
+                time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return
+
+
+def jobs_title(items: Sequence[JobState], offset: int, total: int) -> str:
+    shown = f"{offset + 1}-{offset + len(items)} of {total}" if items else "none"
+    return f"jobs ({shown}, newest first, UTC)"
+
+
+def job_fields(state: JobState) -> list[tuple[str, str]]:
+    pairs = [
+        ("id", state.id),
+        ("status", state.status),
+        ("created", when(state.created_at)),
+        ("started", "" if state.started_at is None else when(state.started_at)),
+        ("finished", "" if state.finished_at is None else when(state.finished_at)),
+    ]
+    p = state.progress
+    if p is not None:
+        pairs.append(("progress", job_progress_text(state)))
+        if p.loss is not None:
+            pairs.append(("loss", f"{p.loss:.6g} (largest gradient {p.grad_norm:.3g})"))
+        pairs.append(("rows read", str(p.rows_read)))
+        pairs.append(("elapsed", f"{p.elapsed_s:.1f} s"))
+    if state.model_id is not None:
+        pairs.append(("model", state.model_id))
+    if state.error is not None:
+        pairs.append(("error", f"{state.error.status}: {state.error.detail}"))
+    return pairs
+
+
+def cmd_job(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    job = client.job(args.job_id)
+    assert job.state is not None
+    if args.wait:
+        model = wait_for(job, out)
+        print(json.dumps(model.raw) if args.json else model.id, file=out.out)
+    elif args.json:
+        print(json.dumps(job.state.raw), file=out.out)
+    else:
+        out.fields(job_fields(job.state))
+
+
+def cmd_cancel(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    state = client.cancel(args.job_id)
+    if args.json:
+        print(json.dumps(state.raw), file=out.out)
+    elif state.status == "cancelled":
+        print(f"cancelled {state.id}", file=out.out)
+    else:  # 202: it stops at its next iteration
+        print(f"cancelling {state.id} (still {state.status})", file=out.out)
 
 
 def cmd_predict(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
@@ -195,7 +449,7 @@ def cmd_models(args: argparse.Namespace, client: Client, out: PlainOutput) -> No
     rows = [
         [
             m.id,
-            m.name or "",
+            name_version(m.name, m.version),
             m.created_at.strftime("%Y-%m-%d %H:%M"),
             ", ".join(map(str, m.classes)),
             str(m.n_features),
@@ -223,6 +477,121 @@ def cmd_delete(args: argparse.Namespace, client: Client, out: PlainOutput) -> No
     client.delete(args.ref)
     if not args.json:
         print(f"deleted {args.ref}", file=out.out)
+
+
+def cmd_names(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    page = client.names(limit=args.limit, offset=args.offset)
+    if args.json:
+        print(json.dumps([n.raw for n in page.items]), file=out.out)
+        return
+    rows = [
+        [
+            n.name,
+            "" if n.latest_version is None else str(n.latest_version),
+            str(n.versions),
+            ", ".join(f"{a}={v}" for a, v in sorted(n.aliases.items())),
+        ]
+        for n in page.items
+    ]
+    shown = f"{page.offset + 1}-{page.offset + len(rows)} of {page.total}" if rows else "none"
+    out.table(f"names ({shown})", ["name", "latest", "versions", "aliases"], rows)
+
+
+def cmd_name(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    detail = client.name(args.name)
+    if args.json:
+        print(json.dumps(detail.raw), file=out.out)
+        return
+    by_version: dict[int, list[str]] = {}
+    for alias, version in sorted(detail.aliases.items()):
+        by_version.setdefault(version, []).append(alias)
+    rows = [
+        [
+            str(v.version),
+            v.id,
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            "" if v.training is None else f"{v.training.accuracy:.4f}",
+            ", ".join(by_version.get(v.version, [])),
+        ]
+        for v in detail.items
+    ]
+    latest = detail.latest_version
+    out.table(
+        f"{detail.name}: {detail.versions} version(s), latest {latest}",
+        ["version", "id", "created", "accuracy", "aliases"],
+        rows,
+    )
+
+
+def print_change(change: AliasChange, args: argparse.Namespace, out: PlainOutput) -> None:
+    if args.json:
+        print(json.dumps(change.raw), file=out.out)
+        return
+    was = "new" if change.previous_version is None else f"was {change.previous_version}"
+    print(f"{change.name}@{change.alias} -> version {change.version} ({was})", file=out.out)
+
+
+def cmd_alias_set(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    print_change(client.set_alias(args.name, args.alias, args.version), args, out)
+
+
+def cmd_rollback(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    print_change(client.rollback(args.name, args.alias), args, out)
+
+
+def cmd_alias_delete(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    client.delete_alias(args.name, args.alias)
+    if not args.json:
+        print(f"deleted {args.name}@{args.alias}", file=out.out)
+
+
+def optional(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def cmd_alias_history(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    history = client.alias_history(args.name, args.alias)
+    if args.json:
+        print(json.dumps(history.raw), file=out.out)
+        return
+    rows = [
+        [
+            when(c.changed_at),
+            c.action,
+            optional(c.version),
+            optional(c.previous_version),
+            optional(c.changed_by),
+        ]
+        for c in history.items
+    ]
+    out.table(
+        f"{history.name}@{history.alias}, newest first, UTC",
+        ["changed", "action", "version", "previous", "by"],
+        rows,
+    )
+
+
+def cmd_audit(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    log = client.audit(args.since, limit=args.limit)
+    if args.json:
+        print(json.dumps([e.raw for e in log.items]), file=out.out)
+        return
+    rows = [
+        [
+            when(e.time),
+            e.action,
+            " ".join(f"{k}={v}" for k, v in e.target.items() if v is not None),
+            e.outcome,
+            optional(e.key_id),
+            optional(e.request_id),
+        ]
+        for e in log.items
+    ]
+    out.table(  # the client's address is in --json
+        f"audit log ({len(rows)} entries, oldest first, UTC)",
+        ["time", "action", "target", "outcome", "key", "request"],
+        rows,
+    )
 
 
 def add_common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -273,10 +642,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a training setting, repeatable: --param l2=0.001 --param solver=newton",
     )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the training job to its end (a progress bar) and print the model; "
+        "without it, print the job's id at once",
+    )
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("predict", parents=[common], help="classify the rows of a CSV file")
-    p.add_argument("ref", help="a model id, or latest")
+    p.add_argument("ref", help=REF_HELP)
     p.add_argument("file", help="a CSV file with a header row")
     p.add_argument("-o", "--output", help="write the CSV answer here (default: stdout)")
     p.add_argument("--threshold", type=float, help="binary models: the probability of classes[1]")
@@ -288,12 +663,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_models)
 
     p = sub.add_parser("model", parents=[common], help="a model's summary, settings and parameters")
-    p.add_argument("ref", help="a model id, or latest")
+    p.add_argument("ref", help=REF_HELP)
     p.set_defaults(run=cmd_model)
 
     p = sub.add_parser("delete", parents=[common], help="delete a model")
-    p.add_argument("ref", help="a model id")
+    p.add_argument("ref", help=REF_HELP)
     p.set_defaults(run=cmd_delete)
+
+    p = sub.add_parser("names", parents=[common], help="list the registered names")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+    p.set_defaults(run=cmd_names)
+
+    p = sub.add_parser("name", parents=[common], help="a name's versions and aliases")
+    p.add_argument("name")
+    p.set_defaults(run=cmd_name)
+
+    alias = sub.add_parser("alias", help="set, delete or show the history of an alias")
+    alias_sub = alias.add_subparsers(dest="alias_command", required=True, metavar="COMMAND")
+    p = alias_sub.add_parser("set", parents=[common], help="point NAME@ALIAS at a version")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version", type=int)
+    p.set_defaults(run=cmd_alias_set)
+    p = alias_sub.add_parser("delete", parents=[common], help="delete an alias")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.set_defaults(run=cmd_alias_delete)
+    p = alias_sub.add_parser("history", parents=[common], help="every change of an alias")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.set_defaults(run=cmd_alias_history)
+
+    p = sub.add_parser(
+        "rollback", parents=[common], help="point an alias back at its previous version"
+    )
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.set_defaults(run=cmd_rollback)
+
+    p = sub.add_parser("audit", parents=[common], help="the audit log, oldest first (admin)")
+    p.add_argument(
+        "--since",
+        type=parse_since,
+        help="entries at or after: 2026-12-01T10:00:00Z (UTC without an offset), or 30m, 2h, 7d",
+    )
+    p.add_argument("--limit", type=int, default=100, help="at most this many entries")
+    p.set_defaults(run=cmd_audit)
+
+    p = sub.add_parser("jobs", parents=[common], help="list the training jobs, newest first")
+    p.add_argument("--status", choices=JOB_STATUSES, help="only the jobs in this state")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="show the list again as it changes, until every job listed has ended (or Ctrl-C)",
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="--watch: seconds between looks")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--offset", type=int, default=0)
+    p.set_defaults(run=cmd_jobs)
+
+    p = sub.add_parser("job", parents=[common], help="a training job: state, progress, result")
+    p.add_argument("job_id", metavar="JOB_ID")
+    p.add_argument("--wait", action="store_true", help="follow it to its end; print the model id")
+    p.set_defaults(run=cmd_job)
+
+    p = sub.add_parser("cancel", parents=[common], help="cancel a queued or running job")
+    p.add_argument("job_id", metavar="JOB_ID")
+    p.set_defaults(run=cmd_cancel)
     return parser
 
 
@@ -318,6 +755,12 @@ def run(args: argparse.Namespace, out: PlainOutput) -> int:
         for item in exc.errors if len(exc.errors) > 1 else ():
             print(f"  {item.get('field')}: {item.get('message')}", file=sys.stderr)
         return REFUSED
+    except JobCancelled as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return REFUSED
+    except Interrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return INTERRUPTED
     except ServiceUnreachable as exc:
         print(f"error: cannot reach the service at {exc}", file=sys.stderr)
         return UNREACHABLE

@@ -60,7 +60,12 @@ class RemoteLogisticRegression(ClassifierMixin, BaseEstimator):
         The service's training settings of the same names (docs/api.md); ``multiclass``
         defaults to ``"multinomial"`` and ``standardize`` to ``False`` as in scikit-learn.
     name : str, optional
-        The name the service keeps the model under.
+        A registered name: each ``fit`` stores its model as the name's next version (1, 2,
+        3...; ``version_``), so ``Client().predict(name, X)`` serves the newest fit and an
+        alias can pin one. Every clone fits too: under ``GridSearchCV`` or ``cross_val_score``
+        each fold of each candidate registers a version (``GridSearchCV``'s refit comes last,
+        so then ``name`` serves ``best_estimator_``). The estimator itself always predicts with
+        the model it fitted (``model_id_``), whatever the name serves later.
     timeout : float, default 360
         Seconds to wait for each answer (a training may run up to the service's budget).
 
@@ -77,6 +82,9 @@ class RemoteLogisticRegression(ClassifierMixin, BaseEstimator):
     n_iter_ : ndarray of shape (1,)
     model_id_ : str
         The service's id of the model: ``Client().predict(est.model_id_, X)`` works too.
+    version_ : int or None
+        The model's version under ``name`` (``None`` without a name): ``f"{name}:{version_}"``
+        is a reference to it.
     training_ : TrainingSummary
         What the service reported of the fit (solver, iterations, converged, warnings).
     """
@@ -195,6 +203,7 @@ class RemoteLogisticRegression(ClassifierMixin, BaseEstimator):
             detail = client.model(summary.id)
         self.classes_ = classes
         self.model_id_ = summary.id
+        self.version_ = summary.version
         self.training_: TrainingSummary = summary.training
         self.n_iter_ = np.array([summary.training.iterations])
         self._set_parameters(detail)
