@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from operator import le
 from typing import Any, TypeVar
 
 import numpy as np
@@ -365,9 +366,12 @@ class ServedModel:
             return []
         if X.size <= SMALL_CELLS:
             lows, highs = self._range
+            rows = X.tolist()
+            if all([all(map(le, lows, row)) and all(map(le, row, highs)) for row in rows]):
+                return []  # the usual case, without a Python-level loop
             return [
                 (i, j)
-                for i, row in enumerate(X.tolist())
+                for i, row in enumerate(rows)
                 for j, (v, lo, hi) in enumerate(zip(row, lows, highs, strict=True))
                 if v < lo or v > hi
             ]
