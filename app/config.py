@@ -122,6 +122,15 @@ class Settings(BaseSettings):
     """Model ids that get their own ``model_id`` label on ``logreg_predicted_rows_total`` in each
     process; predictions of further models are counted under ``_other`` (bounds the series)."""
 
+    metrics_max_features: int = Field(20, ge=0)
+    """Features per model that get their own ``feature`` label on the input-drift metrics
+    (``logreg_out_of_range_values_total``: the first seen out of range, the rest counted under
+    ``_other``; ``logreg_input_psi``: the model's first features), in each process."""
+
+    drift_window: int = Field(10_000, ge=1)
+    """Predicted rows per model (in each process) over which ``logreg_input_psi`` compares the
+    inputs with the training deciles: the most recent ones."""
+
     model_cache_size: int = Field(64, ge=0)
     """Trained models kept ready in memory by each worker process (least recently used are
     dropped first); 0 re-reads the model file on every prediction."""

@@ -74,6 +74,7 @@ class TrainingTable:
     labels: list[Any]  # all int or all str
     feature_names: list[str]
     label_name: str
+    raw_labels: list[str] | None = None  # the label cells as written (stripped)
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -223,6 +224,7 @@ def read_training(
         labels=labels,
         feature_names=[table.header[j] for j in features],
         label_name=table.header[j_label],
+        raw_labels=raw,
     )
 
 
@@ -300,6 +302,25 @@ def read_features(
             f"header: the model's feature(s) {_listed([repr(m) for m in missing])} have no column"
         )
     return _numbers(table, [column[name.strip()] for name in feature_names])
+
+
+def order_columns(X: np.ndarray, header: Sequence[str], feature_names: Sequence[str]) -> np.ndarray:
+    """``X``'s columns (named by ``header``) in the model's order of ``feature_names``, compared
+    without surrounding spaces as ``read_features`` does; ``CsvError`` naming what differs."""
+    column = {name.strip(): j for j, name in enumerate(header)}
+    wanted = [name.strip() for name in feature_names]
+    extra = [name for name in column if name not in set(wanted)]
+    if extra:
+        raise CsvError(
+            f"header: {_listed([repr(e) for e in extra])} not a feature of this model; its "
+            f"features are {_listed(feature_names)}"
+        )
+    missing = [name for name in feature_names if name.strip() not in column]
+    if missing:
+        raise CsvError(
+            f"header: the model's feature(s) {_listed([repr(m) for m in missing])} have no column"
+        )
+    return X[:, [column[name] for name in wanted]]
 
 
 def write_predictions(classes: Sequence[Any], labels: Sequence[Any], proba: np.ndarray) -> bytes:

@@ -24,9 +24,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 from . import csv_io, fast_body, media
 from .errors import MAX_LISTED, InvalidRequest, MalformedJSON, UnsupportedMediaType
 from .schemas import (
+    CsvEvaluateOptions,
     CsvPredictOptions,
     CsvTrainOptions,
     DatasetTrainRequest,
+    EvaluateRequest,
     Number,
     PredictRequest,
     TrainParams,
@@ -48,6 +50,7 @@ class PredictInput(NamedTuple):
     model_id: str  # the reference as sent (an id, or ``latest``)
     X: np.ndarray  # (n_samples, n_features) float64, finite
     threshold: float | None
+    explain: bool = False
 
 
 # ---- errors --------------------------------------------------------------------------------
@@ -267,7 +270,10 @@ def decode_predict(
         return got
     request = validate(body, PredictRequest)
     return PredictInput(
-        request.model_id, np.asarray(request.features, dtype=np.float64), request.threshold
+        request.model_id,
+        np.asarray(request.features, dtype=np.float64),
+        request.threshold,
+        request.explain,
     )
 
 
@@ -285,7 +291,7 @@ def decode_predict_fast(
         request: Any = _PREDICT_FIELDS.model_validate(fields)
     except ValidationError as exc:
         raise invalid(exc) from None
-    return PredictInput(request.model_id, X, request.threshold)
+    return PredictInput(request.model_id, X, request.threshold, request.explain)
 
 
 def _without_features(model: type[M]) -> type[BaseModel]:
@@ -353,3 +359,49 @@ def decode_train(
         fields, X = parsed
         return _with_rows(fields, X, TrainRequest), X
     return validate(body, TrainRequest), None
+
+
+class EvaluateInput(NamedTuple):
+    """A decoded ``POST /models/{ref}/evaluate`` body."""
+
+    X: np.ndarray  # (n_samples, n_features) float64, finite
+    labels: list[Any]
+    threshold: float | None
+    positive_label: Any
+    header: list[str] | None  # CSV: the names of X's columns, to match the model's (else None)
+    raw_labels: list[str] | None = None  # CSV: the label cells as written
+
+
+def decode_evaluate(
+    content_type: str | None,
+    body: bytes,
+    query: Query = (),
+    *,
+    max_features: int | None = None,
+    ordinary: bool = True,
+) -> EvaluateInput | None:
+    """An evaluation body: JSON (``EvaluateRequest``: the fast decoder of training bodies, then
+    the schema, or the ordinary path), or CSV with its options (``?label=&threshold=``) in
+    ``query``. Raises what ``decode_train`` raises. ``ordinary=False``: ``None`` for a JSON body
+    the fast decoder declines (the caller runs the ordinary path elsewhere)."""
+    if check_request(content_type, query) == "csv":
+        options = query_options(query, CsvEvaluateOptions, text=["label"])
+        table = csv_io.read_training(body, label=options.label, max_features=max_features)
+        return EvaluateInput(
+            table.X,
+            table.labels,
+            options.threshold,
+            options.positive_label,
+            table.feature_names,
+            table.raw_labels,
+        )
+    parsed = fast_body.parse_rows_body(body)
+    if parsed is not None:
+        fields, X = parsed
+        request = _with_rows(fields, X, EvaluateRequest)
+    elif not ordinary:
+        return None
+    else:
+        request = validate(body, EvaluateRequest)
+        X = np.asarray(request.features, dtype=np.float64)
+    return EvaluateInput(X, request.labels, request.threshold, request.positive_label, None)

@@ -20,12 +20,14 @@ from .api import (
     docs,
     docs_ui,
     errors,
+    evaluation,
     health,
     jobs,
     metrics,
     models,
     names,
     prediction,
+    report,
     training,
     v2,
 )
@@ -40,7 +42,7 @@ from .config import Settings
 from .jobs import JobScheduler, JobService
 from .keys import KeyTable
 from .offload import Offload
-from .schemas import PredictRequest, TrainRequest
+from .schemas import EvaluateRequest, PredictRequest, TrainRequest
 from .service import ModelService
 from .training.job import dataset_store, job_folder
 from .training.runner import TrainRunner
@@ -55,6 +57,8 @@ Train logistic-regression classifiers from labelled rows, keep them, and serve p
    `GET /jobs/{id}` or `/jobs/{id}/events`, and to cancel with `POST /jobs/{id}/cancel`.
 5. Large data: `POST /datasets` with a CSV or Parquet file, then `POST /train` with
    `{"dataset": id, "label": column}`.
+6. `POST /models/{id}/evaluate` with labelled rows -> its metrics; `GET /models/{id}/report` -> a
+   page of charts (coefficients, loss, ROC, calibration, confusion matrix, decision boundary).
 
 Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`.
 """
@@ -150,9 +154,23 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
     app.state.datasets = dataset_store(settings)
     app.state.offload = Offload()
     errors.install(app)
-    for module in (training, jobs, datasets, prediction, models, names, audit, health, metrics, v2):
+    for module in (
+        training,
+        jobs,
+        datasets,
+        prediction,
+        models,
+        evaluation,
+        report,
+        names,
+        audit,
+        health,
+        metrics,
+        v2,
+    ):
         app.include_router(module.router)
-    docs.install(app, [PredictRequest, TrainRequest])  # bodies the routes parse themselves
+    # bodies the routes parse themselves
+    docs.install(app, [PredictRequest, TrainRequest, EvaluateRequest])
     docs_ui.install(app)
     # The front layers, innermost first. Per-request policy (auth, limits) must be a layer here,
     # not a route dependency, or predictions answered by the fast path would bypass it.

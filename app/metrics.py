@@ -42,11 +42,13 @@ import tempfile
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterator
 from multiprocessing import parent_process
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -56,6 +58,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
+
+from .engine.profile import bins, psi
 
 log = logging.getLogger("app.metrics")
 
@@ -217,17 +221,153 @@ CACHE_MISSES = Counter(
     "logreg_model_cache_misses", "Predictions that had to load their model from the store."
 )
 
+OUT_OF_RANGE = Counter(
+    "logreg_out_of_range_values",
+    "Predicted input values outside the training range, by model id and feature (past "
+    "METRICS_MAX_MODEL_IDS ids and METRICS_MAX_FEATURES features per model: '_other').",
+    ("model_id", "feature"),
+)
+
+
+class DriftWindows:
+    """``logreg_input_psi``: per model and feature, the population stability index of the last
+    ``DRIFT_WINDOW`` predicted rows against the training deciles.
+
+    Each process keeps, per model, the decile bin of each feature of its last rows (at most
+    ``METRICS_MAX_FEATURES`` features); predictions only queue their rows (``add``: no binning on
+    the request), which are binned in bulk when the queue grows or the counts are read (the
+    metrics flush thread, every second, or a scrape). The kept series is ``[count per bin...,
+    expected count per bin...]`` (the training shares times the rows counted), so that the
+    series of several processes add up and the gauge is computed from their totals.
+    """
+
+    name = "logreg_input_psi"
+    documentation = (
+        "Population stability index of each feature's last DRIFT_WINDOW predicted values (per "
+        "process, totalled over processes) against its training deciles; under 0.1: stable, "
+        "over 0.25: a large shift."
+    )
+    labelnames: Labels = ("model_id", "feature")
+    n_bins = 10
+    width = 2 * n_bins
+
+    def __init__(self) -> None:
+        self.models: dict[str, _ModelWindow] = {}
+
+    def track(
+        self, model_id: str, *, edges: Any, fractions: Any, features: list[str], window: int
+    ) -> None:
+        with _lock:
+            if model_id not in self.models:
+                self.models[model_id] = _ModelWindow(edges, fractions, features, window)
+
+    def tracked(self, model_id: str) -> bool:
+        return model_id in self.models
+
+    def add(self, model_id: str, X: Any) -> bool:
+        """Queue the rows ``X`` (n, n_features) predicted by a tracked model; ``False`` if the
+        model is not tracked (``record_inputs`` decides whether it is)."""
+        w = self.models.get(model_id)
+        if w is None:
+            return False
+        with _lock:
+            w.pending.append(X)
+            w.pending_rows += X.shape[0]
+            fold = w.pending_rows >= w.window
+        if fold:
+            self.fold()
+        return True
+
+    def fold(self) -> None:
+        """Bin every queued row into its model's window."""
+        with _lock:
+            todo = [(w, w.pending) for w in self.models.values() if w.pending]
+            for w, _ in todo:
+                w.pending, w.pending_rows = [], 0
+        for w, pending in todo:
+            w.take(pending)
+
+    def copy(self) -> dict[Labels, list[float]]:
+        self.fold()
+        out: dict[Labels, list[float]] = {}
+        with _lock:
+            for model_id, w in self.models.items():
+                if w.rows == 0:
+                    continue
+                expected = w.fractions * w.rows
+                for j, feature in enumerate(w.features):
+                    out[(model_id, feature)] = [*w.counts[j].tolist(), *expected[j].tolist()]
+        return out
+
+    def family(self, totals: dict[str, dict[Labels, list[float]]]) -> Metric:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, values in sorted(totals[self.name].items()):
+            counts = np.asarray(values[: self.n_bins])
+            expected = np.asarray(values[self.n_bins :])
+            if counts.sum() > 0 and expected.sum() > 0:
+                value = psi(expected[None] / expected.sum(), counts[None] / counts.sum())[0]
+                family.add_metric(labels, float(value))
+        return family
+
+    def clear(self) -> None:
+        self.models = {}
+
+
+class _ModelWindow:
+    """One model's last ``window`` rows, as decile bins of its tracked features."""
+
+    def __init__(self, edges: Any, fractions: Any, features: list[str], window: int) -> None:
+        k = len(features)
+        self.edges = np.asarray(edges, dtype=np.float64)[:k]
+        self.fractions = np.asarray(fractions, dtype=np.float64)[:k]
+        self.features = features
+        self.window = window
+        self.pending: list[Any] = []
+        self.pending_rows = 0
+        self.chunks: deque[np.ndarray] = deque()  # (rows, k) bins, oldest first
+        self.counts = np.zeros((k, DriftWindows.n_bins), dtype=np.int64)
+        self.rows = 0
+        self.fold_lock = threading.Lock()
+
+    def take(self, pending: list[Any]) -> None:
+        k = len(self.features)
+        X = np.concatenate([x[:, :k] for x in pending])[-self.window :]
+        b = bins(X, self.edges).astype(np.int8)
+        with self.fold_lock:
+            added = np.stack([np.bincount(b[:, j], minlength=10) for j in range(k)])
+            self.chunks.append(b)
+            with _lock:
+                self.counts += added
+                self.rows += len(b)
+            while self.rows > self.window:
+                oldest = self.chunks[0]
+                drop = min(len(oldest), self.rows - self.window)
+                gone = oldest[:drop]
+                removed = np.stack([np.bincount(gone[:, j], minlength=10) for j in range(k)])
+                with _lock:
+                    self.counts -= removed
+                    self.rows -= drop
+                if drop == len(oldest):
+                    self.chunks.popleft()
+                else:
+                    self.chunks[0] = oldest[drop:]
+
+
+INPUT_PSI = DriftWindows()
+
 #: What this process keeps count of (``counts()``, and the files of a shared folder).
-KEPT: tuple[Counter | Histogram, ...] = (
+KEPT: tuple[Counter | Histogram | DriftWindows, ...] = (
     HTTP_DURATION,
     PREDICTED_ROWS,
     TRAININGS,
     TRAINING_DURATION,
     CACHE_HITS,
     CACHE_MISSES,
+    OUT_OF_RANGE,
+    INPUT_PSI,
 )
 #: Every metric a scrape shows, in order.
-METRICS: tuple[Counter | Histogram | ObservationCount, ...] = (HTTP_REQUESTS, *KEPT)
+METRICS: tuple[Counter | Histogram | ObservationCount | DriftWindows, ...] = (HTTP_REQUESTS, *KEPT)
 
 OTHER_MODELS = "_other"
 _labelled_model_ids: set[str] = set()  # the ids that have their own label in this process
@@ -246,13 +386,67 @@ def record_predictions(model_id: str, rows: int, *, max_model_ids: int) -> None:
     restarts, so a process gives its own label to the first ``max_model_ids`` ids it sees and
     counts the rest under ``_other``.
     """
+    PREDICTED_ROWS.inc(rows, (model_label(model_id, max_model_ids=max_model_ids),))
+
+
+def model_label(model_id: str, *, max_model_ids: int) -> str:
+    """``model_id``, or ``_other`` past the first ``max_model_ids`` ids of this process."""
     if model_id not in _labelled_model_ids:
         with _lock:
             if len(_labelled_model_ids) < max_model_ids:
                 _labelled_model_ids.add(model_id)
             elif model_id not in _labelled_model_ids:  # not added by another thread meanwhile
-                model_id = OTHER_MODELS
-    PREDICTED_ROWS.inc(rows, (model_id,))
+                return OTHER_MODELS
+    return model_id
+
+
+OTHER_FEATURES = "_other"
+_labelled_features: dict[str, set[str]] = {}  # model label -> features with their own label
+
+
+def record_out_of_range(
+    model_id: str, counts: dict[str, int], *, max_model_ids: int, max_features: int
+) -> None:
+    """Count out-of-range values of ``model_id`` by feature name (``counts``); a model's first
+    ``max_features`` features seen out of range get their own label, the rest ``_other``."""
+    label = model_label(model_id, max_model_ids=max_model_ids)
+    with _lock:
+        own = _labelled_features.setdefault(label, set())
+        merged: dict[str, int] = {}
+        for feature, n in counts.items():
+            if feature not in own and len(own) < max_features:
+                own.add(feature)
+            key = feature if feature in own else OTHER_FEATURES
+            merged[key] = merged.get(key, 0) + n
+    for feature, n in merged.items():
+        OUT_OF_RANGE.inc(float(n), (label, feature))
+
+
+def record_inputs(
+    model_id: str,
+    X: Any,
+    *,
+    edges: Any,
+    fractions: Any,
+    feature_names: list[str],
+    window: int,
+    max_model_ids: int,
+    max_features: int,
+) -> None:
+    """Queue the predicted rows ``X`` (n, n_features) for ``logreg_input_psi`` (a model with
+    its own ``model_id`` label only: the windows of several models cannot be mixed). The hot
+    path calls ``INPUT_PSI.add`` first, and this only for a model not tracked yet."""
+    if not INPUT_PSI.tracked(model_id):
+        if max_features == 0 or model_label(model_id, max_model_ids=max_model_ids) != model_id:
+            return
+        INPUT_PSI.track(
+            model_id,
+            edges=edges,
+            fractions=fractions,
+            features=feature_names[:max_features],
+            window=window,
+        )
+    INPUT_PSI.add(model_id, X)
 
 
 @contextlib.contextmanager
@@ -309,7 +503,13 @@ def load_counts(path: Path) -> dict[str, dict[Labels, list[float]]]:
         raise ValueError(f"{path}: not a file of metric counts")
     out: dict[str, dict[Labels, list[float]]] = {}
     for metric in KEPT:
-        width = len(metric.bounds) + 1 if isinstance(metric, Histogram) else 1
+        width = (
+            len(metric.bounds) + 1
+            if isinstance(metric, Histogram)
+            else metric.width
+            if isinstance(metric, DriftWindows)
+            else 1
+        )
         series = out[metric.name] = {}
         for labels, values in raw.get(metric.name, ()):
             if len(labels) == len(metric.labelnames) and len(values) == width:
@@ -421,6 +621,7 @@ def _after_fork() -> None:
     for metric in KEPT:
         metric.clear()
     _labelled_model_ids.clear()
+    _labelled_features.clear()
 
 
 # --- choosing the folder ------------------------------------------------------------------

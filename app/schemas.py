@@ -539,6 +539,11 @@ class ModelDetail(ModelSummary):
         description="Why `statistics` is null: penalised model (l2 > 0), multi-class model, "
         "singular Hessian (perfect separation or collinear features), or not converged.",
     )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description="Related pages: `report` (an HTML page of charts: coefficients, training "
+        "loss, the latest evaluation's ROC, calibration and confusion matrix) and `evaluations`.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -599,6 +604,15 @@ class PredictRequest(Strict):
         None,
         description="Binary models only: predict classes[1] when its probability is at least "
         "this (default 0.5).",
+    )
+    explain: StrictBool = Field(
+        False,
+        description="Also answer `terms` (the model's columns: features, or their monomials "
+        "for a polynomial model, as `coefficients` names them), `baseline` (the score, in "
+        "logits, of the training mean: one per output, that is one for a binary model, for "
+        "classes[1], else one per class) and `contributions[row][output][term]` = coefficient "
+        "x (value - training mean) on the model's columns, so that `baseline[output]` plus a "
+        "row's contributions is its score. JSON answers only.",
     )
 
     model_config = ConfigDict(
@@ -992,3 +1006,132 @@ class DatasetList(BaseModel):
     unreadable: list[str] = Field(
         default_factory=list, description="Ids of datasets whose metadata cannot be read."
     )
+
+
+# --- evaluation (issue 15) ---------------------------------------------------------------------
+
+Threshold = Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)]
+
+
+class EvaluateRequest(Strict):
+    """Labelled rows to judge a model on."""
+
+    features: Rows = Field(
+        description="Rows, as many values each as the model has features.",
+        json_schema_extra={"minItems": 1},
+    )
+    labels: Labels = Field(
+        description="The true label of each row; every one a class the model knows.",
+        json_schema_extra={"minItems": 1},
+    )
+    threshold: Threshold | None = Field(
+        None,
+        description="Binary models only: predict classes[1] when its probability is at least "
+        "this (default 0.5); used for the accuracy, the confusion matrix and `per_class`.",
+    )
+    positive_label: Label | None = Field(
+        None,
+        description="Binary models only: the class whose probability the ROC AUC, average "
+        "precision, Brier score and calibration are about (default classes[1]).",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"features": EXAMPLE_FEATURES, "labels": EXAMPLE_LABELS}],
+        },
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> EvaluateRequest:
+        check_rows(self.features)
+        n_rows = len(self.features)
+        if info.context and "shape" in info.context:
+            n_rows = info.context["shape"][0]  # rows decoded apart (app.decode)
+        if len(self.labels) != n_rows:
+            raise ValueError(
+                f"labels: has {len(self.labels)} entries for {n_rows} rows of features"
+            )
+        return self
+
+
+class CsvEvaluateOptions(Strict):
+    """Query parameters of ``POST /models/{ref}/evaluate`` with a ``text/csv`` body."""
+
+    label: StrictStr | None = Field(
+        None, description="Name of the label column; the last column when not given."
+    )
+    threshold: Threshold | None = Field(None, description="As in the JSON body.")
+    positive_label: Label | None = Field(None, description="As in the JSON body.")
+
+
+class ConfusionMatrix(BaseModel):
+    labels: list[Label]
+    matrix: list[list[int]] = Field(description="Rows: true class; columns: predicted class.")
+
+
+class ClassMetrics(BaseModel):
+    label: Label
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class CalibrationBin(BaseModel):
+    label: Label = Field(description="The class whose probability is binned.")
+    lower: float
+    upper: float
+    count: int
+    mean_predicted: float
+    fraction_positive: float
+
+
+class RocCurve(BaseModel):
+    label: Label
+    fpr: list[float]
+    tpr: list[float]
+
+
+class Evaluation(BaseModel):
+    model_id: str
+    name: str | None = None
+    version: int | None = None
+    evaluated_at: datetime
+    n: int
+    log_loss: float
+    accuracy: float
+    balanced_accuracy: float
+    brier: float = Field(
+        description="Binary: mean of (p - y)^2 for `positive_label`; multi-class: mean over rows "
+        "of the sum over classes."
+    )
+    roc_auc: float | None = Field(
+        description="Binary: for `positive_label`; multi-class: macro mean one-vs-rest. Null when "
+        "the rows hold one class only."
+    )
+    roc_auc_weighted: float | None = Field(
+        description="Multi-class: one-vs-rest, weighted by each class's rows (binary: `roc_auc`)."
+    )
+    average_precision: float | None
+    positive_label: Label | None
+    threshold: float | None
+    confusion_matrix: ConfusionMatrix
+    per_class: list[ClassMetrics]
+    calibration: list[CalibrationBin] = Field(
+        description="Ten equal bins of predicted probability (empty ones left out); one set per "
+        "class for multi-class models."
+    )
+    roc_curves: list[RocCurve] = Field(
+        description="At most 101 points each: `positive_label`'s, or one per class."
+    )
+
+    model_config = ConfigDict(protected_namespaces=())
+
+
+class EvaluationList(BaseModel):
+    model_id: str
+    items: list[Evaluation] = Field(description="Newest first.")
+    kept: int = Field(description="How many evaluations a model keeps (older ones are dropped).")
+
+    model_config = ConfigDict(protected_namespaces=())

@@ -32,13 +32,15 @@ from model_store import (
     parse_reference,
 )
 
-from . import metrics
+from . import csv_io, evaluation, metrics, report
 from .audit import Actor, audit_entry
 from .config import Settings
-from .engine import EngineError, FitParams, InvalidData, InvalidParams, fit
+from .engine import EngineError, FitParams, InvalidData, InvalidParams, LogisticModel, fit
 from .engine.footprint import fit_footprint
+from .engine.model import Explanation
 from .engine.monitor import Monitor
 from .engine.polynomial import n_output_features
+from .engine.profile import profile
 from .engine.source import RowBlocks
 from .engine.statistics import coefficient_statistics
 from .errors import LimitExceeded, UnknownVersion
@@ -51,6 +53,7 @@ from .records import (
     from_record,
     model_file_bytes,
     model_to_record,
+    profile_to_record,
     statistics_to_record,
     summary_from_record,
     training_warnings,
@@ -61,6 +64,8 @@ from .schemas import (
     AliasHistoryItem,
     AuditList,
     DatasetTrainRequest,
+    Evaluation,
+    EvaluationList,
     ModelDetail,
     ModelList,
     ModelSummary,
@@ -75,6 +80,10 @@ from .schemas import (
 
 log = logging.getLogger("app.service")
 
+#: Evaluations kept with each model (``GET /models/{ref}/evaluations``; the report draws the
+#: newest). Each is a few KB (the ROC curves are thinned), so a model's history stays small.
+EVALUATIONS_KEPT = 20
+
 
 class Prediction(NamedTuple):  # a NamedTuple: a third of a frozen dataclass's cost to build
     model_id: str  # the resolved id
@@ -83,6 +92,14 @@ class Prediction(NamedTuple):  # a NamedTuple: a third of a frozen dataclass's c
     classes: list[Any]
     predictions: np.ndarray  # shape (n_samples,), labels
     probabilities: np.ndarray  # shape (n_samples, n_classes)
+    explanation: Explanation | None = None  # asked for with ``explain``
+    terms: tuple[str, ...] = ()  # the names of the explanation's columns
+    warnings: list[dict[str, Any]] | None = None  # values outside the training range (the first)
+    warnings_total: int = 0  # ... and how many there are
+
+
+#: Out-of-range values listed in an answer's ``warnings`` (the rest are counted).
+MAX_WARNINGS = 20
 
 
 def _size(n: int) -> str:
@@ -190,9 +207,15 @@ class ModelService:
             return None
 
     def predict(
-        self, model: ServedModel, X: np.ndarray, *, threshold: float | None = None
+        self,
+        model: ServedModel,
+        X: np.ndarray,
+        *,
+        threshold: float | None = None,
+        explain: bool = False,
     ) -> Prediction:
-        """Labels and probabilities for ``X`` of shape (n_samples, n_features).
+        """Labels and probabilities for ``X`` of shape (n_samples, n_features); with
+        ``explain``, each row's score split into contributions (``LogisticModel.explain``).
 
         The one prediction path: the JSON, CSV and Open Inference Protocol front ends all call
         it, and the engine's ``classify`` is the one place that computes the numbers.
@@ -205,12 +228,163 @@ class ModelService:
             raise
         except SHAPE_ERRORS as exc:  # a stored model that passed the checks but cannot work
             raise CorruptModel(model.id, f"cannot predict ({exc})") from None
-        metrics.record_predictions(
-            model.id, X.shape[0], max_model_ids=self.settings.metrics_max_model_ids
-        )
+        s = self.settings
+        metrics.record_predictions(model.id, X.shape[0], max_model_ids=s.metrics_max_model_ids)
+        labels = engine.labels[index]
+        profile = model.profile
+        if profile is None and not explain:  # a model stored before profiles existed
+            return Prediction(model.id, model.name, model.version, model.classes, labels, proba)
+        warnings, total = None, 0
+        if profile is not None:
+            if not metrics.INPUT_PSI.add(model.id, X):  # a model not tracked (yet)
+                metrics.record_inputs(
+                    model.id,
+                    X,
+                    edges=profile.edges,
+                    fractions=profile.fractions,
+                    feature_names=model.input_names,
+                    window=s.drift_window,
+                    max_model_ids=s.metrics_max_model_ids,
+                    max_features=s.metrics_max_features,
+                )
+            found = model.out_of_range(X)
+            if found:
+                warnings, total = self._warnings(model, X, found), len(found)
+        # positional: a NamedTuple built with keywords costs ~0.5 us more
+        if not explain:
+            return Prediction(
+                model.id, model.name, model.version, model.classes, labels, proba, None, (),
+                warnings, total,
+            )  # fmt: skip
         return Prediction(
-            model.id, model.name, model.version, model.classes, engine.labels[index], proba
+            model.id,
+            model.name,
+            model.version,
+            model.classes,
+            labels,
+            proba,
+            engine.explain(X, centre=model.centre),
+            model.design_names,
+            warnings,
+            total,
         )
+
+    def _warnings(
+        self, model: ServedModel, X: np.ndarray, found: list[tuple[int, int]]
+    ) -> list[dict[str, Any]]:
+        """The first ``MAX_WARNINGS`` out-of-range values, and every one counted by feature."""
+        assert model.profile is not None
+        names = model.input_names
+        by_feature: dict[str, int] = {}
+        for _, j in found:
+            by_feature[names[j]] = by_feature.get(names[j], 0) + 1
+        metrics.record_out_of_range(
+            model.id,
+            by_feature,
+            max_model_ids=self.settings.metrics_max_model_ids,
+            max_features=self.settings.metrics_max_features,
+        )
+        lo, hi = model.profile.minimum, model.profile.maximum
+        return [
+            {
+                "row": i,
+                "feature": names[j],
+                "value": float(X[i, j]),
+                "min": float(lo[j]),
+                "max": float(hi[j]),
+            }
+            for i, j in found[:MAX_WARNINGS]
+        ]
+
+    # --- evaluation ---------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        ref: str,
+        X: np.ndarray,
+        labels: list[Any],
+        *,
+        threshold: float | None = None,
+        positive_label: Any = None,
+        header: list[str] | None = None,
+        raw_labels: list[str] | None = None,
+        actor: Actor | None = None,
+    ) -> Evaluation:
+        """The metrics of the model ``ref`` names on ``X`` (n_samples, n_features) against
+        ``labels``, kept as its newest evaluation. ``header``: the names of ``X``'s columns (a
+        CSV body), matched to the model's feature names. Reads and writes the store: call it off
+        the event loop. ``raw_labels``: a CSV body's label cells as written, compared with a
+        model of string classes (``labels`` are typed as training CSV types them)."""
+        model = self.served(ref)
+        self._check_size(X.shape[0], X.shape[1])
+        if header is not None:
+            if model.feature_names is not None:
+                X = csv_io.order_columns(X, header, model.feature_names)
+            elif len(header) != model.n_features:
+                raise InvalidData(
+                    f"header: has {len(header)} feature columns but the model expects "
+                    f"{model.n_features} features"
+                )
+        engine = model.model
+        classes = model.classes
+        if raw_labels is not None and all(type(c) is str for c in classes):
+            # a CSV cell is text: "1" is the class "1" of a model trained on strings
+            labels = raw_labels
+            if positive_label is not None and not isinstance(positive_label, str):
+                text = str(positive_label)  # ?positive_label=1 was read as a number
+                positive_label = text if text in classes else text.lower()
+        true, unknown = evaluation.encode_true_labels(classes, labels)
+        if unknown:
+            shown = ", ".join(repr(v) for v in unknown[: evaluation.MAX_LISTED_LABELS])
+            more = len(unknown) - evaluation.MAX_LISTED_LABELS
+            raise InvalidData(
+                f"labels: {shown}{f' and {more} more' if more > 0 else ''} "
+                f"{'is not a class' if len(unknown) == 1 else 'are not classes'} of this model, "
+                f"which knows {classes}"
+            )
+        positive = 1
+        if positive_label is not None:
+            if engine.multiclass != "binary":
+                raise InvalidData("positive_label: applies to binary models only")
+            found, missing = evaluation.encode_true_labels(classes, [positive_label])
+            if missing:
+                raise InvalidData(
+                    f"positive_label: {positive_label!r} is not a class of this model, which "
+                    f"knows {classes}"
+                )
+            positive = int(found[0])
+        try:
+            proba, index = engine.classify(X, threshold=threshold)
+        except EngineError:
+            raise
+        except SHAPE_ERRORS as exc:
+            raise CorruptModel(model.id, f"cannot predict ({exc})") from None
+        result = evaluation.evaluate(classes, proba, index, true, positive=positive)
+        entry = {
+            "model_id": model.id,
+            "name": model.name,
+            "version": model.version,
+            "evaluated_at": datetime.now(UTC).isoformat(),
+            "threshold": None if threshold is None else float(threshold),
+            **result,
+        }
+        self.store.evaluations.append(model.id, entry, keep=EVALUATIONS_KEPT)
+        self.audit_change("model.evaluated", {"id": model.id, "n": result["n"]}, actor)
+        return Evaluation(**entry)
+
+    def evaluations(self, ref: str) -> EvaluationList:
+        """The kept evaluations of the model ``ref`` names, newest first."""
+        model_id = self.resolve(ref)
+        self.store.fingerprint(model_id)  # ModelNotFound for a model that is gone
+        items = [Evaluation(**e) for e in self.store.evaluations.read(model_id)]
+        return EvaluationList(model_id=model_id, items=items, kept=EVALUATIONS_KEPT)
+
+    def report(self, ref: str) -> dict[str, Any]:
+        """The report page's content (``app.report.build``) for the model ``ref`` names."""
+        model = self.served(ref)
+        record = self.store.load(model.id)
+        kept = self.store.evaluations.read(model.id)
+        return report.build(record, model.model, model.profile, kept[0] if kept else None)
 
     # --- training and the store -----------------------------------------------------------
 
@@ -381,6 +555,8 @@ class ModelService:
             },
             "statistics": statistics_to_record(stats),
             "statistics_note": stats_note,
+            "inputs": profile_to_record(profile(X)),
+            "design_mean": None if result.model.mean is not None else design_mean(result.model, X),
         }
         if dataset is not None:
             record["dataset"] = dataset
@@ -614,6 +790,20 @@ class ModelService:
                 for c in reversed(changes)
             ],
         )
+
+
+def design_mean(
+    model: LogisticModel, X: np.ndarray | RowBlocks, *, cells: int = 1 << 22
+) -> list[float]:
+    """The training mean of each design column of ``model`` (expanded, not standardised), in
+    blocks of at most ``cells`` values: the centre of ``explain`` for a model trained without
+    standardisation."""
+    total = np.zeros(model.coef.shape[1])
+    block = max(1, cells // model.coef.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, X.shape[0], block):
+            total += model.transform(X[start : start + block]).sum(axis=0)
+    return (total / X.shape[0]).tolist()
 
 
 def _name_summary(entry: NameEntry) -> NameSummary:

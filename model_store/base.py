@@ -224,6 +224,7 @@ class ModelStore(ABC):
 
     names: NameRegistry
     audit: AuditLog
+    evaluations: EvaluationLog
 
     @abstractmethod
     def save_version(self, record: Record) -> int:
@@ -454,3 +455,22 @@ class AuditLog(ABC):
     def read(self, *, since: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Entries in the order they were made: the first ``limit`` whose ``time`` is at or
         after ``since``, or, without ``since``, the last ``limit``."""
+
+
+class EvaluationLog(ABC):
+    """The last evaluations of each model, kept beside it (a model's record is immutable and
+    checksummed, so they are not written into it). Each change is atomic; concurrent appends
+    from any processes are all kept (up to ``keep``)."""
+
+    @abstractmethod
+    def append(self, model_id: str, entry: dict[str, Any], *, keep: int) -> None:
+        """Add ``entry`` as the newest evaluation of ``model_id``, dropping all but the newest
+        ``keep``."""
+
+    @abstractmethod
+    def read(self, model_id: str) -> list[dict[str, Any]]:
+        """The model's evaluations, newest first (empty when there are none)."""
+
+    @abstractmethod
+    def delete(self, model_id: str) -> None:
+        """Forget the model's evaluations (with the model); nothing to forget is no error."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -23,6 +24,7 @@ from .base import (
     StoreWriteFailed,
     check_model_id,
 )
+from .evaluations import FolderEvaluations
 from .files import AtomicFolder, checksum
 from .names import FileAuditLog, FolderNames
 
@@ -59,7 +61,8 @@ def decode(model_id: str, data: bytes) -> Record:
 
 class JsonFileStore(AtomicFolder, ModelStore):
     """``<root>/<id>.json`` per model, ``<root>/names/<name>.json`` per registered name
-    (``FolderNames``), and the audit log ``<root>/audit.log``.
+    (``FolderNames``), the audit log ``<root>/audit.log`` and each model's last evaluations,
+    ``<root>/evaluations/<id>.json`` (``FolderEvaluations``).
 
     Writes go to a temporary file in the same folder, are flushed and fsynced, then renamed over
     the final name (atomic on POSIX), and the folder is fsynced: a reader sees the whole file or
@@ -70,6 +73,7 @@ class JsonFileStore(AtomicFolder, ModelStore):
         super().__init__(root, create=create)
         self.names: FolderNames = FolderNames(self)
         self.audit = FileAuditLog(self.root / "audit.log")
+        self.evaluations = FolderEvaluations(self.root)
 
     def save_version(self, record: Record) -> int:
         return self.names.save_version(record)
@@ -215,6 +219,9 @@ class JsonFileStore(AtomicFolder, ModelStore):
             # lists (still listed by id), never a name listing a deleted model
             self.names.forget_version(record["name"], record["version"], model_id)
         self._unlink(model_id, path)
+        # the model is gone; a leftover history names no model and is harmless
+        with contextlib.suppress(OSError):
+            self.evaluations.delete(model_id)
 
     def _unlink(self, model_id: str, path: str) -> None:
         try:

@@ -10,6 +10,7 @@ import httpx
 
 class ASGIClient:
     def __init__(self, app: Any) -> None:
+        self.app = app
         self._loop = asyncio.new_event_loop()
         self._client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"

@@ -15,6 +15,7 @@ from ..decode import (
     decode_predict_fast,
     predict_options,
 )
+from ..errors import InvalidRequest
 from ..offload import Offload
 from ..schemas import PredictRequest, PredictResponse
 from ..service import ModelService, Prediction
@@ -63,13 +64,20 @@ def encode(p: Prediction) -> bytes:
         "predictions": labels if labels.dtype != object else labels.tolist(),
         "probabilities": p.probabilities,
     }
+    if p.warnings is not None:
+        out["warnings"] = p.warnings
+        out["warnings_total"] = p.warnings_total
+    if p.explanation is not None:
+        out["terms"] = p.terms
+        out["baseline"] = p.explanation.baseline
+        out["contributions"] = p.explanation.contributions
     return orjson.dumps(out, option=_OPTS)
 
 
 def predict_input(service: ModelService, request: PredictInput) -> Prediction:
     """Resolve the model (may read the store: off the event loop) and predict."""
     model = service.served(request.model_id)
-    return service.predict(model, request.X, threshold=request.threshold)
+    return service.predict(model, request.X, threshold=request.threshold, explain=request.explain)
 
 
 def predict_csv(service: ModelService, query: Any, body: bytes) -> Prediction:
@@ -115,7 +123,10 @@ async def predict_json(
         request = got
         model = service.cached(request.model_id)
         if model is not None:
-            return encode(service.predict(model, request.X, threshold=request.threshold))
+            p = service.predict(
+                model, request.X, threshold=request.threshold, explain=request.explain
+            )
+            return encode(p)
     elif len(body) <= FALLBACK_IN_THREAD_MAX:
 
         def work() -> bytes:
@@ -158,6 +169,10 @@ async def predict(request: Request) -> Response:
         return Response(content, media_type="application/json")
 
     decoded = None if kind == "csv" else await decode_off_loop(offload, ctype, body)
+    if decoded is not None and decoded.explain:
+        raise InvalidRequest(
+            [{"field": "explain", "message": "contributions are answered as JSON only"}]
+        )
 
     def csv_answer() -> bytes:
         if decoded is None:

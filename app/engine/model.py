@@ -242,6 +242,38 @@ class LogisticModel:
         P /= column_sum(P)[:, None]
         return P, np.argmax(P, axis=1)
 
+    def explain(self, X: ArrayLike, *, centre: ArrayLike | None = None) -> Explanation:
+        """Each row's score split into a ``baseline`` and one contribution per design column.
+
+        The score of output ``k`` is ``z_k = sum_j W[k, j] d_j + b_k`` on the design columns
+        ``d`` (expanded, standardised). With ``c`` the training mean of ``d`` (0 for a
+        standardised model: its columns are centred on it), the contribution of column ``j`` is
+        ``W[k, j] (d_j - c_j)``, in logit units, and the baseline, the score of the training
+        mean, is ``b_k + sum_j W[k, j] c_j``; so ``baseline + sum of contributions = z_k`` up to
+        rounding. For a standardised column, ``W[k, j] (d_j - c_j) = (W[k, j] / scale_j)
+        (x_j - mean_j)``: the coefficient in input units times the distance from the mean.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        centre : array-like of shape (n_design_features,), optional
+            Training means of the design columns of a model trained without standardisation
+            (``None``: zeros, the baseline is then the score at ``d = 0``). Ignored for a
+            standardised model.
+        """
+        Xc = check_features(X, n_features=self.n_features)
+        with np.errstate(over="ignore", invalid="ignore"):
+            D = self.transform(Xc)
+            W, b = self.coef, self.intercept
+            if self.mean is None and centre is not None:
+                c = np.asarray(centre, dtype=np.float64)
+                D = D - c
+                baseline = b + row_scores(c[None, :], W, np.zeros_like(b))[0]
+            else:
+                baseline = b.copy()
+            contributions = D[:, None, :] * W[None, :, :]
+        return Explanation(baseline=baseline, contributions=contributions)
+
     def predict_index(self, X: ArrayLike, *, threshold: float | None = None) -> np.ndarray:
         return self.classify(X, threshold=threshold)[1]
 
@@ -372,6 +404,15 @@ def binary_proba(z: Array, threshold: float) -> tuple[Array, np.ndarray]:
     np.divide(np.where(z <= 0, 1.0, e), d, out=P[:, 0])
     np.divide(np.where(z >= 0, 1.0, e), d, out=P[:, 1])
     return P, (P[:, 1] >= threshold).astype(np.intp)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """``LogisticModel.explain``: ``baseline`` of shape (n_outputs,), ``contributions`` of shape
+    (n_samples, n_outputs, n_design_features), in logit units."""
+
+    baseline: Array
+    contributions: Array
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ Negative requests are never touched.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 import re
@@ -56,6 +58,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         _datasets(case)
     elif route == ("POST", "/predict"):
         _predict(case)
+    elif route == ("POST", "/models/{model_id}/evaluate"):
+        _evaluate(case)
     elif case.method.upper() == "POST" and case.operation.path.endswith("/infer"):
         _infer(case)
 
@@ -221,6 +225,51 @@ def _predict(case: Any) -> None:
     body["features"] = _rows_for(m, body["features"])
     if m is not None and len(m["classes"]) != 2:
         body.pop("threshold", None)  # binary models only (a 422 that says so)
+
+
+# ---- POST /models/{model_id}/evaluate (issue 15) -------------------------------------------
+
+
+def _evaluate(case: Any) -> None:
+    """Rows as wide as the model, one known class per row, ``threshold`` and ``positive_label``
+    for a binary model only (``positive_label`` one of its classes); a CSV body of the model's
+    columns and a label column."""
+    m = model(case.path_parameters.get("model_id"))
+    if m is None:
+        return  # not an id, or no such model: a 404
+    classes = m["classes"]
+    if case.media_type == "text/csv":
+        names = m["feature_names"] or [f"x{i}" for i in range(m["n_features"])]
+        label = "label"
+        while label in names:
+            label += "_"
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*names, label])
+        for c in classes:
+            writer.writerow(
+                [
+                    *(["0.5"] * len(names)),
+                    str(c).lower() if c in (True, False) and type(c) is bool else c,
+                ]
+            )
+        case.body = out.getvalue()
+        case.query = {"label": label}
+        return
+    body = case.body
+    if not isinstance(body, dict) or not isinstance(body.get("features"), list):
+        return
+    if not body["features"] or not isinstance(body["features"][0], list):
+        return  # refused by the document's minItems
+    body["features"] = _rows_for(m, body["features"])
+    body["labels"] = [classes[i % len(classes)] for i in range(len(body["features"]))]
+    if len(classes) != 2:
+        body.pop("threshold", None)  # binary models only (a 422 that says so)
+        body.pop("positive_label", None)
+    elif body.get("positive_label") is not None:
+        p = body["positive_label"]  # one of the classes, of their kind (True is not 1)
+        if not any(type(c) is type(p) and c == p for c in classes):
+            body["positive_label"] = classes[1]
 
 
 # ---- POST /v2/models/{model_id}[/versions/{version}]/infer ---------------------------------

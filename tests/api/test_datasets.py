@@ -93,6 +93,14 @@ def test_train_from_dataset_equals_training_on_the_same_rows(client):
     p2 = client.post("/predict", json={"model_id": direct["id"], "features": rows}).json()
     assert p1["classes"] == p2["classes"] == ["fail", "pass"]
     np.testing.assert_allclose(p1["probabilities"], p2["probabilities"], atol=1e-9)
+    # the input profile is read block by block: out-of-range warnings and explanations agree
+    far = [[1e6, 0.0]]
+    w1, w2 = (
+        client.post("/predict", json={"model_id": m["id"], "features": far, "explain": True}).json()
+        for m in (from_dataset, direct)
+    )
+    assert w1["warnings"] == w2["warnings"] and w1["warnings"][0]["feature"] == "c"
+    np.testing.assert_allclose(w1["baseline"], w2["baseline"], atol=1e-9)
     # default features: every column but the label, in the file's order
     r = client.post("/train", json={"dataset": d["id"], "label": "result"})
     assert r.status_code == 201, r.text

@@ -41,18 +41,19 @@ def naive_app(settings) -> FastAPI:
     service = ModelService(JsonFileStore(settings.model_store_dir), settings)
     errors.install(app)
 
-    @app.post(
-        "/predict", response_model=PredictResponse, dependencies=[Depends(require_json_or_csv)]
-    )
-    def predict(body: PredictRequest) -> PredictResponse:
+    @app.post("/predict", dependencies=[Depends(require_json_or_csv)])
+    def predict(body: PredictRequest) -> dict:
         X = np.asarray(body.features, dtype=np.float64)
         p = service.predict(service.served(body.model_id), X, threshold=body.threshold)
-        return PredictResponse(
+        out = PredictResponse(
             model_id=p.model_id,
             classes=p.classes,
             predictions=p.predictions.tolist(),
             probabilities=p.probabilities.tolist(),
-        )
+        ).model_dump(mode="json")
+        if p.warnings is not None:  # issue 15: values outside the training range
+            out.update(warnings=p.warnings, warnings_total=p.warnings_total)
+        return out
 
     @app.post(
         "/train",

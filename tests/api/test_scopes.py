@@ -30,7 +30,7 @@ ADMIN = {
     ("GET", "/audit"),
     ("DELETE", "/datasets/{dataset_id}"),
 }
-TRAIN = {("POST", "/train")}
+TRAIN = {("POST", "/train"), ("POST", "/models/{model_id}/evaluate")}  # issue 15: evaluate
 TRAIN_PREFIXES = ("/jobs", "/datasets")
 OPEN = {"/health", "/v2/health/live", "/v2/health/ready", "/docs", "/redoc", "/openapi.json"}
 

@@ -49,6 +49,8 @@ RULES: list[tuple[frozenset[str], re.Pattern[str], str]] = [
     (frozenset({"GET", "HEAD"}), re.compile(r"/audit"), "admin"),
     (frozenset({"DELETE"}), re.compile(r"/datasets/[^/]+"), "admin"),
     (frozenset({"POST"}), re.compile(r"/train"), "train"),
+    # issue 15: an evaluation is kept with the model (labelled data, a change of state)
+    (frozenset({"POST"}), re.compile(r"/models/[^/]+/evaluate"), "train"),
     (frozenset({"GET", "HEAD", "POST"}), re.compile(r"/(jobs|datasets)(/.*)?"), "train"),
 ]
 
