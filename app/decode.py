@@ -27,6 +27,7 @@ from .schemas import (
     CsvEvaluateOptions,
     CsvPredictOptions,
     CsvTrainOptions,
+    DatasetEvaluateRequest,
     DatasetTrainRequest,
     EvaluateRequest,
     Number,
@@ -370,6 +371,20 @@ class EvaluateInput(NamedTuple):
     positive_label: Any
     header: list[str] | None  # CSV: the names of X's columns, to match the model's (else None)
     raw_labels: list[str] | None = None  # CSV: the label cells as written
+
+
+def decode_dataset_evaluate(content_type: str | None, body: bytes) -> DatasetEvaluateRequest | None:
+    """The ``{"dataset": id, "label": column}`` form of an evaluation body, or ``None`` for
+    any other body (rows, CSV)."""
+    if media.media_type(content_type) != media.JSON or not names_dataset(body):
+        return None
+    document = json_document(body)
+    if type(document) is not dict or "dataset" not in document:
+        return None
+    try:
+        return DatasetEvaluateRequest.model_validate(document)
+    except ValidationError as exc:
+        raise invalid(exc) from None
 
 
 def decode_evaluate(

@@ -1055,6 +1055,16 @@ class EvaluateRequest(Strict):
         return self
 
 
+class DatasetEvaluateRequest(Strict):
+    """Judge a model on a stored dataset (``POST /datasets``): its feature columns are the
+    model's feature names (or every column but the label, for a model without names)."""
+
+    dataset: StrictStr = Field(description="The id that `POST /datasets` answered.")
+    label: ColumnName = Field(description="The column holding the true labels.")
+    threshold: Threshold | None = Field(None, description="As with rows.")
+    positive_label: Label | None = Field(None, description="As with rows.")
+
+
 class CsvEvaluateOptions(Strict):
     """Query parameters of ``POST /models/{ref}/evaluate`` with a ``text/csv`` body."""
 

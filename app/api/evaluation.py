@@ -12,6 +12,8 @@ from ..decode import EvaluateInput
 from ..offload import Offload
 from ..schemas import CsvEvaluateOptions, EvaluateRequest, Evaluation, EvaluationList
 from ..service import ModelService
+from ..training.job import evaluate_dataset
+from ..training.runner import TrainRunner
 from .deps import actor_of, get_service
 from .docs import ERROR_RESPONSES, json_or_csv_body, query_doc
 from .errors import JSONBytes
@@ -61,7 +63,8 @@ async def decode_off_loop(
     openapi_extra=BODY_DOC,
 )
 async def evaluate(request: Request, model_id: str = ModelId) -> Response:
-    """Judge a model on labelled rows (JSON, or CSV with a header row): log loss, accuracy,
+    """Judge a model on labelled rows (JSON, CSV with a header row, or a stored dataset:
+    `{"dataset": id, "label": column}`): log loss, accuracy,
     ROC AUC, average precision, Brier score, confusion matrix, per-class scores and calibration;
     kept as its newest evaluation."""
     ctype = request.headers.get("content-type")
@@ -71,6 +74,17 @@ async def evaluate(request: Request, model_id: str = ModelId) -> Response:
     # the model first: a 404 before a body is read and decoded for nothing
     await run_in_threadpool(service.served, model_id)
     body = await request.body()
+    named = await run_in_threadpool(decode.decode_dataset_evaluate, ctype, body)
+    if named is not None:  # a stored dataset: read and evaluated in a training child
+        runner: TrainRunner = request.app.state.trainer
+        runner.acquire()
+        try:
+            evaluated = await runner.children.run(
+                evaluate_dataset, service.settings, model_id, named, actor_of(request)
+            )
+        finally:
+            runner.release()
+        return JSONBytes(content=evaluated.model_dump(mode="json"))
     data = await decode_off_loop(
         request.app.state.offload, ctype, body, query, service.settings.max_features
     )

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ..audit import Actor
     from ..config import Settings
-    from ..schemas import ModelSummary
+    from ..schemas import DatasetEvaluateRequest, Evaluation, ModelSummary
 
 #: The datasets' folder, inside ``MODEL_STORE_DIR``.
 DATASETS_FOLDER = "datasets"
@@ -262,6 +262,47 @@ def job_folder(settings: Settings) -> Path:
 
     folder = store_folder(settings.model_store_url, settings.model_store_dir)
     return (folder or settings.model_store_dir) / "jobs"
+
+
+def evaluate_dataset(
+    settings: Settings, ref: str, request: DatasetEvaluateRequest, actor: Actor | None
+) -> Evaluation:
+    """``POST /models/{ref}/evaluate`` on a stored dataset, in a training child (pyarrow, and a
+    dataset's rows, stay out of the server): the model's feature columns, read from the mapped
+    file, then the service's one ``evaluate``."""
+    import numpy as np
+
+    from model_store import open_store
+
+    from ..datasets import read_training_columns
+    from ..errors import LimitExceeded
+    from ..service import ModelService
+
+    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
+    try:
+        service = ModelService(store, settings)
+        model = service.served(ref)
+        datasets = dataset_store(settings)
+        rows = datasets.load(request.dataset)["rows"]
+        if rows > settings.max_rows:
+            raise LimitExceeded(
+                f"dataset: {rows} rows is more than the limit of {settings.max_rows} (MAX_ROWS) "
+                "for an evaluation, which holds every row's probabilities"
+            )
+        columns = read_training_columns(
+            datasets, request.dataset, label=request.label, features=model.feature_names
+        )
+        X = np.vstack([np.column_stack(batch) for batch in columns.batches])
+        return service.evaluate(
+            ref,
+            X,
+            columns.labels.tolist(),
+            threshold=request.threshold,
+            positive_label=request.positive_label,
+            actor=actor,
+        )
+    finally:
+        store.close()
 
 
 def dataset_store(settings: Settings) -> FileDatasetStore:

@@ -279,3 +279,24 @@ def test_parquet_refusals_name_the_row_or_column(client, settings):
     r = client.post("/datasets", content=b"PAR1 not really", headers=PARQUET)
     assert r.status_code == 422 and "not a readable Parquet file" in r.json()["detail"]
     assert stored(settings) == []
+
+
+def test_evaluate_on_a_dataset_equals_evaluating_its_rows(client):
+    """Issue 15's third form of an evaluation body, once datasets exist."""
+    body, X, labels = exam_csv(n=80, seed=4)
+    d = upload(client, body, CSV)
+    model = train(client, X[:40], labels[:40], feature_names=["a", "b", "c"])
+    ref = f"/models/{model['id']}/evaluate"
+    by_rows = client.post(ref, json={"features": X.tolist(), "labels": labels, "threshold": 0.4})
+    by_dataset = client.post(ref, json={"dataset": d["id"], "label": "result", "threshold": 0.4})
+    assert by_rows.status_code == 200 and by_dataset.status_code == 200, by_dataset.text
+    a, b = by_rows.json(), by_dataset.json()
+    for key in ("n", "log_loss", "accuracy", "roc_auc", "brier", "confusion_matrix", "per_class"):
+        assert a[key] == b[key], key
+    # what is wrong is named: the column, the dataset
+    r = client.post(ref, json={"dataset": d["id"], "label": "nope"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "label", r.text
+    r = client.post(ref, json={"dataset": "0" * 32, "label": "result"})
+    assert r.status_code == 404, r.text
+    r = client.post(ref, json={"dataset": d["id"], "label": "result", "extra": 1})
+    assert r.status_code == 422, r.text
