@@ -73,10 +73,9 @@ class Settings(BaseSettings):
     counts compressed) and again as stored once parsed; past it 413 and nothing is kept.
     ``MAX_BODY_BYTES`` does not apply there (it stays for JSON and CSV bodies)."""
 
-    # issue 14 jobs: a training from a dataset with more rows than this always runs as a job
-    # (not enforced yet: the jobs half of issue 14 reads it).
     train_sync_max_rows: int = Field(1_000_000, ge=1)
-    """Trainings from a dataset with more rows than this run as jobs (``/jobs``)."""
+    """Trainings from a dataset with more rows than this run as jobs (``/jobs``) whatever the
+    ``Prefer`` header: ``POST /train`` answers 202 and the job."""
 
     body_read_timeout: float = Field(120.0, gt=0)
     """Seconds a request body may take to arrive in full, counted from the request's start; past

@@ -6,10 +6,20 @@ from typing import BinaryIO
 
 from fastapi import APIRouter, Request, Response
 
+from model_store import StoreError
+
 from .. import decode
+from ..errors import RequestError
 from ..jobs import JobService, view
 from ..prefer import RESPOND_ASYNC, prefers_async
-from ..schemas import CsvTrainOptions, Job, ModelSummary, TrainParams, TrainRequest
+from ..schemas import (
+    CsvTrainOptions,
+    DatasetTrainRequest,
+    Job,
+    ModelSummary,
+    TrainParams,
+    TrainRequest,
+)
 from ..training.runner import TrainRunner
 from .deps import actor_of
 from .docs import ERROR_RESPONSES, json_or_csv_body, query_doc
@@ -103,12 +113,15 @@ async def train(request: Request) -> Response:
         finally:
             if fh is not None:
                 fh.close()
+        # a training from a dataset is a small body and a large fit: always a child's, and a
+        # job when the dataset has more rows than TRAIN_SYNC_MAX_ROWS
+        child = spill is None and decode.names_dataset(b"".join(chunks))
+        if child and await asyncio.to_thread(must_be_a_job, request, ctype, b"".join(chunks)):
+            return await train_as_job(request, ctype, query, replay(chunks))
         # The slot is taken once the body is in: a slow upload (bounded by BODY_READ_TIMEOUT)
         # must not keep other trainings out meanwhile.
         runner.acquire()
         try:
-            # a training from a dataset is a small body and a large fit: always a child's
-            child = spill is None and decode.names_dataset(b"".join(chunks))
             summary = await runner.run(
                 ctype, chunks, spill, query=query, actor=actor_of(request), child=child
             )
@@ -177,6 +190,24 @@ async def train_as_job(
             "Vary": "Prefer",
         },
     )
+
+
+def must_be_a_job(request: Request, content_type: str | None, body: bytes) -> bool:
+    """Whether a training body names a dataset of more than ``TRAIN_SYNC_MAX_ROWS`` rows. An
+    unusable body, an unknown dataset or a column it lacks is not a job's: the synchronous path
+    says what is wrong at once, as it would have."""
+    try:
+        trained, _ = decode.decode_train(content_type, body)
+        if not isinstance(trained, DatasetTrainRequest):
+            return False
+        record = request.app.state.datasets.load(trained.dataset)
+        rows, columns = record["rows"], {c["name"] for c in record["columns"]}
+    except (RequestError, StoreError, KeyError, TypeError):
+        return False
+    if trained.label not in columns or not columns.issuperset(trained.features or ()):
+        return False
+    limit: int = request.app.state.settings.train_sync_max_rows
+    return int(rows) > limit
 
 
 async def replay(chunks: list[bytes]) -> AsyncIterator[bytes]:

@@ -317,3 +317,31 @@ def test_a_body_read_already_becomes_a_job(jobs_client):
     assert response.status_code == 202
     job = wait_for(jobs_client, orjson.loads(response.body)["id"], ended)
     assert job["status"] == "succeeded", job
+
+
+def test_a_training_from_a_dataset_over_train_sync_max_rows_is_always_a_job(settings):
+    from tests.api.test_datasets import CSV, exam_csv
+
+    c = LoopClient(create_app(settings.model_copy(update={"train_sync_max_rows": 50})))
+    try:
+        small, _, _ = exam_csv(n=50)
+        large, _, _ = exam_csv(n=51, seed=1)
+        ids = []
+        for body in (small, large):
+            r = c.post("/datasets", content=body, headers=CSV)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        r = c.post("/train", json={"dataset": ids[0], "label": "result"})
+        assert r.status_code == 201, r.text  # at the limit: answered with the model
+        r = c.post("/train", json={"dataset": ids[1], "label": "result", "name": "big"})
+        assert r.status_code == 202 and r.headers["location"].startswith("/jobs/"), r.text
+        job = wait_for(c, r.json()["id"], ended)
+        assert job["status"] == "succeeded", job
+        assert c.get(f"/models/{job['model_id']}").json()["version"] == 1
+        # what is wrong is still said at once, not by a failed job
+        r = c.post("/train", json={"dataset": ids[1], "label": "nope"})
+        assert r.status_code == 422, r.text
+        r = c.post("/train", json={"dataset": "0" * 32, "label": "result"})
+        assert r.status_code == 404, r.text
+    finally:
+        c.close()
