@@ -24,6 +24,7 @@ from logreg_client import (
     InputWarning,
     InvalidInput,
     NotFound,
+    _core,
     cli,
 )
 from tests.client.test_cli import cells, logreg
@@ -234,3 +235,29 @@ def test_cli_evaluate_evaluations_report(url: str, exam: Path, client: Client) -
     assert refused.returncode == cli.REFUSED and refused.stderr.startswith("error:")
     no_file = logreg("evaluate", model.id, str(exam.with_name("none.csv")), url=url)
     assert no_file.returncode == cli.USAGE
+
+
+def test_requests_as_sent() -> None:
+    """The builders (sans-IO): ``explain`` only when asked (an older service refuses a field it
+    does not know); NumPy labels as JSON's; CSV options in the query."""
+    plain = json.loads(_core.predict("m", [[1.0]]).body or b"")
+    assert "explain" not in plain
+    assert json.loads(_core.predict("m", [[1.0]], explain=True).body or b"")["explain"] is True
+
+    call = _core.evaluate("a@b", np.eye(2), np.array(["x", "y"]), positive_label=np.str_("y"))
+    assert call.path == "/models/a@b/evaluate"
+    assert json.loads(call.body or b"") == {
+        "features": [[1.0, 0.0], [0.0, 1.0]],
+        "labels": ["x", "y"],
+        "positive_label": "y",
+    }
+    on_csv = _core.evaluate_csv("m", "t.csv", label="y", threshold=0.25, positive_label=np.int64(1))
+    assert dict(on_csv.params) == {"label": "y", "threshold": "0.25", "positive_label": "1"}
+    on_dataset = _core.evaluate_dataset("m", "d1", label="y", positive_label=True)
+    assert json.loads(on_dataset.body or b"") == {
+        "dataset": "d1",
+        "label": "y",
+        "positive_label": True,
+    }
+    assert cli.parse_label("1") == 1 and cli.parse_label("true") is True
+    assert cli.parse_label("1.5") == "1.5" and cli.parse_label("pass") == "pass"
