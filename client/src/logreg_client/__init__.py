@@ -46,9 +46,15 @@ from ._models import (
     AliasHistoryItem,
     AuditEntry,
     AuditList,
+    CalibrationBin,
+    ClassMetrics,
     ColumnSummary,
+    ConfusionMatrix,
     Dataset,
     DatasetList,
+    Evaluation,
+    EvaluationList,
+    InputWarning,
     JobError,
     JobList,
     JobProgress,
@@ -63,6 +69,7 @@ from ._models import (
     NameSummary,
     NameVersion,
     Prediction,
+    RocCurve,
     TrainingSummary,
 )
 
@@ -80,6 +87,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "RocCurve",
+    "InputWarning",
+    "EvaluationList",
+    "Evaluation",
+    "ConfusionMatrix",
+    "ClassMetrics",
+    "CalibrationBin",
     "AliasChange",
     "AliasHistory",
     "AliasHistoryItem",

@@ -35,6 +35,8 @@ from ._models import (
     AuditList,
     Dataset,
     DatasetList,
+    Evaluation,
+    EvaluationList,
     JobList,
     JobState,
     ModelDetail,
@@ -161,11 +163,15 @@ class Client:
         call = _core.train_csv(path, label=label, name=name, params=params)
         return self._run(call, progress=progress)
 
-    def predict(self, ref: str, X: Any, *, threshold: float | None = None) -> Prediction:
+    def predict(
+        self, ref: str, X: Any, *, threshold: float | None = None, explain: bool = False
+    ) -> Prediction:
         """Labels and probabilities for rows ``X`` from the model ``ref``: an id, ``NAME``
         (its newest version), ``NAME:VERSION``, ``NAME@ALIAS`` or ``latest``. The answer names
-        the model that served (``model_id``, ``name``, ``version``)."""
-        return self._run(_core.predict(ref, X, threshold=threshold))
+        the model that served (``model_id``, ``name``, ``version``), and ``warnings`` on
+        values outside the training range; ``explain=True`` adds each row's score split into
+        ``contributions`` per term, from a ``baseline``."""
+        return self._run(_core.predict(ref, X, threshold=threshold, explain=explain))
 
     def predict_proba(self, ref: str, X: Any) -> list[list[float]]:
         """Probabilities, one column per class in the order of the model's ``classes``."""
@@ -181,6 +187,62 @@ class Client:
     ) -> bytes:
         """A CSV file's rows classified, as CSV: ``prediction,proba_<class>,...``."""
         return self._run(_core.predict_csv(ref, path, threshold=threshold), progress=progress)
+
+    def evaluate(
+        self,
+        ref: str,
+        X: Any,
+        y: Any,
+        *,
+        threshold: float | None = None,
+        positive_label: Any = None,
+    ) -> Evaluation:
+        """How good the model ``ref`` is on rows ``X`` (NumPy, pandas, lists; columns in the
+        model's feature order) with true labels ``y``: log loss, accuracy, ROC AUC, confusion
+        matrix, per-class scores, calibration. The service keeps it (``evaluations``)."""
+        call = _core.evaluate(ref, X, y, threshold=threshold, positive_label=positive_label)
+        return self._run(call)
+
+    def evaluate_csv(
+        self,
+        ref: str,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        threshold: float | None = None,
+        positive_label: Any = None,
+        progress: Progress | None = None,
+    ) -> Evaluation:
+        """``evaluate`` on a CSV file with a header row (streamed): the model's features by
+        name, and the ``label`` column (default: the last)."""
+        call = _core.evaluate_csv(
+            ref, path, label=label, threshold=threshold, positive_label=positive_label
+        )
+        return self._run(call, progress=progress)
+
+    def evaluate_dataset(
+        self,
+        ref: str,
+        dataset_id: str,
+        *,
+        label: str,
+        threshold: float | None = None,
+        positive_label: Any = None,
+    ) -> Evaluation:
+        """``evaluate`` on a stored dataset (``upload``), read on the service."""
+        call = _core.evaluate_dataset(
+            ref, dataset_id, label=label, threshold=threshold, positive_label=positive_label
+        )
+        return self._run(call)
+
+    def evaluations(self, ref: str) -> EvaluationList:
+        """The model's last evaluations, newest first."""
+        return self._run(_core.list_evaluations(ref))
+
+    def report_url(self, ref: str) -> str:
+        """The address of the model's report page (HTML charts, for a browser); nothing is
+        sent."""
+        return f"{self.url}{_core.report_path(ref)}"
 
     def models(self, *, limit: int = 50, offset: int = 0) -> ModelList:
         """One page of the stored models, newest first."""
@@ -498,8 +560,10 @@ class AsyncClient:
         call = _core.train_csv(path, label=label, name=name, params=params)
         return await self._run(call, progress=progress)
 
-    async def predict(self, ref: str, X: Any, *, threshold: float | None = None) -> Prediction:
-        call = await asyncio.to_thread(_core.predict, ref, X, threshold=threshold)
+    async def predict(
+        self, ref: str, X: Any, *, threshold: float | None = None, explain: bool = False
+    ) -> Prediction:
+        call = await asyncio.to_thread(_core.predict, ref, X, threshold=threshold, explain=explain)
         return await self._run(call)
 
     async def predict_proba(self, ref: str, X: Any) -> list[list[float]]:
@@ -515,6 +579,57 @@ class AsyncClient:
     ) -> bytes:
         call = _core.predict_csv(ref, path, threshold=threshold)
         return await self._run(call, progress=progress)
+
+    async def evaluate(
+        self,
+        ref: str,
+        X: Any,
+        y: Any,
+        *,
+        threshold: float | None = None,
+        positive_label: Any = None,
+    ) -> Evaluation:
+        """See ``Client.evaluate``. The body is encoded in a thread (it grows with ``X``)."""
+        call = await asyncio.to_thread(
+            _core.evaluate, ref, X, y, threshold=threshold, positive_label=positive_label
+        )
+        return await self._run(call)
+
+    async def evaluate_csv(
+        self,
+        ref: str,
+        path: str | Path,
+        *,
+        label: str | None = None,
+        threshold: float | None = None,
+        positive_label: Any = None,
+        progress: Progress | None = None,
+    ) -> Evaluation:
+        call = _core.evaluate_csv(
+            ref, path, label=label, threshold=threshold, positive_label=positive_label
+        )
+        return await self._run(call, progress=progress)
+
+    async def evaluate_dataset(
+        self,
+        ref: str,
+        dataset_id: str,
+        *,
+        label: str,
+        threshold: float | None = None,
+        positive_label: Any = None,
+    ) -> Evaluation:
+        call = _core.evaluate_dataset(
+            ref, dataset_id, label=label, threshold=threshold, positive_label=positive_label
+        )
+        return await self._run(call)
+
+    async def evaluations(self, ref: str) -> EvaluationList:
+        return await self._run(_core.list_evaluations(ref))
+
+    def report_url(self, ref: str) -> str:
+        """See ``Client.report_url`` (not a coroutine: nothing is sent)."""
+        return f"{self.url}{_core.report_path(ref)}"
 
     async def models(self, *, limit: int = 50, offset: int = 0) -> ModelList:
         return await self._run(_core.list_models(limit=limit, offset=offset))

@@ -34,6 +34,8 @@ from ._models import (
     AuditList,
     Dataset,
     DatasetList,
+    Evaluation,
+    EvaluationList,
     JobList,
     JobState,
     ModelDetail,
@@ -281,10 +283,14 @@ def train_csv(
     )
 
 
-def predict(ref: str, X: Any, *, threshold: float | None = None) -> Call[Prediction]:
+def predict(
+    ref: str, X: Any, *, threshold: float | None = None, explain: bool = False
+) -> Call[Prediction]:
     body: dict[str, Any] = {"model_id": ref, "features": _data.rows(X)}
     if threshold is not None:
         body["threshold"] = threshold
+    if explain:  # only when asked: an older service refuses a field it does not know
+        body["explain"] = True
     return Call(
         "POST",
         "/predict",
@@ -306,6 +312,107 @@ def predict_csv(ref: str, path: str | Path, *, threshold: float | None = None) -
         upload=Path(path),
         headers={"content-type": CSV, "accept": CSV},
     )
+
+
+# --- evaluations ----------------------------------------------------------------------------------
+
+
+def label_value(value: Any) -> Any:
+    """A class label as JSON carries it: NumPy's scalars (``np.int64(1)``, ``np.str_``) as
+    Python's; anything else as it is, for the service to name."""
+    return value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
+
+
+def _evaluate_options(threshold: float | None, positive_label: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if threshold is not None:
+        options["threshold"] = threshold
+    if positive_label is not None:
+        options["positive_label"] = label_value(positive_label)
+    return options
+
+
+def evaluate_path(ref: str) -> str:
+    return f"/models/{ref_path(ref)}/evaluate"
+
+
+def evaluate(
+    ref: str,
+    X: Any,
+    y: Any,
+    *,
+    threshold: float | None = None,
+    positive_label: Any = None,
+) -> Call[Evaluation]:
+    """Rows ``X`` (in the model's feature order, as ``predict`` sends them) and their true
+    labels ``y``."""
+    body = {
+        "features": _data.rows(X),
+        "labels": _data.labels(y),
+        **_evaluate_options(threshold, positive_label),
+    }
+    return Call(
+        "POST",
+        evaluate_path(ref),
+        _json(Evaluation.from_json),
+        body=encode_json(body),
+        headers={"content-type": JSON},
+    )
+
+
+def evaluate_csv(
+    ref: str,
+    path: str | Path,
+    *,
+    label: str | None = None,
+    threshold: float | None = None,
+    positive_label: Any = None,
+) -> Call[Evaluation]:
+    """A CSV file with a header row, streamed: the model's features by name, and ``label``."""
+    query = {k: query_value(v) for k, v in _evaluate_options(threshold, positive_label).items()}
+    if label is not None:
+        query["label"] = label
+    return Call(
+        "POST",
+        evaluate_path(ref),
+        _json(Evaluation.from_json),
+        params=query,
+        upload=Path(path),
+        headers={"content-type": CSV},
+    )
+
+
+def evaluate_dataset(
+    ref: str,
+    dataset_id: str,
+    *,
+    label: str,
+    threshold: float | None = None,
+    positive_label: Any = None,
+) -> Call[Evaluation]:
+    """A stored dataset: the model's feature columns (by name) and ``label``. The service
+    reads it in a training slot: a 429 when every slot is taken, sent again."""
+    body = {
+        "dataset": dataset_id,
+        "label": label,
+        **_evaluate_options(threshold, positive_label),
+    }
+    return Call(
+        "POST",
+        evaluate_path(ref),
+        _json(Evaluation.from_json),
+        body=encode_json(body),
+        headers={"content-type": JSON},
+    )
+
+
+def list_evaluations(ref: str) -> Call[EvaluationList]:
+    return Call("GET", f"/models/{ref_path(ref)}/evaluations", _json(EvaluationList.from_json))
+
+
+def report_path(ref: str) -> str:
+    """The model's report page (HTML, for a browser)."""
+    return f"/models/{ref_path(ref)}/report"
 
 
 def list_models(*, limit: int = 50, offset: int = 0) -> Call[ModelList]:

@@ -143,10 +143,39 @@ class ModelList:
 
 
 @dataclass(frozen=True)
+class InputWarning:
+    """A value outside the training range of its feature (``row``: its row in the request)."""
+
+    row: int
+    feature: str
+    value: float
+    min: float
+    max: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InputWarning:
+        return cls(
+            row=data["row"],
+            feature=data["feature"],
+            value=data["value"],
+            min=data["min"],
+            max=data["max"],
+        )
+
+
+@dataclass(frozen=True)
 class Prediction:
     """``POST /predict``: labels, and one probability column per class in ``classes`` order.
     ``model_id``, ``name`` and ``version`` are the model the reference resolved to (for
-    ``churn@champion``: which version answered)."""
+    ``churn@champion``: which version answered).
+
+    ``warnings``: the first 20 values outside their feature's training range, row by row, and
+    ``warnings_total`` how many there are (the predictions are the same without them). With
+    ``explain=True``: ``terms`` (the model's columns, as its coefficients are named),
+    ``baseline`` (the score, in logits, of the training mean: one per output, that is one for a
+    binary model, for ``classes[1]``, else one per class) and ``contributions[row][output][term]``,
+    so that ``baseline[output] + sum(contributions[row][output])`` is the row's score; ``None``
+    without ``explain``."""
 
     model_id: str
     name: str | None
@@ -155,9 +184,15 @@ class Prediction:
     predictions: list[Label]
     probabilities: list[list[float]]
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    warnings: list[InputWarning] = field(default_factory=list)
+    warnings_total: int = 0
+    terms: list[str] | None = None
+    baseline: list[float] | None = None
+    contributions: list[list[list[float]]] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Prediction:
+        warnings = [InputWarning.from_json(w) for w in data.get("warnings") or []]
         return cls(
             model_id=data["model_id"],
             name=data.get("name"),
@@ -166,6 +201,11 @@ class Prediction:
             predictions=list(data["predictions"]),
             probabilities=data["probabilities"],
             raw=data,
+            warnings=warnings,
+            warnings_total=data.get("warnings_total", len(warnings)),
+            terms=data.get("terms"),
+            baseline=data.get("baseline"),
+            contributions=data.get("contributions"),
         )
 
     def to_pandas(self) -> Any:
@@ -550,5 +590,150 @@ class DatasetList:
             limit=data["limit"],
             offset=data["offset"],
             unreadable=list(data.get("unreadable") or []),
+            raw=data,
+        )
+
+
+# --- evaluations ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """``matrix[i][j]``: rows of true class ``labels[i]`` predicted as ``labels[j]``."""
+
+    labels: list[Label]
+    matrix: list[list[int]]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ConfusionMatrix:
+        return cls(labels=list(data["labels"]), matrix=data["matrix"])
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """One class's precision, recall and F1 (0 where nothing was predicted), and its rows."""
+
+    label: Label
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClassMetrics:
+        return cls(
+            label=data["label"],
+            precision=data["precision"],
+            recall=data["recall"],
+            f1=data["f1"],
+            support=data["support"],
+        )
+
+
+@dataclass(frozen=True)
+class CalibrationBin:
+    """Rows whose predicted probability of ``label`` is in [``lower``, ``upper``): their
+    ``count``, mean prediction and the fraction that were ``label``."""
+
+    label: Label
+    lower: float
+    upper: float
+    count: int
+    mean_predicted: float
+    fraction_positive: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CalibrationBin:
+        return cls(
+            label=data["label"],
+            lower=data["lower"],
+            upper=data["upper"],
+            count=data["count"],
+            mean_predicted=data["mean_predicted"],
+            fraction_positive=data["fraction_positive"],
+        )
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    label: Label
+    fpr: list[float]
+    tpr: list[float]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RocCurve:
+        return cls(label=data["label"], fpr=data["fpr"], tpr=data["tpr"])
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``POST /models/{ref}/evaluate``: how good the model is on labelled rows, each number as
+    ``sklearn.metrics`` computes it. Binary models: ``roc_auc``, ``average_precision``,
+    ``brier`` and ``calibration`` are about ``positive_label``; multi-class: ``roc_auc`` is the
+    one-vs-rest macro mean (``roc_auc_weighted`` weighted by class rows). ``roc_auc`` and
+    ``average_precision`` are ``None`` when the rows hold one class. ``threshold`` moves the
+    predicted class (``accuracy``, ``confusion_matrix``, ``per_class``), not the rest."""
+
+    model_id: str
+    name: str | None
+    version: int | None
+    evaluated_at: datetime
+    n: int
+    log_loss: float
+    accuracy: float
+    balanced_accuracy: float
+    brier: float
+    roc_auc: float | None
+    roc_auc_weighted: float | None
+    average_precision: float | None
+    positive_label: Label | None
+    threshold: float | None
+    confusion_matrix: ConfusionMatrix
+    per_class: list[ClassMetrics]
+    calibration: list[CalibrationBin]
+    roc_curves: list[RocCurve]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evaluation:
+        return cls(
+            model_id=data["model_id"],
+            name=data.get("name"),
+            version=data.get("version"),
+            evaluated_at=datetime.fromisoformat(data["evaluated_at"]),
+            n=data["n"],
+            log_loss=data["log_loss"],
+            accuracy=data["accuracy"],
+            balanced_accuracy=data["balanced_accuracy"],
+            brier=data["brier"],
+            roc_auc=data.get("roc_auc"),
+            roc_auc_weighted=data.get("roc_auc_weighted"),
+            average_precision=data.get("average_precision"),
+            positive_label=data.get("positive_label"),
+            threshold=data.get("threshold"),
+            confusion_matrix=ConfusionMatrix.from_json(data["confusion_matrix"]),
+            per_class=[ClassMetrics.from_json(c) for c in data.get("per_class") or []],
+            calibration=[CalibrationBin.from_json(b) for b in data.get("calibration") or []],
+            roc_curves=[RocCurve.from_json(r) for r in data.get("roc_curves") or []],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class EvaluationList:
+    """``GET /models/{ref}/evaluations``: the model's last evaluations, newest first; the
+    service keeps ``kept`` of them."""
+
+    model_id: str
+    items: list[Evaluation]
+    kept: int
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvaluationList:
+        return cls(
+            model_id=data["model_id"],
+            items=[Evaluation.from_json(item) for item in data["items"]],
+            kept=data["kept"],
             raw=data,
         )

@@ -2,6 +2,9 @@
 
     logreg train data.csv --label result --name exam --param l2=0.001 --param solver=newton
     logreg predict exam@champion new.csv -o predictions.csv
+    logreg evaluate exam@champion test.csv --label result --threshold 0.4
+    logreg evaluations exam@champion
+    logreg report exam@champion --open
     logreg models
     logreg model exam:2
     logreg delete MODEL
@@ -50,7 +53,15 @@ from . import _core
 from ._client import Client, __version__
 from ._exceptions import JobCancelled, ServiceError, ServiceUnreachable
 from ._jobs import Job, JobProgressCallback
-from ._models import JOB_STATUSES, AliasChange, Dataset, JobState, ModelDetail, ModelSummary
+from ._models import (
+    JOB_STATUSES,
+    AliasChange,
+    Dataset,
+    Evaluation,
+    JobState,
+    ModelDetail,
+    ModelSummary,
+)
 
 OK, REFUSED, USAGE, UNREACHABLE, INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -214,6 +225,16 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except ValueError:
         return key, value
+
+
+def parse_label(text: str) -> Any:
+    """A class label as the service reads a query's: a number or ``true``/``false`` as JSON,
+    else the string."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, bool)) else text
 
 
 def parse_since(text: str) -> str:
@@ -448,6 +469,123 @@ def cmd_predict(args: argparse.Namespace, client: Client, out: PlainOutput) -> N
     else:
         out.out.write(answer.decode())
         out.out.flush()
+
+
+def metric(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def evaluation_fields(e: Evaluation) -> list[tuple[str, str]]:
+    """The headline numbers of an evaluation."""
+    pairs = [
+        ("model", e.model_id),
+        ("name", name_version(e.name, e.version)),
+        ("rows", str(e.n)),
+        ("accuracy", metric(e.accuracy)),
+        ("balanced accuracy", metric(e.balanced_accuracy)),
+        ("log loss", metric(e.log_loss)),
+        ("brier", metric(e.brier)),
+        ("roc auc", metric(e.roc_auc)),
+        ("average precision", metric(e.average_precision)),
+    ]
+    if e.roc_auc_weighted is not None and e.roc_auc_weighted != e.roc_auc:
+        pairs.insert(-1, ("roc auc (weighted)", metric(e.roc_auc_weighted)))
+    if e.positive_label is not None:
+        pairs.append(("positive label", str(e.positive_label)))
+    if e.threshold is not None:
+        pairs.append(("threshold", f"{e.threshold:g}"))
+    return pairs
+
+
+def print_evaluation(e: Evaluation, out: PlainOutput) -> None:
+    """Headline metrics, the confusion matrix (rows: true class) and the per-class scores."""
+    out.fields(evaluation_fields(e))
+    print(file=out.out)
+    labels = [str(label) for label in e.confusion_matrix.labels]
+    out.table(
+        "confusion matrix (rows: true class, columns: predicted)",
+        ["true \\ predicted", *labels],
+        [
+            [label, *(str(count) for count in row)]
+            for label, row in zip(labels, e.confusion_matrix.matrix, strict=True)
+        ],
+    )
+    print(file=out.out)
+    out.table(
+        "per class",
+        ["class", "precision", "recall", "f1", "support"],
+        [
+            [str(c.label), metric(c.precision), metric(c.recall), metric(c.f1), str(c.support)]
+            for c in e.per_class
+        ],
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    if args.dataset:  # FILE is a dataset's id
+        if args.label is None:
+            raise UsageError("--label: name the label column of the dataset")
+        evaluation = client.evaluate_dataset(
+            args.ref,
+            args.file,
+            label=args.label,
+            threshold=args.threshold,
+            positive_label=args.positive_label,
+        )
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        with out.progress(f"uploading {path.name}") as progress:
+            evaluation = client.evaluate_csv(
+                args.ref,
+                path,
+                label=args.label,
+                threshold=args.threshold,
+                positive_label=args.positive_label,
+                progress=progress,
+            )
+    if args.json:
+        print(json.dumps(evaluation.raw), file=out.out)
+    else:
+        print_evaluation(evaluation, out)
+
+
+def cmd_evaluations(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    page = client.evaluations(args.ref)
+    if args.json:
+        print(json.dumps([e.raw for e in page.items]), file=out.out)
+        return
+    rows = [
+        [
+            when(e.evaluated_at),
+            str(e.n),
+            metric(e.accuracy),
+            metric(e.balanced_accuracy),
+            metric(e.log_loss),
+            metric(e.roc_auc),
+            "" if e.threshold is None else f"{e.threshold:g}",
+        ]
+        for e in page.items
+    ]
+    out.table(
+        f"evaluations of {page.model_id} ({len(rows)}, newest first, UTC; {page.kept} kept)",
+        ["time", "rows", "accuracy", "balanced", "log loss", "roc auc", "threshold"],
+        rows,
+    )
+
+
+def cmd_report(args: argparse.Namespace, client: Client, out: PlainOutput) -> None:
+    """The report page's address; ``--open``: in a browser. The model is looked up first, so a
+    reference that names nothing is an error here rather than a 404 page."""
+    model = client.model(args.ref)
+    url = client.report_url(model.id if args.pin else args.ref)
+    print(json.dumps({"url": url}) if args.json else url, file=out.out)
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(url):
+            print("logreg: no browser to open; the address is above", file=sys.stderr)
 
 
 def size(n: int) -> str:
@@ -747,6 +885,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the CSV answer here (default: stdout)")
     p.add_argument("--threshold", type=float, help="binary models: the probability of classes[1]")
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser(
+        "evaluate", parents=[common], help="how good a model is on a labelled CSV file"
+    )
+    p.add_argument("ref", help=REF_HELP)
+    p.add_argument("file", help="a CSV file with a header row (with --dataset: a dataset's id)")
+    p.add_argument("--label", help="the label column (default: the last)")
+    p.add_argument(
+        "--threshold", type=float, help="binary models: predict classes[1] from this probability"
+    )
+    p.add_argument(
+        "--positive-label",
+        type=parse_label,
+        help="binary models: the class ROC AUC, average precision and Brier are about",
+    )
+    p.add_argument(
+        "--dataset", action="store_true", help="FILE is the id of a stored dataset (logreg upload)"
+    )
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("evaluations", parents=[common], help="a model's last evaluations")
+    p.add_argument("ref", help=REF_HELP)
+    p.set_defaults(run=cmd_evaluations)
+
+    p = sub.add_parser("report", parents=[common], help="the address of a model's report page")
+    p.add_argument("ref", help=REF_HELP)
+    p.add_argument("--open", action="store_true", help="open it in a browser")
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="the address by the model's id (NAME@ALIAS would follow the alias when reloaded)",
+    )
+    p.set_defaults(run=cmd_report)
 
     p = sub.add_parser("models", parents=[common], help="list the stored models, newest first")
     p.add_argument("--limit", type=int, default=50)
