@@ -327,11 +327,10 @@ class Client:
         **params: Any,
     ) -> ModelSummary:
         """Train on a stored dataset: ``label`` and ``features`` (default: every other column)
-        name its columns."""
-        call = _core.train_dataset(
-            dataset_id, label=label, features=features, name=name, params=params
-        )
-        return self._run(call)
+        name its columns. Followed as a job (``submit_dataset``, then ``wait``): the service
+        makes a job of a dataset over its ``TRAIN_SYNC_MAX_ROWS`` whatever was asked."""
+        job = self.submit_dataset(dataset_id, label=label, features=features, name=name, **params)
+        return job.wait()
 
     def submit_dataset(
         self,
@@ -693,10 +692,10 @@ class AsyncClient:
         name: str | None = None,
         **params: Any,
     ) -> ModelSummary:
-        call = _core.train_dataset(
-            dataset_id, label=label, features=features, name=name, params=params
+        job = await self.submit_dataset(
+            dataset_id, label=label, features=features, name=name, **params
         )
-        return await self._run(call)
+        return await job.wait()
 
     async def submit_dataset(
         self,

@@ -620,21 +620,6 @@ def _dataset_body(
     return encode_json(body)
 
 
-def train_dataset(
-    dataset_id: str,
-    *,
-    label: str,
-    features: list[str] | None = None,
-    name: str | None = None,
-    params: Mapping[str, Any] | None = None,
-) -> Call[ModelSummary]:
-    """``POST /train`` from a stored dataset, its columns named."""
-    body = _dataset_body(dataset_id, label=label, features=features, name=name, params=params)
-    return Call(
-        "POST", "/train", _json(ModelSummary.from_json), body=body, headers={"content-type": JSON}
-    )
-
-
 def submit_dataset(
     dataset_id: str,
     *,
@@ -643,7 +628,8 @@ def submit_dataset(
     name: str | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> Call[Submitted]:
-    """``train_dataset`` as a job (``submit``'s rules: resent only after a 429)."""
+    """``POST /train`` from a stored dataset, its columns named, as a job (``submit``'s rules:
+    resent only after a 429). ``Client.train_dataset`` waits for it."""
     body = _dataset_body(dataset_id, label=label, features=features, name=name, params=params)
     return Call(
         "POST",
