@@ -18,7 +18,7 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -45,8 +45,17 @@ from .base import (
 )
 from .files import AtomicFolder, checksum
 
-if TYPE_CHECKING:
-    from .json_store import JsonFileStore
+
+class ModelFiles(Protocol):
+    """What the names need of the folder of models (``JsonFileStore``; named by this protocol,
+    not imported, so the two modules do not import each other)."""
+
+    root: Path
+
+    def path(self, model_id: str) -> Path: ...
+
+    def save(self, record: Record) -> None: ...
+
 
 SUFFIX = ".json"
 LOCK_SUFFIX = ".lock"
@@ -87,7 +96,7 @@ class NameFileCorrupt(CorruptModel):
 
 
 class FolderNames(NameRegistry):
-    def __init__(self, store: JsonFileStore) -> None:
+    def __init__(self, store: ModelFiles) -> None:
         self.store = store
         self.files = AtomicFolder(store.root / "names", create=False)  # made by the first name
         self.root = self.files.root
