@@ -223,13 +223,22 @@ class Design:
                 )
         totals = C.sum(axis=0)
         if self.inv_scale is not None and self.mean is not None:
+            # The same fold for many grams at once (a Python loop per gram cost more than the
+            # products themselves on small data: iris, multinomial, has m = 6 grams of 4 x 4),
+            # in groups whose temporaries stay ~2 MB (a gram each would triple a large Hessian).
+            # At most two such temporaries live at once, as with the loop per gram.
             mu, inv = self.mean, self.inv_scale
-            for j in range(m):
-                cross = np.outer(mu, sums[:, j])
-                grams[j] -= cross + cross.T
-                grams[j] += totals[j] * np.outer(mu, mu)
-                grams[j] *= np.outer(inv, inv)
-                sums[:, j] = (sums[:, j] - totals[j] * mu) * inv
+            group = max(1, (1 << 18) // (d * d))
+            for a in range(0, m, group):
+                b = min(a + group, m)
+                cross = mu[None, :, None] * sums.T[a:b, None, :]  # [j] = outer(mu, sums[:, j])
+                both = cross + cross.transpose(0, 2, 1)
+                del cross
+                grams[a:b] -= both
+                del both
+                grams[a:b] += totals[a:b, None, None] * np.outer(mu, mu)
+                grams[a:b] *= np.outer(inv, inv)
+            sums = (sums - totals * mu[:, None]) * inv[:, None]
         if not ones:
             return grams
         out = np.empty((m, d + 1, d + 1))
@@ -595,17 +604,24 @@ class MultinomialLoss(_LinearLoss):
         P = softmax(self.raw_prediction(coef))
         c = self._row_weights()
         pairs = [(k, m) for k in range(K) for m in range(k, K)]
+        # One product per class k (pairs (k, k..K-1)), not per pair: K Python steps, not K^2,
+        # and no temporaries beside C (K = 60 classes make 1830 pairs).
         C = np.empty((P.shape[0], len(pairs)))
-        for j, (k, m) in enumerate(pairs):
-            C[:, j] = -P[:, k] * P[:, m]
-            if k == m:
-                C[:, j] += P[:, k]
+        j = 0
+        for k in range(K):
+            Ck = C[:, j : j + K - k]
+            np.multiply(P[:, k : k + 1], P[:, k:], out=Ck)
+            np.negative(Ck, out=Ck)
+            Ck[:, 0] += P[:, k]
+            j += K - k
         C *= c
+        ks = np.array([k for k, _ in pairs])
+        ms = np.array([m for _, m in pairs])
         grams = self.design.weighted_grams(C, ones=self.fit_intercept)
         H = np.empty((K * q, K * q))
-        for j, (k, m) in enumerate(pairs):
-            H[k * q : (k + 1) * q, m * q : (m + 1) * q] = grams[j]
-            H[m * q : (m + 1) * q, k * q : (k + 1) * q] = grams[j]
+        blocks = H.reshape(K, q, K, q)  # a view: blocks[k, :, m, :] is block (k, m)
+        blocks[ks, :, ms, :] = grams
+        blocks[ms, :, ks, :] = grams
         idx = self.penalized().nonzero()[0]
         H[idx, idx] += self.l2
         return H[None]
