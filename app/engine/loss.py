@@ -150,13 +150,16 @@ class Design:
         ``colsum``: ``R.sum(axis=0)`` if the caller has it already.
         """
         self._passes[0] += 0.5 * self._weight
+        # Computed as (R.T @ X).T: the residuals come column-major (R.T contiguous), and a
+        # product of two row-major operands ran ~1.5x faster on digits (10 x 1,797 by 1,797 x 64,
+        # one BLAS thread) than X.T @ R; on one column it is as fast.
         X = self.X
         if isinstance(X, RowBlocks):
             G = np.zeros((self.n_features, R.shape[1]))
             for a, b in X.spans():
-                G += X[a:b].T @ R[a:b]
+                G += (R[a:b].T @ X[a:b]).T
         else:
-            G = X.T @ R
+            G = (R.T @ X).T
         if self.inv_scale is None or self.mean is None:
             return G
         G -= self.mean[:, None] * (R.sum(axis=0) if colsum is None else colsum)
