@@ -206,7 +206,7 @@ class Design:
         m = C.shape[1]
         grams = np.zeros((m, d, d))
         sums = np.zeros((d, m))
-        nonneg = bool((C >= 0).all())
+        nonneg = bool(C.min() >= 0)
         rows = max(1, min(CHUNK_ROWS, (1 << 22) // (m * d if not nonneg else d)))
         for start in range(0, n, rows):
             stop = min(start + rows, n)
@@ -549,6 +549,11 @@ class MultinomialLoss(_LinearLoss):
 
     curvature = 0.5
     _Yt: Array | None = None
+    #: The Hessian's (k, m) class pairs, as a list and as two index arrays, and the penalised
+    #: coordinates: made by the first ``hessian`` call.
+    _pairs: (
+        tuple[list[tuple[int, int]], NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]] | None
+    ) = None
 
     def take(self, rows: NDArray[np.intp]) -> MultinomialLoss:
         return MultinomialLoss(
@@ -606,7 +611,15 @@ class MultinomialLoss(_LinearLoss):
         K, q = self.n_outputs, self.n_coef_cols
         P = softmax(self.raw_prediction(coef))
         c = self._row_weights()
-        pairs = [(k, m) for k in range(K) for m in range(k, K)]
+        if self._pairs is None:  # the same for every Hessian of this loss
+            pairs = [(k, m) for k in range(K) for m in range(k, K)]
+            self._pairs = (
+                pairs,
+                np.array([k for k, _ in pairs]),
+                np.array([m for _, m in pairs]),
+                self.penalized().nonzero()[0],
+            )
+        pairs, ks, ms, idx = self._pairs
         # One product per class k (pairs (k, k..K-1)), not per pair: K Python steps, not K^2,
         # and no temporaries beside C (K = 60 classes make 1830 pairs).
         C = np.empty((P.shape[0], len(pairs)))
@@ -618,14 +631,11 @@ class MultinomialLoss(_LinearLoss):
             Ck[:, 0] += P[:, k]
             j += K - k
         C *= c
-        ks = np.array([k for k, _ in pairs])
-        ms = np.array([m for _, m in pairs])
         grams = self.design.weighted_grams(C, ones=self.fit_intercept)
         H = np.empty((K * q, K * q))
         blocks = H.reshape(K, q, K, q)  # a view: blocks[k, :, m, :] is block (k, m)
         blocks[ks, :, ms, :] = grams
         blocks[ms, :, ks, :] = grams
-        idx = self.penalized().nonzero()[0]
         H[idx, idx] += self.l2
         return H[None]
 

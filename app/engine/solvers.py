@@ -261,10 +261,11 @@ def newton_direction(H: Array, g: Array, null: Array | None = None) -> Array:
     B, q, _ = H.shape
     G = g.reshape(B, q)
     out = np.empty_like(G)
+    flat = None if null is None else null @ null.T
     for k in range(B):
         Hk = H[k]
-        if null is not None:
-            Hk = Hk + null @ null.T
+        if flat is not None:
+            Hk = Hk + flat
         scale = max(float(np.trace(Hk)) / q, np.finfo(np.float64).tiny)
         jitter = 0.0
         for _ in range(12):
@@ -374,11 +375,12 @@ def newton(
     """
     hloss = loss if hessian_loss is None else hessian_loss
     null = loss.null_space()
+    mask = loss.penalized()
     clock = _Clock(deadline, monitor)
     coef = np.array(coef0, dtype=np.float64, copy=True)
     f, g = loss.loss_gradient(coef)
     history = [f]
-    gn = optimality(coef, g, 0.0, loss.penalized())
+    gn = optimality(coef, g, 0.0, mask)
     it = 0
     stop = "max_iter"
     while True:
@@ -398,7 +400,7 @@ def newton(
         _, coef, f, g = found
         it += 1
         history.append(f)
-        gn = optimality(coef, g, 0.0, loss.penalized())
+        gn = optimality(coef, g, 0.0, mask)
     return _result(coef, it, f, gn, stop, history)
 
 
