@@ -150,13 +150,16 @@ class Design:
         ``colsum``: ``R.sum(axis=0)`` if the caller has it already.
         """
         self._passes[0] += 0.5 * self._weight
+        # Computed as (R.T @ X).T: the residuals come column-major (R.T contiguous), and a
+        # product of two row-major operands ran ~1.5x faster on digits (10 x 1,797 by 1,797 x 64,
+        # one BLAS thread) than X.T @ R; on one column it is as fast.
         X = self.X
         if isinstance(X, RowBlocks):
             G = np.zeros((self.n_features, R.shape[1]))
             for a, b in X.spans():
-                G += X[a:b].T @ R[a:b]
+                G += (R[a:b].T @ X[a:b]).T
         else:
-            G = X.T @ R
+            G = (R.T @ X).T
         if self.inv_scale is None or self.mean is None:
             return G
         G -= self.mean[:, None] * (R.sum(axis=0) if colsum is None else colsum)
@@ -203,7 +206,7 @@ class Design:
         m = C.shape[1]
         grams = np.zeros((m, d, d))
         sums = np.zeros((d, m))
-        nonneg = bool((C >= 0).all())
+        nonneg = bool(C.min() >= 0)
         rows = max(1, min(CHUNK_ROWS, (1 << 22) // (m * d if not nonneg else d)))
         for start in range(0, n, rows):
             stop = min(start + rows, n)
@@ -223,13 +226,22 @@ class Design:
                 )
         totals = C.sum(axis=0)
         if self.inv_scale is not None and self.mean is not None:
+            # The same fold for many grams at once (a Python loop per gram cost more than the
+            # products themselves on small data: iris, multinomial, has m = 6 grams of 4 x 4),
+            # in groups whose temporaries stay ~2 MB (a gram each would triple a large Hessian).
+            # At most two such temporaries live at once, as with the loop per gram.
             mu, inv = self.mean, self.inv_scale
-            for j in range(m):
-                cross = np.outer(mu, sums[:, j])
-                grams[j] -= cross + cross.T
-                grams[j] += totals[j] * np.outer(mu, mu)
-                grams[j] *= np.outer(inv, inv)
-                sums[:, j] = (sums[:, j] - totals[j] * mu) * inv
+            group = max(1, (1 << 18) // (d * d))
+            for a in range(0, m, group):
+                b = min(a + group, m)
+                cross = mu[None, :, None] * sums.T[a:b, None, :]  # [j] = outer(mu, sums[:, j])
+                both = cross + cross.transpose(0, 2, 1)
+                del cross
+                grams[a:b] -= both
+                del both
+                grams[a:b] += totals[a:b, None, None] * np.outer(mu, mu)
+                grams[a:b] *= np.outer(inv, inv)
+            sums = (sums - totals * mu[:, None]) * inv[:, None]
         if not ones:
             return grams
         out = np.empty((m, d + 1, d + 1))
@@ -537,6 +549,11 @@ class MultinomialLoss(_LinearLoss):
 
     curvature = 0.5
     _Yt: Array | None = None
+    #: The Hessian's (k, m) class pairs, as a list and as two index arrays, and the penalised
+    #: coordinates: made by the first ``hessian`` call.
+    _pairs: (
+        tuple[list[tuple[int, int]], NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]] | None
+    ) = None
 
     def take(self, rows: NDArray[np.intp]) -> MultinomialLoss:
         return MultinomialLoss(
@@ -594,19 +611,31 @@ class MultinomialLoss(_LinearLoss):
         K, q = self.n_outputs, self.n_coef_cols
         P = softmax(self.raw_prediction(coef))
         c = self._row_weights()
-        pairs = [(k, m) for k in range(K) for m in range(k, K)]
+        if self._pairs is None:  # the same for every Hessian of this loss
+            pairs = [(k, m) for k in range(K) for m in range(k, K)]
+            self._pairs = (
+                pairs,
+                np.array([k for k, _ in pairs]),
+                np.array([m for _, m in pairs]),
+                self.penalized().nonzero()[0],
+            )
+        pairs, ks, ms, idx = self._pairs
+        # One product per class k (pairs (k, k..K-1)), not per pair: K Python steps, not K^2,
+        # and no temporaries beside C (K = 60 classes make 1830 pairs).
         C = np.empty((P.shape[0], len(pairs)))
-        for j, (k, m) in enumerate(pairs):
-            C[:, j] = -P[:, k] * P[:, m]
-            if k == m:
-                C[:, j] += P[:, k]
+        j = 0
+        for k in range(K):
+            Ck = C[:, j : j + K - k]
+            np.multiply(P[:, k : k + 1], P[:, k:], out=Ck)
+            np.negative(Ck, out=Ck)
+            Ck[:, 0] += P[:, k]
+            j += K - k
         C *= c
         grams = self.design.weighted_grams(C, ones=self.fit_intercept)
         H = np.empty((K * q, K * q))
-        for j, (k, m) in enumerate(pairs):
-            H[k * q : (k + 1) * q, m * q : (m + 1) * q] = grams[j]
-            H[m * q : (m + 1) * q, k * q : (k + 1) * q] = grams[j]
-        idx = self.penalized().nonzero()[0]
+        blocks = H.reshape(K, q, K, q)  # a view: blocks[k, :, m, :] is block (k, m)
+        blocks[ks, :, ms, :] = grams
+        blocks[ms, :, ks, :] = grams
         H[idx, idx] += self.l2
         return H[None]
 
