@@ -273,7 +273,10 @@ class DriftWindows:
         with _lock:
             w.pending.append(X)
             w.pending_rows += X.shape[0]
-            fold = w.pending_rows >= w.window
+            # Binning waits for the flush thread (every FLUSH_SECONDS) or a scrape; a request
+            # bins only when the queue holds several windows (memory bound), and then only the
+            # newest window of it (``take``).
+            fold = w.pending_rows >= PENDING_WINDOWS * w.window
         if fold:
             self.fold()
         return True
@@ -352,6 +355,9 @@ class _ModelWindow:
                 else:
                     self.chunks[0] = oldest[drop:]
 
+
+#: Windows of rows a model's drift queue may hold before a request bins them itself.
+PENDING_WINDOWS = 4
 
 INPUT_PSI = DriftWindows()
 

@@ -37,9 +37,13 @@ class InputProfile:
 
 def bins(X: Array, edges: Array) -> np.ndarray:
     """The PSI bin (0..9) of each cell of ``X`` (n_samples, n_features): how many of its
-    feature's ``edges`` (n_features, 9) are at most the value (``searchsorted``'s right side).
-    Broadcast: for the few features the drift metrics track."""
-    return (X[:, :, None] >= edges[None, :, :]).sum(axis=2)
+    feature's ``edges`` (n_features, 9) are at most the value (``searchsorted``'s right side),
+    one binary search per cell: a broadcast comparison with every edge cost a 10,000-row window
+    of 30 features ~7 ms, on the request that filled it."""
+    out = np.empty(X.shape, dtype=np.int8)
+    for j in range(X.shape[1]):
+        out[:, j] = np.searchsorted(edges[j], X[:, j], side="right")
+    return out
 
 
 def bin_counts(X: Array, edges: Array) -> np.ndarray:
