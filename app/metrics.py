@@ -59,7 +59,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from .engine.profile import bins, psi
+from .engine.profile import bin_totals, bins, psi
 
 log = logging.getLogger("app.metrics")
 
@@ -335,9 +335,9 @@ class _ModelWindow:
     def take(self, pending: list[Any]) -> None:
         k = len(self.features)
         X = np.concatenate([x[:, :k] for x in pending])[-self.window :]
-        b = bins(X, self.edges).astype(np.int8)
+        b = bins(X, self.edges)
         with self.fold_lock:
-            added = np.stack([np.bincount(b[:, j], minlength=10) for j in range(k)])
+            added = bin_totals(b, DriftWindows.n_bins)
             self.chunks.append(b)
             with _lock:
                 self.counts += added
@@ -346,7 +346,7 @@ class _ModelWindow:
                 oldest = self.chunks[0]
                 drop = min(len(oldest), self.rows - self.window)
                 gone = oldest[:drop]
-                removed = np.stack([np.bincount(gone[:, j], minlength=10) for j in range(k)])
+                removed = bin_totals(gone, DriftWindows.n_bins)
                 with _lock:
                     self.counts -= removed
                     self.rows -= drop

@@ -46,15 +46,17 @@ def bins(X: Array, edges: Array) -> np.ndarray:
     return out
 
 
+def bin_totals(b: np.ndarray, n_bins: int) -> np.ndarray:
+    """Cells per feature and bin of the bins ``b`` (n_samples, n_features) that ``bins`` gave:
+    shape (n_features, n_bins), int64."""
+    return np.stack([np.bincount(b[:, j], minlength=n_bins) for j in range(b.shape[1])]).astype(
+        np.int64
+    )
+
+
 def bin_counts(X: Array, edges: Array) -> np.ndarray:
     """Rows of ``X`` per feature and bin (``bins``): shape (n_features, 10), int64."""
-    n_bins = edges.shape[1] + 1
-    return np.stack(
-        [
-            np.bincount(np.searchsorted(edges[j], X[:, j], side="right"), minlength=n_bins)
-            for j in range(X.shape[1])
-        ]
-    ).astype(np.int64)
+    return bin_totals(bins(X, edges), edges.shape[1] + 1)
 
 
 def profile(X: Array | RowBlocks) -> InputProfile:
