@@ -336,6 +336,20 @@ def names_dataset(body: bytes) -> bool:
     return b'"dataset"' in body
 
 
+def _dataset_form(body: bytes, model: type[M]) -> M | None:
+    """``model`` validated from a JSON body that names a dataset (``{"dataset": ...}``), or
+    ``None`` for any other body; ``InvalidRequest`` when it names one but does not validate."""
+    if not names_dataset(body):
+        return None
+    document = json_document(body)
+    if type(document) is not dict or "dataset" not in document:
+        return None
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
 def decode_train(
     content_type: str | None, body: bytes, query: Query = (), *, max_features: int | None = None
 ) -> tuple[TrainRequest | DatasetTrainRequest, np.ndarray | None]:
@@ -348,13 +362,9 @@ def decode_train(
     """
     if check_request(content_type, query) == "csv":
         return decode_train_csv(body, query, max_features=max_features)
-    if names_dataset(body):
-        document = json_document(body)
-        if type(document) is dict and "dataset" in document:
-            try:
-                return DatasetTrainRequest.model_validate(document), None
-            except ValidationError as exc:
-                raise invalid(exc) from None
+    trained = _dataset_form(body, DatasetTrainRequest)
+    if trained is not None:
+        return trained, None
     parsed = fast_body.parse_rows_body(body)
     if parsed is not None:
         fields, X = parsed
@@ -376,15 +386,9 @@ class EvaluateInput(NamedTuple):
 def decode_dataset_evaluate(content_type: str | None, body: bytes) -> DatasetEvaluateRequest | None:
     """The ``{"dataset": id, "label": column}`` form of an evaluation body, or ``None`` for
     any other body (rows, CSV)."""
-    if media.media_type(content_type) != media.JSON or not names_dataset(body):
+    if media.media_type(content_type) != media.JSON:
         return None
-    document = json_document(body)
-    if type(document) is not dict or "dataset" not in document:
-        return None
-    try:
-        return DatasetEvaluateRequest.model_validate(document)
-    except ValidationError as exc:
-        raise invalid(exc) from None
+    return _dataset_form(body, DatasetEvaluateRequest)
 
 
 def decode_evaluate(
