@@ -11,10 +11,14 @@ ARG PYTHON_VERSION=3.11
 # ---- the dependency list, read from pyproject.toml's [project] table ----
 # A stage of its own: the next stage copies only the list, so its (slow, large) install layer is
 # rebuilt when the list changes, not when other parts of pyproject.toml or the code do.
+# EXTRAS: optional-dependency groups installed too; `postgres` (psycopg and its pool, ~10 MB) so
+# that one image serves MODEL_STORE_URL=postgresql://... (docker-compose.cluster.yml) as well as
+# the folder store. `--build-arg EXTRAS=` leaves it out.
 FROM python:${PYTHON_VERSION}-slim AS requirements
+ARG EXTRAS=postgres
 WORKDIR /src
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + [d for e in os.environ['EXTRAS'].split() for d in p['optional-dependencies'][e]]))" > requirements.txt
 
 # ---- build stage: dependencies, then the package; nothing of it but the results is kept ----
 FROM python:${PYTHON_VERSION}-slim AS build
