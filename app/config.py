@@ -155,6 +155,17 @@ class Settings(BaseSettings):
     OpenTelemetry provider is configured). Off by default: looking for providers costs every
     request, and this service exposes its own metrics."""
 
+    train_jobs_in_server: bool = True
+    """With the PostgreSQL store, training jobs wait in a queue in the database: this server's
+    worker processes take them too (each up to ``TRAIN_CONCURRENCY`` at once). ``false``: only
+    ``python -m app.worker`` processes run them (the cluster's API replicas). The folder store
+    always runs its jobs in the server."""
+
+    worker_stalled_seconds: float = Field(30.0, ge=1.0)
+    """With the PostgreSQL store: a process running jobs that has not sent its heartbeat for
+    this long is taken for dead, and its job is run again once by another, or marked failed.
+    Heartbeats are sent every third of it."""
+
     max_queued_jobs: int = Field(20, ge=1)
     """Training jobs (``POST /train`` with ``Prefer: respond-async``) that may wait to run, over
     every worker and replica sharing the model folder; past it 429 with ``Retry-After``. Each

@@ -8,11 +8,19 @@ runner holds while the job runs), marks it ``running`` and trains in a child pro
 that trains a job is stored with it (its body, content type and query), so a training from a
 dataset (whose body names the dataset) is a job by the same path.
 
+With the PostgreSQL store the jobs wait in a queue in the database (``app.job_queue``): a server
+only defers them, and whichever process runs a queue worker (a server, or ``python -m
+app.worker``) takes each through ``JobScheduler.run``, the same claim, run and end.
+
 After a crash: a queued job runs when a server is back; a job whose record says ``running``
-while nobody holds its lock was being run by a process that died, and becomes ``failed`` with
-"interrupted by a restart". It is not run again: a server cannot tell a dead runner from one
-it merely cannot see (another replica whose lock is not shared, a process frozen mid-save), and
-running a training twice could store two models for one job; the client decides to resubmit.
+while nobody holds its lock was being run by a process that died. On the folder store it becomes
+``failed`` with "interrupted by a restart" and is not run again: a server cannot tell a dead
+runner from one it merely cannot see (another replica whose lock is not shared, a process frozen
+mid-save), and running a training twice could store two models for one job; the client decides
+to resubmit. On PostgreSQL the lock is the database's (a session's advisory lock, freed when the
+session ends), so a free lock does mean that its runner is gone: the job runs again once
+(``retries``), unless it was saving its model when its runner died (whether the model was stored
+cannot be told), and fails the second time.
 A server that shuts down cleanly puts its running jobs back in the queue (their children were
 stopped, so nothing else runs them).
 """
@@ -22,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from model_store import (
     AuditLog,
@@ -60,8 +70,19 @@ INTERRUPTED = "interrupted by a restart: the process running it stopped; nothing
 INTERRUPTED_STATUS = 503
 
 
+class Deferrer(Protocol):
+    """A queue that runs jobs elsewhere (``app.job_queue.JobQueue``)."""
+
+    def defer(self, job_id: str) -> None: ...
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def runner_name() -> str:
+    """Who runs a job, in its record: ``host/pid`` of the process holding it."""
+    return f"{socket.gethostname()}/{os.getpid()}"
 
 
 def ended(record: Record, status: str, **fields: Any) -> Record:
@@ -79,11 +100,28 @@ class JobService:
     loop (``asyncio.to_thread``)."""
 
     def __init__(
-        self, store: JobStore, settings: Settings, *, audit: AuditLog | None = None
+        self,
+        store: JobStore,
+        settings: Settings,
+        *,
+        audit: AuditLog | None = None,
+        queue: Deferrer | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.audit = audit  # where cancels are recorded (the model store's audit log)
+        self.queue = queue  # None: the servers' schedulers look at the store themselves
+
+    def enqueue(self, job_id: str) -> None:
+        """Hand the job to the queue, if there is one. A failure is logged, not raised: the job
+        is stored, and the queue workers' sweep defers any job left queued
+        (``app.job_queue``)."""
+        if self.queue is None:
+            return
+        try:
+            self.queue.defer(job_id)
+        except Exception:
+            log.warning("job %s: could not be put in the queue now; the sweep will", job_id)
 
     def _audit(self, job_id: str, actor: Actor | None, outcome: str) -> None:
         if self.audit is None:
@@ -136,6 +174,7 @@ class JobService:
             max_queued=self.settings.max_queued_jobs,
             retry_after=self.settings.train_retry_after,
         )
+        self.enqueue(record["id"])
         return record
 
     def get(self, job_id: str) -> Record:
@@ -196,11 +235,14 @@ class JobScheduler:
     when this worker accepts a job or a training slot frees), claims queued jobs while it has
     free training slots, runs them, and settles jobs whose runner died."""
 
-    def __init__(self, service: JobService, runner: TrainRunner, *, describe: Describe) -> None:
+    def __init__(
+        self, service: JobService, runner: TrainRunner, *, describe: Describe, retries: int = 0
+    ) -> None:
         self.service = service
         self.store = service.store
         self.runner = runner
         self.describe = describe
+        self.retries = retries  # times a job whose runner died is run again (see the docstring)
         self.running: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
         self._wake: asyncio.Event | None = None
@@ -277,6 +319,43 @@ class JobScheduler:
                 continue
             self.running[job_id] = asyncio.get_running_loop().create_task(self._run(claim))
 
+    async def run(self, job_id: str) -> None:
+        """Run job ``job_id`` here and now, to its end (a queue's task: ``app.job_queue``); does
+        nothing if another process holds it or it has ended."""
+        self.runner.acquire()  # the queue worker takes no more jobs at once than there are slots
+        try:
+            claim = await asyncio.to_thread(self._take, job_id, True)
+        except BaseException:
+            self.runner.release()
+            raise
+        if claim is None:
+            self.runner.release()
+            return
+        task = asyncio.get_running_loop().create_task(self._run(claim))
+        self.running[job_id] = task
+        await asyncio.shield(task)  # a worker shutting down stops the child, not the bookkeeping
+
+    def orphans(self, older_than: float) -> list[str]:
+        """Unfinished jobs no queue task may be about to run: ``queued`` for more than
+        ``older_than`` seconds, or ``running`` with nobody holding them (their runner died).
+        The queue workers' sweep defers them again (``app.job_queue``)."""
+        found = []
+        limit = datetime.now(UTC).timestamp() - older_than
+        for job_id in self.store.pending():
+            try:
+                record = self.store.get(job_id)
+            except StoreError:
+                continue
+            if record["status"] == QUEUED:
+                if datetime.fromisoformat(record["created_at"]).timestamp() < limit:
+                    found.append(job_id)
+            elif record["status"] == RUNNING and job_id not in self.running:
+                claim = self.store.claim(job_id)
+                if claim is not None:
+                    claim.release()
+                    found.append(job_id)
+        return found
+
     def _take(self, job_id: str, start: bool) -> JobClaim | None:
         """Claim the job; a claim to run it if ``start`` and it is to be run, else ``None``
         (having settled it, if its runner died or it was cancelled before it started)."""
@@ -285,7 +364,23 @@ class JobScheduler:
             return None
         record = claim.record
         try:
-            if record["status"] == RUNNING:  # its runner died: the lock was free
+            if record["status"] == RUNNING and self._may_retry(record):
+                if start and not self.store.cancel_requested(job_id):
+                    attempt = record.get("attempts", 1) + 1
+                    log.warning("job %s: its runner stopped; attempt %d", job_id, attempt)
+                    claim.save(
+                        {
+                            **record,
+                            "attempts": attempt,
+                            "started_at": now(),
+                            "progress": None,
+                            "runner": runner_name(),
+                        }
+                    )
+                    return claim
+                if self.store.cancel_requested(job_id):
+                    claim.finish(ended(record, CANCELLED))
+            elif record["status"] == RUNNING:  # its runner died: the lock was free
                 log.warning("job %s: %s", job_id, INTERRUPTED)
                 error = {"status": INTERRUPTED_STATUS, "detail": INTERRUPTED}
                 claim.finish(ended(record, FAILED, error=error))
@@ -294,12 +389,26 @@ class JobScheduler:
             elif self.store.cancel_requested(job_id):
                 claim.finish(ended(record, CANCELLED))
             elif start:
-                claim.save({**record, "status": RUNNING, "started_at": now()})
+                claim.save(
+                    {
+                        **record,
+                        "status": RUNNING,
+                        "started_at": now(),
+                        "attempts": 1,
+                        "runner": runner_name(),
+                    }
+                )
                 return claim
         finally:
             if not start or claim.record["status"] != RUNNING:
                 claim.release()
         return None
+
+    def _may_retry(self, record: Record) -> bool:
+        """Whether a job whose runner died is run again: while it has retries left, unless it
+        died saving its model (stored or not, nobody can tell)."""
+        progress = record.get("progress") or {}
+        return record.get("attempts", 1) <= self.retries and progress.get("phase") != "saving"
 
     async def _run(self, claim: JobClaim) -> None:
         job_id = claim.record["id"]
@@ -335,3 +444,4 @@ class JobScheduler:
         record = self.store.get(claim.record["id"])
         claim.save({**record, "status": QUEUED, "started_at": None, "progress": None})
         claim.release()
+        self.service.enqueue(record["id"])

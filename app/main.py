@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from model_store import JsonFileStore, JsonJobStore, ModelStore, open_store
+from model_store import JsonFileStore, JsonJobStore, ModelStore, open_store, store_folder
 
 from . import metrics as prometheus
 from .api import (
@@ -116,10 +116,30 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         # Everything built so far (FastAPI, pydantic schemas, the app) lives as long as the
         # process: keep it out of the cyclic collector's full passes.
         gc.freeze()
-        app.state.job_scheduler.start()  # queued jobs run, also those left by a restart
+        scheduler = app.state.job_scheduler
+        job_worker = None
+        if queue is None:
+            scheduler.start()  # queued jobs run, also those left by a restart
+        elif settings.train_jobs_in_server:  # this process takes jobs from the database's queue
+            from . import job_queue
+
+            assert settings.model_store_url is not None
+            job_worker = loop.create_task(
+                job_queue.work(
+                    settings.model_store_url,
+                    scheduler,
+                    concurrency=settings.train_concurrency,
+                    stalled_after=settings.worker_stalled_seconds,
+                )
+            )
         yield
         cache.unwatch()
-        await app.state.job_scheduler.stop()  # its running jobs go back to the queue
+        await scheduler.stop()  # its running jobs go back to the queue
+        if job_worker is not None:
+            job_worker.cancel()
+            await asyncio.gather(job_worker, return_exceptions=True)
+        if queue is not None:
+            await asyncio.to_thread(queue.close)
         app.state.service.names.unwatch()
         app.state.trainer.shutdown()
         app.state.offload.shutdown()
@@ -147,9 +167,20 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         # jobs keep a folder on any store for now (issue 17's later part moves them to the
         # database): made here, as the folder store makes its own at start
         job_folder(settings).parent.mkdir(parents=True, exist_ok=True)
-    app.state.jobs = JobService(JsonJobStore(job_folder(settings)), settings, audit=store.audit)
+    queue = None
+    if store_folder(settings.model_store_url, settings.model_store_dir) is None:
+        from .job_queue import JobQueue  # procrastinate is imported only on PostgreSQL
+
+        assert settings.model_store_url is not None
+        queue = JobQueue(settings.model_store_url)
+    app.state.jobs = JobService(
+        JsonJobStore(job_folder(settings)), settings, audit=store.audit, queue=queue
+    )
     app.state.job_scheduler = JobScheduler(
-        app.state.jobs, app.state.trainer, describe=errors.describer(app)
+        app.state.jobs,
+        app.state.trainer,
+        describe=errors.describer(app),
+        retries=0 if queue is None else 1,
     )
     app.state.datasets = dataset_store(settings)
     app.state.offload = Offload()

@@ -818,6 +818,14 @@ class Job(BaseModel):
     progress: JobProgress | None = Field(None, description="Null until the job starts.")
     model_id: str | None = Field(None, description="When `succeeded`: the model it stored.")
     error: JobError | None = Field(None, description="When `failed`: why.")
+    attempts: int | None = Field(
+        None,
+        description="Times it was started: 2 when a PostgreSQL training worker died running it "
+        "and another ran it again (once at most). Null until it starts.",
+    )
+    runner: str | None = Field(
+        None, description="`host/pid` of the process that runs (or ran) it. Null until it starts."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

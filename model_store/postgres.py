@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,7 +67,7 @@ CONNECTION_TIMEOUT = 5
 RECONNECT_SECONDS = 10.0
 
 #: Versioned migrations, applied in order, each once, in one transaction with its record.
-MIGRATIONS: list[tuple[int, str]] = [
+MIGRATIONS: list[tuple[int, str | Callable[[], str]]] = [
     (
         1,
         """
@@ -110,6 +110,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
 ]
+
+
+def _queue_schema() -> str:
+    """procrastinate's tables and functions (the training jobs' queue: ``app.job_queue``), as
+    the pinned version creates them; a later procrastinate version brings its own migration
+    scripts, to be added here as a new migration."""
+    from procrastinate.schema import SchemaManager
+
+    return SchemaManager.get_schema()
+
+
+#: Migrations whose SQL is made when applied (a library's schema: imported only then).
+MIGRATIONS.append((3, _queue_schema))
 SCHEMA_TABLE = "logreg_schema_migrations"
 
 
@@ -149,7 +162,8 @@ def migrate(conn: psycopg.Connection[Any]) -> list[int]:
         applied = []
         for version, sql in MIGRATIONS:
             if version not in done:
-                conn.execute(sql.encode())  # no parameters: several statements at once
+                text = sql() if callable(sql) else sql
+                conn.execute(text.encode())  # no parameters: several statements at once
                 conn.execute(f"INSERT INTO {SCHEMA_TABLE} (version) VALUES (%s)", (version,))
                 applied.append(version)
         return applied

@@ -117,3 +117,64 @@ class LiveServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class WorkerProcess:
+    """``python -m app.worker``: a training worker on the PostgreSQL queue (``env`` holds
+    ``MODEL_STORE_URL``), started with ``start`` (ready once it says so in its log)."""
+
+    READY = b"trainings at once"
+
+    def __init__(
+        self, model_dir: Path, *, env: Mapping[str, str], args: Sequence[str] = ()
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.env = {**os.environ, "MODEL_STORE_DIR": str(self.model_dir), **env}
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = self.model_dir.parent / f"worker-{id(self)}.log"
+
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
+        self.model_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self._log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.worker", *self.args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while self.READY not in self._log.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"worker did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -265,3 +265,11 @@ def describer(app: FastAPI) -> Callable[[BaseException], Awaitable[tuple[int, st
         return response.status_code, str(body.get("detail", ""))
 
     return describe
+
+
+def job_describer() -> Callable[[BaseException], Awaitable[tuple[int, str]]]:
+    """``describer`` for a process with no web app of its own (``python -m app.worker``): the
+    same handlers, installed on an app that serves nothing."""
+    app = FastAPI()
+    install(app)
+    return describer(app)
