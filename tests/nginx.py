@@ -32,7 +32,7 @@ SERVER_OPTIONS = "max_fails=2 fail_timeout=5s"
 #: The main configuration around the template's ``server {}``: what the nginx image's own
 #: nginx.conf provides, with every path in the test's folder (nginx runs unprivileged there).
 MAIN = """\
-{user}worker_processes 1;
+{user}worker_processes {workers};
 pid {root}/nginx.pid;
 error_log {root}/error.log notice;
 events {{ worker_connections 512; }}
@@ -78,7 +78,9 @@ def render(*, port: int, addresses: Sequence[str], template: Path = TEMPLATE) ->
 class NginxProxy:
     """``nginx -g 'daemon off;'`` listening on a free loopback port in front of ``addresses``."""
 
-    def __init__(self, addresses: Sequence[str], root: Path | None = None) -> None:
+    def __init__(
+        self, addresses: Sequence[str], root: Path | None = None, *, workers: int = 1
+    ) -> None:
         binary = find_nginx()
         if binary is None:
             raise FileNotFoundError("nginx is not installed")
@@ -88,6 +90,7 @@ class NginxProxy:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.addresses = list(addresses)
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> Path:
@@ -96,12 +99,13 @@ class NginxProxy:
         user = f"user {pwd.getpwuid(os.getuid()).pw_name};\n" if os.geteuid() == 0 else ""
         (self.root / "logreg.conf").write_text(render(port=self.port, addresses=self.addresses))
         main = self.root / "nginx.conf"
-        main.write_text(MAIN.format(root=self.root, user=user))
+        main.write_text(MAIN.format(root=self.root, user=user, workers=self.workers))
         return main
 
-    def start(self, timeout: float = 15.0) -> NginxProxy:
+    def start(self, timeout: float = 15.0, *, prefix: Sequence[str] = ()) -> NginxProxy:
+        """``prefix``: a command to run nginx under, e.g. ``["taskset", "-c", "0"]``."""
         main = self.write_config()
-        cmd = [self.binary, "-p", str(self.root), "-e", str(self.root / "error.log")]
+        cmd = [*prefix, self.binary, "-p", str(self.root), "-e", str(self.root / "error.log")]
         check = subprocess.run([*cmd, "-t", "-c", str(main)], capture_output=True, text=True)
         if check.returncode != 0:
             raise RuntimeError(f"nginx -t refused the configuration:\n{check.stderr}")

@@ -1,17 +1,15 @@
-"""The cluster on loopback, without Docker: PostgreSQL, 2 API replicas (real uvicorn) sharing one
-database and one dataset folder, and a real nginx in front with the deployment's own
-configuration (deploy/nginx.conf.template, see tests/nginx.py). Through nginx: a training, then
-predictions served by both replicas; an alias move followed by the very next requests on both;
-a replica SIGKILLed under load and no request lost.
-
-``Cluster.spawn`` starts any further process on the same database and folder (training workers:
-``cluster.spawn(sys.executable, "-m", "app.worker")``), stopped with the rest."""
+"""The cluster on loopback, without Docker: PostgreSQL, 2 API replicas (real uvicorn) that only
+queue training jobs, 2 training workers (``python -m app.worker``), all on one database and one
+dataset folder, and a real nginx in front with the deployment's own configuration
+(deploy/nginx.conf.template, see tests/nginx.py). Through nginx: a training, then predictions
+served by both replicas; an alias move followed by both; a training job run by a worker and
+watched to its end as server-sent events; a replica SIGKILLed under load and no request lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_blobs, record_figures
-from tests.live_server import ROOT, LiveServer
+from tests.live_server import LiveServer, WorkerProcess
 from tests.nginx import NginxProxy, find_nginx
 from tests.pg import PostgresCluster
 
@@ -30,39 +28,32 @@ ROWS = [[0.5, -0.5], [1.0, 2.0]]
 
 
 class Cluster:
-    """``replicas`` LiveServers on ``store_url`` with one shared ``MODEL_STORE_DIR`` (the
-    datasets' volume in docker-compose.cluster.yml) behind one nginx."""
+    """``replicas`` LiveServers and ``workers`` WorkerProcesses on ``store_url``, with one shared
+    ``MODEL_STORE_DIR`` (the datasets' volume in docker-compose.cluster.yml), behind one nginx.
+    The replicas only queue training jobs (``TRAIN_JOBS_IN_SERVER=false``), as in the compose
+    file; the workers run them."""
 
-    def __init__(self, root: Path, store_url: str, *, replicas: int = 2) -> None:
+    def __init__(self, root: Path, store_url: str, *, replicas: int = 2, workers: int = 2) -> None:
         self.root = root
-        self.env = {"MODEL_STORE_URL": store_url, "MODEL_STORE_DIR": str(root / "shared")}
+        self.env = {"MODEL_STORE_URL": store_url}
+        folder = root / "shared"
         self.replicas = [
-            LiveServer(root / "shared", env=self.env, args=["--workers", "1"])
+            LiveServer(folder, env={**self.env, "TRAIN_JOBS_IN_SERVER": "false"})
             for _ in range(replicas)
         ]
+        self.workers = [
+            WorkerProcess(folder, env=self.env, args=["--name", f"w{i}"]) for i in range(workers)
+        ]
         self.lb = NginxProxy([f"127.0.0.1:{r.port}" for r in self.replicas], root / "nginx")
-        self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> Cluster:
-        with ThreadPoolExecutor(len(self.replicas)) as pool:  # the replicas start side by side
-            list(pool.map(LiveServer.start, self.replicas))
+        # the replicas and the workers start side by side (the first migrates the schema, the
+        # others wait for it)
+        processes: list[LiveServer | WorkerProcess] = [*self.replicas, *self.workers]
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(lambda p: p.start(), processes))
         self.lb.start()
         return self
-
-    def spawn(self, *argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """Another process of the cluster (e.g. a training worker) with the replicas'
-        environment; its output goes to ``root/<pid>.log``; terminated by ``stop``."""
-        log = (self.root / f"process-{len(self.processes)}.log").open("ab")
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, **self.env, **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.processes.append(proc)
-        return proc
 
     def served_by(self, *request_ids: str) -> dict[str, str]:
         """Request id -> the replica (``host:port``) nginx passed it to, from nginx's access log
@@ -80,15 +71,8 @@ class Cluster:
 
     def stop(self) -> None:
         self.lb.stop()
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        for server in self.replicas:
-            server.stop()
+        for process in [*self.workers, *self.replicas]:
+            process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +174,33 @@ def test_an_alias_moved_through_nginx_is_followed_by_both_replicas(cluster: Clus
         worst_stale_ms=round(1000 * worst, 1),
         target_ms=100,
     )
+
+
+def test_a_job_queued_through_nginx_is_run_by_a_worker_and_streamed_to_its_end(
+    cluster: Cluster,
+) -> None:
+    """``Prefer: respond-async`` through nginx: 202 and a job, which a worker (not a replica)
+    runs; its server-sent events come through nginx as they happen (unbuffered), ending with
+    ``succeeded``."""
+    X, y = make_blobs(n=200, d=3, seed=5)
+    body = {"features": X.tolist(), "labels": y.tolist(), "name": "queued"}
+    with httpx.Client(base_url=cluster.lb.url, timeout=60) as c:
+        r = c.post("/train", json=body, headers={"Prefer": "respond-async"})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        events, last = [], {}
+        with c.stream("GET", f"/jobs/{job_id}/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    events.append(line.removeprefix("event: "))
+                elif line.startswith("data: "):
+                    last = json.loads(line.removeprefix("data: "))
+        assert events and events[-1] == "succeeded", events
+        job = c.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and last["status"] == "succeeded"
+    worker_pids = {w.pid for w in cluster.workers}
+    assert int(job["runner"].rsplit("/", 1)[1]) in worker_pids, job["runner"]
 
 
 def test_a_replica_killed_under_load_loses_no_request(cluster: Cluster) -> None:
