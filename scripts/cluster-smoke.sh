@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Cluster smoke run: docker-compose.cluster.yml with its host-network override for real:
-# PostgreSQL, 2 API replicas and nginx in front, all healthy; through nginx, a training and
-# predictions that both replicas serve (each one's /metrics), the request id passed through;
-# one replica SIGKILLed and predictions through nginx still answered; then everything removed.
+# PostgreSQL, 2 API replicas, a training worker and nginx in front, all up (healthy where
+# checked); through nginx, a training and predictions that both replicas serve (each one's
+# /metrics), the request id passed through; a training job queued through nginx, run by the
+# worker, its events streamed to the end; one replica SIGKILLed and predictions through nginx
+# still answered; then everything removed.
 #
 #   bash scripts/cluster-smoke.sh
 #
@@ -11,8 +13,7 @@
 # engine answers, it starts that one with local stand-ins). Builds the service's image as
 # SMOKE_IMAGE (logreg-service:smoke, the tag scripts/docker-smoke.sh builds: its layers are
 # reused). A unique compose project, free loopback ports and a generated password file, so it
-# clashes with nothing else; containers and volumes are removed even when a step fails. The
-# worker service (`python -m app.worker`, profile `workers`) is not started.
+# clashes with nothing else; containers and volumes are removed even when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -104,6 +105,20 @@ elif cmd == "predict":  # N predictions, each with its own request id, which mus
             sys.exit(f"predict {i}: HTTP {status}: {raw[:300]!r}")
         if headers.get("x-request-id") != rid:
             sys.exit(f"predict {i}: X-Request-ID {headers.get('x-request-id')!r}, sent {rid!r}")
+elif cmd == "job":  # a training queued with Prefer: respond-async, watched through its events
+    status, _, raw = call(
+        "POST", base + "/train", {"features": ROWS, "labels": LABELS}, [("Prefer", "respond-async")]
+    )
+    if status != 202:
+        sys.exit(f"train async: HTTP {status}: {raw[:300]!r}")
+    job = json.loads(raw)["id"]
+    with urllib.request.urlopen(base + f"/jobs/{job}/events", timeout=120) as stream:
+        events = [line[7:].strip() for line in stream if line.startswith(b"event: ")]
+    status, _, raw = call("GET", base + f"/jobs/{job}")
+    record = json.loads(raw)
+    if events[-1:] != [b"succeeded"] or record["status"] != "succeeded":
+        sys.exit(f"job {job}: events {events}, record {record}")
+    print(record["runner"])
 elif cmd == "rows":  # the rows this replica predicted with the model (its own /metrics)
     _, _, raw = call("GET", base + "/metrics")
     m = re.search(r'^logreg_predicted_rows_total\{model_id="%s"\} (\S+)$' % sys.argv[3], raw.decode(), re.M)
@@ -117,7 +132,7 @@ compose build --quiet api
 log "image built in $((SECONDS - t)) s"
 t=$SECONDS
 compose up -d --wait --wait-timeout 180
-log "PostgreSQL, 2 replicas and nginx up and healthy in $((SECONDS - t)) s"
+log "PostgreSQL, 2 replicas, a worker and nginx up and healthy in $((SECONDS - t)) s"
 
 # the replicas reach the database with the password from the file only: the URL has none
 compose exec -T api python -c "import os, urllib.parse as u; assert u.urlsplit(os.environ['MODEL_STORE_URL']).password is None" ||
@@ -130,6 +145,10 @@ two=$(client rows "http://127.0.0.1:$API_PORT_2" "$MODEL")
 [ "$one" -gt 0 ] && [ "$two" -gt 0 ] && [ $((one + two)) = 10 ] ||
   fail "10 predictions through nginx: replica 1 served $one rows, replica 2 $two"
 log "trained $MODEL through nginx; 10 predictions served $one + $two by the replicas, request ids kept"
+
+runner=$(client job "$URL")
+workers=$(compose ps -q worker | wc -l)
+log "a training queued through nginx ran on a worker ($runner; $workers running), its events streamed to 'succeeded'"
 
 docker kill --signal KILL "$(compose ps -q api-2)" >/dev/null
 client predict "$URL" "$MODEL" 10
