@@ -259,3 +259,45 @@ def test_a_replica_killed_under_load_loses_no_request(cluster: Cluster) -> None:
                 break
             assert time.monotonic() < deadline, "the restarted replica got no traffic"
             time.sleep(0.2)
+
+
+def test_the_password_comes_from_libpq_not_from_the_url(
+    pg_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    """docker-compose.cluster.yml gives MODEL_STORE_URL without a password; libpq finds it in
+    PGPASSWORD (the compose file's .env.cluster) or a PGPASSFILE, for the server's store and its
+    listeners alike. A password file that others may read is ignored by libpq."""
+    import psycopg
+
+    user, password = "logreg_pw", "s3cret-" + os.urandom(4).hex()
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+        admin.execute(f"CREATE DATABASE {user} OWNER {user}")
+        # this role, and only it, must give its password over TCP (the cluster trusts the rest)
+        hba = pg_cluster.data / "pg_hba.conf"
+        hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        admin.execute("SELECT pg_reload_conf()")
+    url = f"postgresql://{user}@127.0.0.1:{pg_cluster.port}/{user}"
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(url, connect_timeout=5).close()
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{pg_cluster.port}:{user}:{user}:{password}\n")
+    passfile.chmod(0o644)
+    with pytest.raises(psycopg.OperationalError, match="password"):  # ignored: others may read it
+        psycopg.connect(url, connect_timeout=5, passfile=str(passfile)).close()
+    passfile.chmod(0o600)
+    env = {"MODEL_STORE_URL": url, "PGPASSFILE": str(passfile)}
+    with (
+        LiveServer(tmp_path / "models", env=env) as server,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+    ):
+        train(c, "secret", seed=1)
+        r = c.post("/predict", json={"model_id": "secret", "features": ROWS})
+        assert r.status_code == 200, r.text
+        with psycopg.connect(url, passfile=str(passfile)) as conn:  # its caches listen too
+            listening = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'logreg-listen'"
+                " AND usename = %s",
+                (user,),
+            ).fetchone()
+        assert listening == (2,)
