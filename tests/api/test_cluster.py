@@ -2,8 +2,10 @@
 queue training jobs, 2 training workers (``python -m app.worker``), all on one database and one
 dataset folder, and a real nginx in front with the deployment's own configuration
 (deploy/nginx.conf.template, see tests/nginx.py). Through nginx: a training, then predictions
-served by both replicas; an alias move followed by both; a training job run by a worker and
-watched to its end as server-sent events; a replica SIGKILLed under load and no request lost."""
+served by both replicas, the request id and the client address passed on; an alias move
+followed by both; a training job run by a worker and watched to its end as server-sent events; a
+replica SIGKILLed under load and no request lost. And the database password from libpq's
+environment, not the URL, as the compose file gives it."""
 
 from __future__ import annotations
 
@@ -113,7 +115,19 @@ def test_a_model_trained_through_nginx_is_served_by_both_replicas(cluster: Clust
     with httpx.Client(base_url=cluster.lb.url, timeout=30) as c:
         r = c.get("/health")
         assert r.status_code == 200 and r.headers["x-request-id"]
-        model = train(c, "churn", seed=1)
+        # a client behind its own proxy: nginx adds the address it sees (127.0.0.1, trusted by
+        # uvicorn's FORWARDED_ALLOW_IPS default), so the service records the original client
+        X, y = make_blobs(n=60, d=2, seed=1)
+        r = c.post(
+            "/train",
+            json={"features": X.tolist(), "labels": y.tolist(), "name": "churn"},
+            headers={"X-Request-ID": "train-1", "X-Forwarded-For": "203.0.113.7"},
+        )
+        assert r.status_code == 201, r.text
+        model = r.json()
+        entry = next(e for e in c.get("/audit").json()["items"] if e["request_id"] == "train-1")
+        assert entry["action"] == "model.stored"
+        assert entry["client"].startswith("203.0.113.7:"), entry
         for i in range(10):
             r = c.post(
                 "/predict",
