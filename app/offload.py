@@ -93,6 +93,11 @@ class Offload:
             self.shutdown()
             raise self.crashed() from None
 
+    async def warm(self) -> None:
+        """Start every child now (each pays Python's start-up and its imports, ~1 s), so that
+        the first work does not wait for them: a training worker's first job."""
+        await asyncio.gather(*(self.run(_ready) for _ in range(self.max_workers)))
+
     def shutdown(self) -> None:
         """Stop the children, running work too (a server shutting down should not wait for a
         fit), then the pool, waiting for its queues to close so nothing is left behind."""
@@ -106,3 +111,7 @@ class Offload:
                 if process.pid is not None and process.is_alive():
                     process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """The work ``Offload.warm`` gives each child: none (its initializer has run)."""

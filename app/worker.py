@@ -53,6 +53,7 @@ async def run(settings: Settings, store: ModelStore, *, name: str | None) -> Non
     jobs = JobService(JsonJobStore(job_folder(settings)), settings, audit=store.audit, queue=queue)
     runner = TrainRunner(settings)
     scheduler = JobScheduler(jobs, runner, describe=job_describer(), retries=1)
+    await runner.children.warm()  # the training children start now, not with the first job
     work = asyncio.get_running_loop().create_task(
         job_queue.work(
             url,

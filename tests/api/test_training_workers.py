@@ -5,7 +5,6 @@ job run again by another, once."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,11 +58,13 @@ def runner_pid(job: dict) -> int:
     return int(job["runner"].rsplit("/", 1)[1])
 
 
-def test_the_worker_needs_the_postgresql_store(tmp_path):
+def test_the_worker_needs_the_postgresql_store(tmp_path, monkeypatch, capsys):
     from app.worker import main
 
-    os.environ.pop("MODEL_STORE_URL", None)
+    monkeypatch.delenv("MODEL_STORE_URL", raising=False)
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "models"))
     assert main([]) == 2
+    assert "MODEL_STORE_URL=postgresql://" in capsys.readouterr().err
 
 
 def test_workers_run_each_job_once_and_a_cancel_reaches_the_worker(cluster):
