@@ -15,7 +15,7 @@ through nginx with 1 and 2 replicas, side by side in one run, on loopback.
   (no nginx), 1 behind nginx, 2 behind nginx, alternating. Then the per-core figure: 1 replica
   pinned to CPU 1 with ``taskset``, nginx and wrk pinned to CPU 0; the CPU time each process
   used per request (from /proc) gives the model printed at the end.
-- ``jobs``: see ``mode_jobs``.
+- ``jobs``: trainings per minute with 1 vs 2 training workers (bench/workers.py's setups).
 
 Figures are only comparable within one run; the load generator and nginx share the machine's
 cores with the replicas. The load average is printed before and after.
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -314,64 +313,33 @@ def per_core(args: argparse.Namespace, tmp: Path, env: dict[str, str], mid: str)
         replica.stop()
 
 
-# --- jobs: trainings per minute with 1 vs 2 workers -----------------------------------------
+# --- jobs: trainings per minute with 1 vs 2 workers (bench/workers.py's setups) -----------
 
 
 def mode_jobs(args: argparse.Namespace, tmp: Path, pg: PostgresCluster) -> None:
-    """Training jobs per minute with 1 vs 2 training workers (``python -m app.worker``,
-    ``TRAIN_CONCURRENCY=1`` each) on a queue of ``--jobs`` small trainings: 3,000 x 10, gradient
-    descent for ``--job-iter`` iterations (~0.5 s of fitting each at 5,000 on a quiet core),
-    sent at once with ``Prefer: respond-async`` to a replica that only queues
-    (``TRAIN_JOBS_IN_SERVER=false``). Seconds from the first submission until every job has
-    succeeded (polled every 50 ms)."""
-    from tests.api.test_jobs import slow_body
-    from tests.live_server import WorkerProcess
+    """Training jobs per minute with 1 vs 2 training workers (``python -m app.worker``) on a
+    queue of ``--jobs`` small trainings sent at once with ``Prefer: respond-async``, beside one
+    server running its own jobs on the folder store: bench/workers.py's setups and trainings
+    (2,000 x 20, L-BFGS), ``--rounds`` alternating runs here, medians."""
+    from bench import workers
 
-    body = orjson.dumps(slow_body(max_iter=args.job_iter))
-    print(f"load average before: {loadavg()}")
-    print("| workers | trainings | seconds | trainings per minute |")
+    jobs = workers.bodies(args.jobs, 2000, 20)
+    setups = {
+        "folder store, jobs in the server": workers.folder_reference,
+        "PostgreSQL, 1 worker": workers.postgres_workers(pg, 1),
+        "PostgreSQL, 2 workers": workers.postgres_workers(pg, 2),
+    }
+    print(f"load average before: {loadavg()}; {args.jobs} jobs of 2,000 x 20 (L-BFGS) per run")
+    seconds: dict[str, list[float]] = {name: [] for name in setups}
+    for _ in range(args.rounds):
+        for name, run in setups.items():
+            seconds[name].append(run(jobs))
+    print("| setup | median s | jobs per minute | vs 1 worker |")
     print("|---|---|---|---|")
-    for n_workers in (1, 2):
-        env = {"MODEL_STORE_URL": pg.new_database()}
-        folder = tmp / f"jobs-{n_workers}" / "models"
-        replica = Replica({**env, "MODEL_STORE_DIR": str(folder), "TRAIN_JOBS_IN_SERVER": "false"})
-        workers = [
-            WorkerProcess(folder, env=env, args=["--name", f"w{i}"]) for i in range(n_workers)
-        ]
-        try:
-            for w in workers:
-                w.start()
-            with httpx.Client(base_url=replica.url, timeout=60) as c:
-                start = time.monotonic()
-                jobs = []
-                for _ in range(args.jobs):
-                    r = c.post(
-                        "/train",
-                        content=body,
-                        headers={"Content-Type": "application/json", "Prefer": "respond-async"},
-                    )
-                    assert r.status_code == 202, r.text
-                    jobs.append(r.json()["id"])
-                pending = set(jobs)
-                while pending:
-                    for job in list(pending):
-                        status = c.get(f"/jobs/{job}").json()["status"]
-                        if status == "succeeded":
-                            pending.discard(job)
-                        elif status in ("failed", "cancelled"):
-                            raise RuntimeError(f"job {job} {status}")
-                    time.sleep(0.05)
-                took = time.monotonic() - start
-                runners = {c.get(f"/jobs/{job}").json()["runner"] for job in jobs}
-            print(
-                f"| {n_workers} | {args.jobs} | {took:.1f} | {60 * args.jobs / took:.0f} |",
-                flush=True,
-            )
-            assert len(runners) == n_workers, runners  # every worker took some
-        finally:
-            for w in workers:
-                w.stop()
-            replica.stop()
+    one = statistics.median(seconds["PostgreSQL, 1 worker"])
+    for name, values in seconds.items():
+        med = statistics.median(values)
+        print(f"| {name} | {med:.2f} | {60 * args.jobs / med:.0f} | {one / med:.2f} |")
     print(f"load average after: {loadavg()}")
 
 
@@ -384,7 +352,6 @@ def main() -> None:
     ap.add_argument("--conc", type=ints, default=(1, 32), help="--mode stores: connections")
     ap.add_argument("--scale-conc", type=int, default=32, help="--mode scale: connections")
     ap.add_argument("--jobs", type=int, default=20, help="--mode jobs: trainings queued")
-    ap.add_argument("--job-iter", type=int, default=5000, help="--mode jobs: iterations each")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench/cluster.py needs wrk: apt-get install -y wrk")
