@@ -147,8 +147,11 @@ def run_wrk(
 
 
 def median_load(runs: list[Load]) -> Load:
+    rps, p50, p99 = (statistics.median(getattr(r, k) for r in runs) for k in ("rps", "p50", "p99"))
     return Load(
-        *(statistics.median(getattr(r, k) for r in runs) for k in ("rps", "p50", "p99")),
+        rps,
+        p50,
+        p99,
         requests=sum(r.requests for r in runs),
         seconds=sum(r.seconds for r in runs),
         wrk_cpu=sum(r.wrk_cpu for r in runs),

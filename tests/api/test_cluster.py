@@ -73,7 +73,8 @@ class Cluster:
 
     def stop(self) -> None:
         self.lb.stop()
-        for process in [*self.workers, *self.replicas]:
+        processes: list[LiveServer | WorkerProcess] = [*self.workers, *self.replicas]
+        for process in processes:
             process.stop()
 
 
