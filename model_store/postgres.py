@@ -7,6 +7,7 @@ several machines. The same contract as the folder store (``JsonFileStore``), wit
 * ``names``: ``next_version`` (versions are never reused) and ``revision``, bumped by every
   change of the name: the names cache's fingerprint.
 * ``aliases`` and ``alias_history``; ``audit`` (jsonb, in the order appended).
+* ``jobs`` and ``datasets`` (migration 2): see ``postgres_jobs`` and ``postgres_datasets``.
 
 A new version and its model are stored in one transaction, under ``SELECT ... FOR UPDATE`` of the
 name's row, as is every alias change: there is no pending state to settle after a crash. Every
@@ -107,6 +108,29 @@ MIGRATIONS: list[tuple[int, str]] = [
             entry jsonb NOT NULL
         );
         CREATE INDEX audit_by_time ON audit (time);
+        """,
+    ),
+    (
+        2,
+        # Training jobs (``postgres_jobs``) and datasets' metadata (``postgres_datasets``).
+        # A job's body is transient (dropped when the job ends) and read once: stored
+        # uncompressed (EXTERNAL), as compressing ~100 MB would cost more than it saves.
+        """
+        CREATE TABLE jobs (
+            id text PRIMARY KEY,
+            status text NOT NULL,
+            record jsonb NOT NULL,
+            body bytea,
+            cancel boolean NOT NULL DEFAULT false,
+            revision bigint NOT NULL DEFAULT 0
+        );
+        ALTER TABLE jobs ALTER COLUMN body SET STORAGE EXTERNAL;
+        CREATE INDEX jobs_by_status ON jobs (status, id);
+        CREATE INDEX jobs_pending ON jobs (id) WHERE body IS NOT NULL;
+        CREATE TABLE datasets (
+            id text PRIMARY KEY,
+            record jsonb NOT NULL
+        );
         """,
     ),
 ]
