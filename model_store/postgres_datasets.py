@@ -36,8 +36,7 @@ from .datasets import (
     Upload,
 )
 from .files import TMP_PREFIX
-from .postgres import PostgresStore
-from .postgres_jobs import _dumps
+from .postgres import PostgresStore, json_text
 
 
 class PgDatasetStore(FileDatasetStore):
@@ -62,7 +61,7 @@ class PgDatasetStore(FileDatasetStore):
             with self.db.transaction() as cur:
                 cur.execute(
                     "INSERT INTO datasets (id, record) VALUES (%s, %s)",
-                    (dataset_id, Jsonb(record, dumps=_dumps)),
+                    (dataset_id, Jsonb(record, dumps=json_text)),
                 )
         except BaseException:
             with contextlib.suppress(OSError):

@@ -46,7 +46,7 @@ from psycopg.types.json import Jsonb
 
 from .base import DatabaseUnavailable, JobNotFound, JobQueueFull, Record, StoreWriteFailed
 from .jobs import QUEUED, JobClaim, JobPage, JobStore, PendingBody, check_job_id
-from .postgres import CHANNEL, CONNECTION_TIMEOUT, PostgresStore, _reason
+from .postgres import CHANNEL, CONNECTION_TIMEOUT, PostgresStore, _reason, json_text
 
 #: First key of the claims' advisory locks (the second is ``hashtext(id)``): "ljob" in ASCII.
 CLAIM_CLASS = 0x6C6A6F62
@@ -87,11 +87,7 @@ def _field(data: bytes) -> bytes:
 
 
 def _jsonb(record: Record) -> Jsonb:
-    return Jsonb(record, dumps=_dumps)
-
-
-def _dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
+    return Jsonb(record, dumps=json_text)
 
 
 class _SpooledBody(PendingBody):
