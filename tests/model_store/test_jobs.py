@@ -357,3 +357,18 @@ def test_pg_cancel_checks_survive_a_lost_connection(pg_jobs, pg_url):
     assert not pg_jobs.cancel_requested(job_id)  # lost: not known
     pg_jobs._kept_retry = 0.0  # (the retry waits RETRY_SECONDS)
     assert pg_jobs.cancel_requested(job_id)
+
+
+def test_pg_a_cancels_notification_leaves_the_caches_alone(pg_jobs):
+    """The caches' listeners hear ``job:<id>`` too: it names no model and no name."""
+    from app.model_cache import ModelCache
+
+    db = pg_jobs.db
+    model = {"id": new_model_id(), "name": None}
+    db.save(model)
+    cache: ModelCache[dict] = ModelCache(db, lambda record: record, size=8)
+    cache.get(model["id"])
+    job_id = add(pg_jobs)
+    assert db.model_id_of(f"job:{job_id}") is None and db.names.name_of(f"job:{job_id}") is None
+    cache._changed(f"job:{job_id}")  # as the listener hands it over
+    assert len(cache) == 1
