@@ -18,7 +18,8 @@ has taken since. Two ids whose ``hashtext`` collide only wait for each other.
 
 A new job's body is spooled to an unnamed temporary file while it arrives (bodies reach
 ``MAX_BODY_BYTES``, ~100 MB: never held in memory) and streamed into the row by a binary ``COPY``
-in the transaction that creates the job. The queue bound is checked in that transaction under
+in the transaction that creates the job; ``read_body`` reads it in slices, so that the training
+child holds it once. The queue bound is checked in that transaction under
 a transaction-level advisory lock, after the copy: creations are serialised only for a count.
 
 ``cancel_requested`` (every 50 ms by a running training) and ``update`` (its progress reports)
@@ -31,6 +32,7 @@ model store's pool.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import os
 import struct
@@ -75,6 +77,8 @@ RETRY_SECONDS = 1.0
 MAX_BODY = (1 << 30) - (1 << 20)
 #: Bytes of the spooled body sent per write of the COPY.
 COPY_CHUNK = 1 << 20
+#: Bytes of a body read per query.
+READ_SLICE = 8 << 20
 
 COPY_JOB = "COPY jobs (id, status, record, body) FROM STDIN (FORMAT binary)"
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -91,14 +95,11 @@ def _jsonb(record: Record) -> Jsonb:
 
 
 class _SpooledBody(PendingBody):
-    """The body being received, in an unnamed temporary file (nothing is left by a crash)."""
+    """The body being received, in an unnamed temporary file (nothing is left by a crash);
+    closed by ``discard`` (``create`` calls it)."""
 
-    def __init__(self, folder: str | None) -> None:
-        try:
-            # closed by discard (create calls it)
-            self.file: IO[bytes] = tempfile.TemporaryFile(dir=folder, prefix=".tmp-body-")  # noqa: SIM115
-        except FileNotFoundError:  # the spool folder is gone: the system's temporary folder
-            self.file = tempfile.TemporaryFile(prefix=".tmp-body-")  # noqa: SIM115
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
@@ -145,8 +146,15 @@ class _PgClaim(JobClaim):
 
     def release(self) -> None:
         conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()  # the session ends: its advisory lock is let go
+        if conn is None:
+            return
+        # Unlocked before the close: a server ends a closed session (and drops its locks) a
+        # moment after the client has gone, and another runner may ask at once.
+        with contextlib.suppress(psycopg.Error):
+            conn.execute(
+                "SELECT pg_advisory_unlock(%s, hashtext(%s))", (CLAIM_CLASS, self.record["id"])
+            )
+        conn.close()
 
 
 class PgJobStore(JobStore):
@@ -170,7 +178,7 @@ class PgJobStore(JobStore):
     # --- creating -----------------------------------------------------------------------------
 
     def new_body(self) -> PendingBody:
-        return _SpooledBody(self.spool_dir)
+        return _SpooledBody(self._spool())
 
     def create(
         self, record: Record, body: PendingBody, *, max_queued: int, retry_after: int
@@ -296,14 +304,37 @@ class PgJobStore(JobStore):
             return [row[0] for row in cur.fetchall()], total
 
     def read_body(self, job_id: str) -> bytes:
+        """The body, read in slices through a temporary file: a ``SELECT`` of it whole (or a
+        ``COPY``, whose row is the whole value) would hold it twice in memory at once (the
+        driver's result, and the bytes made from it). Slices of an uncompressed (``EXTERNAL``)
+        value are read without reading the rest."""
         check_job_id(job_id)
-        with self.db.transaction() as cur:
-            cur.execute("SELECT body FROM jobs WHERE id = %s", (job_id,), binary=True)
-            row = cur.fetchone()
-        if row is None or row[0] is None:  # no such job, or it has ended
-            raise JobNotFound(job_id)
-        body: bytes = row[0]
-        return body
+        with self._spool() as fh:
+            with self.db.transaction() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur.execute(
+                    "SELECT octet_length(body) FROM jobs WHERE id = %s AND body IS NOT NULL",
+                    (job_id,),
+                )
+                row = cur.fetchone()
+                if row is None:  # no such job, or it has ended
+                    raise JobNotFound(job_id)
+                size: int = row[0]
+                for offset in range(0, size, READ_SLICE):
+                    cur.execute(
+                        "SELECT substring(body FROM %s FOR %s) FROM jobs WHERE id = %s",
+                        (offset + 1, READ_SLICE, job_id),
+                        binary=True,
+                    )
+                    fh.write(_one(cur)[0])
+            fh.seek(0)
+            return fh.read()
+
+    def _spool(self) -> IO[bytes]:
+        try:
+            return tempfile.TemporaryFile(dir=self.spool_dir, prefix=".tmp-body-")
+        except FileNotFoundError:  # the spool folder is gone: the system's temporary folder
+            return tempfile.TemporaryFile(prefix=".tmp-body-")
 
     # --- claims -------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from model_store import (
     JobStore,
     JsonJobStore,
     new_model_id,
+    postgres_jobs,
 )
 from model_store.postgres import CHANNEL, PostgresStore
 from model_store.postgres_jobs import PgJobStore
@@ -93,7 +94,8 @@ def test_create_get_list(store):
             store.fingerprint(bad)
 
 
-def test_a_large_body_of_any_bytes_comes_back_whole(store):
+def test_a_large_body_of_any_bytes_comes_back_whole(store, monkeypatch):
+    monkeypatch.setattr(postgres_jobs, "READ_SLICE", 1 << 20)  # read back in several slices
     body = os.urandom(3 << 20) + b"\x00\xff\\\n"  # not text, over several writes of the copy
     pending = store.new_body()
     for i in range(0, len(body), 65536):
