@@ -4,8 +4,8 @@ any machines. No FastAPI here.
 The queue is procrastinate's (a PostgreSQL task queue: ``LISTEN``/``NOTIFY`` wake-ups, ``FOR
 UPDATE SKIP LOCKED`` fetches, worker heartbeats and stalled-job detection, a CLI to inspect it),
 not one of our own. It carries only a job's id: the job itself (its record, request body, cancel
-word and progress) stays in the job store (``model_store.postgres`` ``PgJobStore``), where the API
-reads it. A task takes a job through ``app.jobs.JobScheduler.run``, the very path the folder
+word and progress) stays in the job store (``model_store.postgres_jobs.PgJobStore``), where
+the API reads it. A task takes a job through ``app.jobs.JobScheduler.run``, the very path the folder
 store's in-process jobs take: claim the job (the store's session-level advisory lock, held
 while it runs and freed by the database when the holder's connection closes, even after ``kill
 -9``), train it in a training child, record its end. So a job never runs twice at once, whatever

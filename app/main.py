@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from model_store import JsonFileStore, JsonJobStore, ModelStore, open_store, store_folder
+from model_store import JsonFileStore, ModelStore, open_store, store_folder
 
 from . import metrics as prometheus
 from .api import (
@@ -44,7 +44,7 @@ from .keys import KeyTable
 from .offload import Offload
 from .schemas import EvaluateRequest, PredictRequest, TrainRequest
 from .service import ModelService
-from .training.job import dataset_store, job_folder
+from .training.job import dataset_store, job_store, models_folder
 from .training.runner import TrainRunner
 
 DESCRIPTION = """
@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         app.state.service.names.unwatch()
         app.state.trainer.shutdown()
         app.state.offload.shutdown()
+        app.state.jobs.store.close()
         store.close()
         prometheus.unshare()
 
@@ -164,9 +165,9 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
     app.state.service = ModelService(store, settings)
     app.state.trainer = TrainRunner(settings)
     if not isinstance(store, JsonFileStore):
-        # jobs keep a folder on any store for now (issue 17's later part moves them to the
-        # database): made here, as the folder store makes its own at start
-        job_folder(settings).parent.mkdir(parents=True, exist_ok=True)
+        # datasets' files (and bodies of jobs being received) stay in MODEL_STORE_DIR with a
+        # database: made here, as the folder store makes its own at start
+        models_folder(settings).mkdir(parents=True, exist_ok=True)
     queue = None
     if store_folder(settings.model_store_url, settings.model_store_dir) is None:
         from .job_queue import JobQueue  # procrastinate is imported only on PostgreSQL
@@ -174,7 +175,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         assert settings.model_store_url is not None
         queue = JobQueue(settings.model_store_url)
     app.state.jobs = JobService(
-        JsonJobStore(job_folder(settings)), settings, audit=store.audit, queue=queue
+        job_store(settings, store), settings, audit=store.audit, queue=queue
     )
     app.state.job_scheduler = JobScheduler(
         app.state.jobs,
@@ -182,7 +183,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         describe=errors.describer(app),
         retries=0 if queue is None else 1,
     )
-    app.state.datasets = dataset_store(settings)
+    app.state.datasets = dataset_store(settings, store)
     app.state.offload = Offload()
     errors.install(app)
     for module in (

@@ -19,13 +19,13 @@ import logging
 import signal
 import sys
 
-from model_store import JsonJobStore, ModelStore, open_store, store_folder
+from model_store import ModelStore, open_store, store_folder
 
 from . import job_queue
 from .api.errors import job_describer
 from .config import Settings
 from .jobs import JobScheduler, JobService
-from .training.job import job_folder
+from .training.job import job_store
 from .training.runner import TrainRunner
 
 log = logging.getLogger("app.worker")
@@ -50,7 +50,7 @@ async def run(settings: Settings, store: ModelStore, *, name: str | None) -> Non
     assert settings.model_store_url is not None
     url = settings.model_store_url
     queue = job_queue.JobQueue(url)
-    jobs = JobService(JsonJobStore(job_folder(settings)), settings, audit=store.audit, queue=queue)
+    jobs = JobService(job_store(settings, store), settings, audit=store.audit, queue=queue)
     runner = TrainRunner(settings)
     scheduler = JobScheduler(jobs, runner, describe=job_describer(), retries=1)
     await runner.children.warm()  # the training children start now, not with the first job
@@ -79,6 +79,7 @@ async def run(settings: Settings, store: ModelStore, *, name: str | None) -> Non
         work.cancel()
         await asyncio.gather(work, return_exceptions=True)
         queue.close()
+        jobs.store.close()
         runner.shutdown()
 
 

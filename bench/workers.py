@@ -3,10 +3,10 @@ reference of one server running its own jobs on the folder store, in one run.
 
 Each round, for each setup, on a fresh database (or folder): one API server (one uvicorn worker;
 on PostgreSQL ``TRAIN_JOBS_IN_SERVER=false``, so only the workers train), the workers started
-and ready (their training children started), one job run untimed (the reference's child
-starts with its first job), then ``--jobs`` small trainings submitted at once with ``Prefer: respond-async``;
-timed from the first submit until every job has succeeded. The setups alternate, ``--rounds``
-times; best and median jobs per minute of each.
+and ready (their training children started), one job run untimed (the reference's child starts
+with its first job), then ``--jobs`` small trainings submitted at once with ``Prefer:
+respond-async``, timed from the first submit until every job has succeeded. The setups
+alternate, ``--rounds`` times; best and median jobs per minute of each.
 
     python bench/workers.py [--rounds 3] [--jobs 20] [--rows 2000] [--features 20]
 

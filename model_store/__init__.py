@@ -54,7 +54,7 @@ from .datasets import (
 )
 from .jobs import JobClaim, JobStore, JsonJobStore, PendingBody
 from .json_store import JsonFileStore
-from .url import check_store_url, open_store, store_folder
+from .url import check_store_url, dataset_store_for, job_store_for, open_store, store_folder
 
 __all__ = [
     "ALIAS_PATTERN",
@@ -88,6 +88,8 @@ __all__ = [
     "GrowingFile",
     "DatabaseUnavailable",
     "check_store_url",
+    "dataset_store_for",
+    "job_store_for",
     "open_store",
     "store_folder",
     "EvaluationLog",

@@ -14,8 +14,9 @@ kernel drops the locks of a process that dies (even by ``kill -9``), so a job wh
     pending/<id>.body      the training request's body, until the job ends
     pending/<id>.cancel    a cancel was asked for: the running training looks for it
 
-``JobStore`` is the interface (another implementation could keep the records in PostgreSQL and
-claim with row locks); ids are those of ``new_model_id``: sorting them sorts jobs by age.
+``JobStore`` is the interface (``postgres_jobs.PgJobStore`` keeps the jobs in PostgreSQL and
+claims with session-level advisory locks); ids are those of ``new_model_id``: sorting them sorts
+jobs by age.
 """
 
 from __future__ import annotations
@@ -150,6 +151,10 @@ class JobStore(ABC):
     def remove_stale_temporaries(self) -> int:
         """Delete what processes that died mid-write left behind; how many. Nothing by default."""
         return 0
+
+    def close(self) -> None:
+        """Release what the store holds open (a database connection); nothing by default."""
+        return None
 
     def fingerprint(self, job_id: str) -> Hashable:
         """A cheap token that changes when the record does (event streams poll it); this

@@ -7,6 +7,8 @@ several machines. The same contract as the folder store (``JsonFileStore``), wit
 * ``names``: ``next_version`` (versions are never reused) and ``revision``, bumped by every
   change of the name: the names cache's fingerprint.
 * ``aliases`` and ``alias_history``; ``audit`` (jsonb, in the order appended).
+* ``jobs`` and ``datasets`` (migration 2): see ``postgres_jobs`` and ``postgres_datasets``;
+  ``evaluations``: each model's last evaluations, newest ``seq`` first.
 
 A new version and its model are stored in one transaction, under ``SELECT ... FOR UPDATE`` of the
 name's row, as is every alias change: there is no pending state to settle after a crash. Every
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
@@ -36,6 +39,7 @@ from .base import (
     AuditLog,
     CorruptModel,
     DatabaseUnavailable,
+    EvaluationLog,
     InvalidName,
     Listing,
     ModelNotFound,
@@ -59,6 +63,8 @@ from .json_store import decode, encode
 CHANNEL = "logreg_changes"
 #: Key of the advisory lock that serialises migrations (any constant; "logreg" in ASCII).
 MIGRATION_LOCK = 0x6C6F67726567
+#: First key of the transaction-level lock that serialises a model's evaluation appends ("leva").
+EVALUATIONS_CLASS = 0x6C657661
 #: Seconds to connect, and that a request waits for a connection before the store answers
 #: ``DatabaseUnavailable``.
 CONNECTION_TIMEOUT = 5
@@ -107,6 +113,36 @@ MIGRATIONS: list[tuple[int, str | Callable[[], str]]] = [
             entry jsonb NOT NULL
         );
         CREATE INDEX audit_by_time ON audit (time);
+        """,
+    ),
+    (
+        2,
+        # Training jobs (``postgres_jobs``) and datasets' metadata (``postgres_datasets``);
+        # models' last evaluations (``PostgresEvaluations``), which migration 1 lacked.
+        # A job's body is transient (dropped when the job ends) and read once: stored
+        # uncompressed (EXTERNAL), as compressing ~100 MB would cost more than it saves.
+        """
+        CREATE TABLE jobs (
+            id text PRIMARY KEY,
+            status text NOT NULL,
+            record jsonb NOT NULL,
+            body bytea,
+            cancel boolean NOT NULL DEFAULT false,
+            revision bigint NOT NULL DEFAULT 0
+        );
+        ALTER TABLE jobs ALTER COLUMN body SET STORAGE EXTERNAL;
+        CREATE INDEX jobs_by_status ON jobs (status, id);
+        CREATE INDEX jobs_pending ON jobs (id) WHERE body IS NOT NULL;
+        CREATE TABLE datasets (
+            id text PRIMARY KEY,
+            record jsonb NOT NULL
+        );
+        CREATE TABLE evaluations (
+            seq bigserial PRIMARY KEY,
+            model_id text NOT NULL,
+            entry jsonb NOT NULL
+        );
+        CREATE INDEX evaluations_by_model ON evaluations (model_id, seq);
         """,
     ),
 ]
@@ -214,6 +250,7 @@ class PostgresStore(ModelStore):
         self.pool.open(wait=False)
         self.names: PostgresNames = PostgresNames(self)
         self.audit = PostgresAudit(self)
+        self.evaluations = PostgresEvaluations(self)
 
     def close(self) -> None:
         self.pool.close()
@@ -354,6 +391,7 @@ class PostgresStore(ModelStore):
             cur.execute("DELETE FROM models WHERE id = %s", (model_id,))
             if cur.rowcount == 0:  # deleted meanwhile by another process
                 raise ModelNotFound(model_id)
+            cur.execute("DELETE FROM evaluations WHERE model_id = %s", (model_id,))
             _notify(cur, *payloads)
 
 
@@ -536,6 +574,48 @@ class PostgresAudit(AuditLog):
                 return [row[0] for row in cur.fetchall()]
             cur.execute("SELECT entry FROM audit ORDER BY seq DESC LIMIT %s", (limit,))
             return [row[0] for row in reversed(cur.fetchall())]
+
+
+class PostgresEvaluations(EvaluationLog):
+    """Rows of ``evaluations``; a model's appends are serialised by a transaction-level lock on
+    its id, so that concurrent ones are all kept (up to ``keep``)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    def append(self, model_id: str, entry: dict[str, Any], *, keep: int) -> None:
+        check_model_id(model_id)
+        with self.store.transaction() as cur:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (EVALUATIONS_CLASS, model_id)
+            )
+            cur.execute(
+                "INSERT INTO evaluations (model_id, entry) VALUES (%s, %s)",
+                (model_id, Jsonb(entry, dumps=json_text)),
+            )
+            cur.execute(
+                "DELETE FROM evaluations WHERE model_id = %s AND seq NOT IN"
+                " (SELECT seq FROM evaluations WHERE model_id = %s ORDER BY seq DESC LIMIT %s)",
+                (model_id, model_id, keep),
+            )
+
+    def read(self, model_id: str) -> builtins.list[dict[str, Any]]:
+        check_model_id(model_id)
+        with self.store.transaction() as cur:
+            cur.execute(
+                "SELECT entry FROM evaluations WHERE model_id = %s ORDER BY seq DESC", (model_id,)
+            )
+            return [row[0] for row in cur.fetchall()]
+
+    def delete(self, model_id: str) -> None:
+        check_model_id(model_id)
+        with self.store.transaction() as cur:
+            cur.execute("DELETE FROM evaluations WHERE model_id = %s", (model_id,))
+
+
+def json_text(obj: Any) -> str:
+    """JSON for a jsonb parameter, written as the folder store writes its files (orjson)."""
+    return orjson.dumps(obj).decode()
 
 
 def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:

@@ -1,4 +1,5 @@
-"""Which store ``MODEL_STORE_URL`` names: ``open_store``."""
+"""Which store ``MODEL_STORE_URL`` names: ``open_store``; and the job and dataset stores that go
+with it: ``job_store_for``, ``dataset_store_for`` (callers never pick the classes themselves)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .base import ModelStore
+from .datasets import FileDatasetStore
+from .jobs import JobStore, JsonJobStore
 from .json_store import JsonFileStore
 
 #: The schemes ``MODEL_STORE_URL`` accepts.
@@ -50,3 +53,37 @@ def open_store(
     from .postgres import PostgresStore
 
     return PostgresStore(url, create=create)
+
+
+#: The folders of jobs and datasets inside the model folder (or ``MODEL_STORE_DIR``).
+JOBS_FOLDER = "jobs"
+DATASETS_FOLDER = "datasets"
+
+
+def job_store_for(store: ModelStore, folder: str | os.PathLike[str]) -> JobStore:
+    """The job store that goes with ``store``: ``PgJobStore`` in a ``PostgresStore``'s database
+    (bodies being received are spooled in ``folder``), else ``JsonJobStore`` in
+    ``<folder>/jobs``. ``folder``: the folder store's model folder, or ``MODEL_STORE_DIR``."""
+    if not isinstance(store, JsonFileStore):
+        from .postgres import PostgresStore
+
+        if isinstance(store, PostgresStore):
+            from .postgres_jobs import PgJobStore
+
+            return PgJobStore(store, spool_dir=folder)
+    return JsonJobStore(Path(folder) / JOBS_FOLDER)
+
+
+def dataset_store_for(store: ModelStore, folder: str | os.PathLike[str]) -> FileDatasetStore:
+    """The dataset store that goes with ``store``: data files in ``<folder>/datasets`` always
+    (a volume shared by every replica and worker), their metadata in a ``PostgresStore``'s
+    database (``PgDatasetStore``) or beside them (``FileDatasetStore``)."""
+    root = Path(folder) / DATASETS_FOLDER
+    if not isinstance(store, JsonFileStore):
+        from .postgres import PostgresStore
+
+        if isinstance(store, PostgresStore):
+            from .postgres_datasets import PgDatasetStore
+
+            return PgDatasetStore(root, store)
+    return FileDatasetStore(root)

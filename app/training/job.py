@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from model_store import FileDatasetStore, JobStore, Record
+    from model_store import FileDatasetStore, JobStore, ModelStore, Record
 
     from ..audit import Actor
     from ..config import Settings
     from ..schemas import DatasetEvaluateRequest, Evaluation, ModelSummary
-
-#: The datasets' folder, inside ``MODEL_STORE_DIR``.
-DATASETS_FOLDER = "datasets"
 
 #: Environment variables that fix the thread pools of OpenBLAS, OpenMP and MKL.
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -109,7 +106,11 @@ def train_from_body(
     store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
     try:
         return ModelService(store, settings).train(
-            request, X, actor=actor, monitor=progress, datasets=lambda: dataset_store(settings)
+            request,
+            X,
+            actor=actor,
+            monitor=progress,
+            datasets=lambda: dataset_store(settings, store),
         )
     finally:
         store.close()
@@ -118,7 +119,8 @@ def train_from_body(
 #: A job's progress goes to its record at most this often (seconds): a tenth of a second is as
 #: often as an event stream shows it.
 REPORT_INTERVAL = 0.1
-#: How often (seconds) a running job looks for a cancel (a file's existence) and for its server.
+#: How often (seconds) a running job looks for a cancel (a file, or a
+#: row's flag) and for its server.
 CHECK_INTERVAL = 0.05
 #: The exit status of a training child whose server died under it.
 ORPHANED_EXIT = 70
@@ -131,7 +133,8 @@ class JobProgress:
 
     A ``service.TrainingMonitor``. Called on every iteration of the solver (and every row block
     of a fit that reads rows in blocks), it looks at a clock and returns, but for every
-    ``CHECK_INTERVAL`` s, when it looks for the cancel marker (one ``stat``) and at its parent.
+    ``CHECK_INTERVAL`` s, when it looks for the cancel marker (one ``stat``, or one indexed query
+    on a kept connection with the PostgreSQL store) and at its parent.
     """
 
     def __init__(self, jobs: JobStore, record: Record) -> None:
@@ -233,35 +236,53 @@ def train_job(settings: Settings, job_id: str) -> ModelSummary:
     same training as a synchronous ``/train``, whatever its request names (a training from a
     dataset is one whose body names the dataset).
     """
-    from model_store import JsonJobStore
+    from model_store import open_store
 
-    jobs = JsonJobStore(job_folder(settings))
-    record = jobs.get(job_id)
-    progress = JobProgress(jobs, record)
-    progress.phase("reading")
-    request = record["request"]
     from ..audit import Actor
 
-    actor = request.get("actor")
-    return train_from_body(
-        settings,
-        request["content_type"],
-        jobs.read_body(job_id),
-        [tuple(q) for q in request["query"]],
-        None if actor is None else Actor(**actor),
-        progress=progress,
-    )
+    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
+    jobs = job_store(settings, store)
+    try:
+        record = jobs.get(job_id)
+        progress = JobProgress(jobs, record)
+        progress.phase("reading")
+        request = record["request"]
+        actor = request.get("actor")
+        return train_from_body(
+            settings,
+            request["content_type"],
+            jobs.read_body(job_id),
+            [tuple(q) for q in request["query"]],
+            None if actor is None else Actor(**actor),
+            progress=progress,
+        )
+    finally:
+        jobs.close()
+        store.close()
 
 
-def job_folder(settings: Settings) -> Path:
-    """Where the training jobs are kept: the folder ``jobs`` in the model folder, so every worker
-    and replica over that folder sees them (model files are the folder's ``<id>.json`` only).
-    With the PostgreSQL store, still ``MODEL_STORE_DIR/jobs``: jobs move to the database with the
-    training workers (issue 17's later part)."""
+def models_folder(settings: Settings) -> Path:
+    """The folder store's model folder; with a database, ``MODEL_STORE_DIR`` (where datasets'
+    files are kept, on a volume every replica and worker mounts)."""
     from model_store import store_folder
 
     folder = store_folder(settings.model_store_url, settings.model_store_dir)
-    return (folder or settings.model_store_dir) / "jobs"
+    return folder or settings.model_store_dir
+
+
+def job_store(settings: Settings, store: ModelStore) -> JobStore:
+    """The training jobs of ``store`` (opened from ``settings``): in its database for the
+    PostgreSQL store, else in the folder ``jobs`` of the model folder (``job_folder``), so every
+    worker and replica over the same store sees them."""
+    from model_store import job_store_for
+
+    return job_store_for(store, models_folder(settings))
+
+
+def job_folder(settings: Settings) -> Path:
+    """The folder store's jobs folder: ``jobs`` in the model folder (model files are the
+    folder's ``<id>.json`` only). Unused with the PostgreSQL store."""
+    return models_folder(settings) / "jobs"
 
 
 def evaluate_dataset(
@@ -282,7 +303,7 @@ def evaluate_dataset(
     try:
         service = ModelService(store, settings)
         model = service.served(ref)
-        datasets = dataset_store(settings)
+        datasets = dataset_store(settings, store)
         rows = datasets.load(request.dataset)["rows"]
         if rows > settings.max_rows:
             raise LimitExceeded(
@@ -305,13 +326,13 @@ def evaluate_dataset(
         store.close()
 
 
-def dataset_store(settings: Settings) -> FileDatasetStore:
-    """The datasets' folder: ``datasets/`` in the model folder (made by the first upload); with
-    the PostgreSQL store, in ``MODEL_STORE_DIR``, as the jobs are."""
-    from model_store import FileDatasetStore, store_folder
+def dataset_store(settings: Settings, store: ModelStore) -> FileDatasetStore:
+    """The datasets of ``store`` (opened from ``settings``): files in ``datasets/`` of the model
+    folder (made by the first upload), or of ``MODEL_STORE_DIR`` with the PostgreSQL store,
+    which keeps their metadata (``model_store.postgres_datasets`` says why)."""
+    from model_store import dataset_store_for
 
-    folder = store_folder(settings.model_store_url, settings.model_store_dir)
-    return FileDatasetStore((folder or settings.model_store_dir) / DATASETS_FOLDER)
+    return dataset_store_for(store, models_folder(settings))
 
 
 def ingest_dataset(
@@ -327,15 +348,16 @@ def ingest_dataset(
     metadata record. ``fmt`` ``None``: found from the file's first bytes (a multipart upload).
     The upload may still be arriving (``app.datasets.GrowingFile``): the parse keeps pace; if
     its writer gives it up, ``None`` (the server answers why)."""
-    from model_store import UploadAbandoned
+    from model_store import UploadAbandoned, open_store
 
     from ..datasets import ingest, sniff
 
+    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
     try:
         if fmt is None:
             fmt, compressed = sniff(upload)
         return ingest(
-            dataset_store(settings),
+            dataset_store(settings, store),
             upload,
             fmt=fmt,
             compressed=compressed,
@@ -345,3 +367,5 @@ def ingest_dataset(
         )
     except UploadAbandoned:
         return None
+    finally:
+        store.close()

@@ -1,4 +1,5 @@
-"""Datasets: upload CSV (plain, gzip, multipart) or Parquet once, train on it by column names."""
+"""Datasets: upload CSV (plain, gzip, multipart) or Parquet once, train on it by column names.
+On both stores (``store_url``): metadata beside the files, or in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from tests.asgi_client import ASGIClient
-from tests.conftest import make_blobs, train
+from tests.conftest import STORES, make_blobs, store_url_for, train
 from tests.live_server import LiveServer
 
 CSV = {"content-type": "text/csv"}
@@ -37,6 +38,18 @@ def upload(client: ASGIClient, body: bytes, headers: dict[str, str], **params: s
     return r.json()
 
 
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    return store_url_for(request)
+
+
+def files_of(settings: Settings, *ids: str) -> list[str]:
+    """The files datasets ``ids`` keep: data and metadata, or only data (PostgreSQL keeps the
+    metadata)."""
+    suffixes = (".json", ".arrow") if settings.model_store_url is None else (".arrow",)
+    return sorted(f"{i}{s}" for i in ids for s in suffixes)
+
+
 def stored(settings: Settings) -> list[str]:
     """Files in the datasets folder (temporaries included); the folder is made by the first
     upload that reaches the route."""
@@ -55,7 +68,7 @@ def test_csv_upload_answers_rows_and_column_statistics(client, settings):
     assert client.get(f"/datasets/{d['id']}").json() == d
     listing = client.get("/datasets").json()
     assert listing["total"] == 1 and listing["items"] == [d]
-    assert stored(settings) == sorted([f"{d['id']}.json", f"{d['id']}.arrow"])
+    assert stored(settings) == files_of(settings, d["id"])
 
 
 def test_gzip_parquet_and_multipart_give_the_same_dataset(client):
@@ -142,8 +155,8 @@ def test_a_bad_cell_far_into_a_large_file_is_found(client, settings):
     assert stored(settings) == []
 
 
-def test_an_upload_over_max_dataset_bytes_stores_nothing(tmp_path):
-    settings = Settings(model_store_dir=tmp_path / "models", max_dataset_bytes=1000)
+def test_an_upload_over_max_dataset_bytes_stores_nothing(settings):
+    settings = settings.model_copy(update={"max_dataset_bytes": 1000})
     client = ASGIClient(create_app(settings))
     try:
         body = b"a,label\n" + b"1,0\n" * 400
@@ -170,8 +183,8 @@ def test_an_upload_over_max_dataset_bytes_stores_nothing(tmp_path):
         client.close()
 
 
-def test_max_body_bytes_does_not_limit_datasets(tmp_path):
-    settings = Settings(model_store_dir=tmp_path / "models", max_body_bytes=100)
+def test_max_body_bytes_does_not_limit_datasets(settings):
+    settings = settings.model_copy(update={"max_body_bytes": 100})
     client = ASGIClient(create_app(settings))
     try:
         body, _, _ = exam_csv()
@@ -232,12 +245,15 @@ def test_media_types_and_codings(client):
     assert r.status_code == 422 and "malformed multipart/form-data" in r.json()["detail"]
 
 
-def test_a_real_server_takes_a_streamed_gzip_upload_and_trains_on_it(tmp_path):
+def test_a_real_server_takes_a_streamed_gzip_upload_and_trains_on_it(tmp_path, settings):
     """Through uvicorn: a chunked gzip body (no Content-Length) is counted and stored, and the
     training child trains on it; a body cut off over the limit leaves nothing."""
     body, _, _ = exam_csv(n=200)
     zipped = gzip.compress(body)
-    env = {"MAX_DATASET_BYTES": "20000"}  # the upload as sent, and as stored (~9 kB)
+    env = {  # the upload as sent, and as stored (~9 kB)
+        "MAX_DATASET_BYTES": "20000",
+        "MODEL_STORE_URL": settings.model_store_url or "",
+    }
     with (
         LiveServer(tmp_path / "models", env=env) as server,
         httpx.Client(base_url=server.url, timeout=60) as c,
@@ -257,9 +273,7 @@ def test_a_real_server_takes_a_streamed_gzip_upload_and_trains_on_it(tmp_path):
         assert r.json()["training"]["n_samples"] == 200
         r = c.post("/datasets", content=chunks(zipped + b"\0" * 20_000), headers=headers)
         assert r.status_code == 413, r.text
-        assert sorted(os.listdir(tmp_path / "models" / "datasets")) == sorted(
-            [f"{d['id']}.json", f"{d['id']}.arrow"]
-        )
+        assert sorted(os.listdir(tmp_path / "models" / "datasets")) == files_of(settings, d["id"])
 
 
 def test_parquet_refusals_name_the_row_or_column(client, settings):

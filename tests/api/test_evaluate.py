@@ -13,7 +13,7 @@ from sklearn import metrics as M  # noqa: N812
 from sklearn.calibration import calibration_curve
 
 from tests.asgi_client import ASGIClient
-from tests.conftest import make_blobs, train
+from tests.conftest import STORES, make_blobs, train
 
 TOL = 1e-9
 
@@ -118,6 +118,7 @@ def test_unknown_labels_are_named(client):
     assert client.get(f"/models/{model['id']}/evaluations").json()["items"] == []
 
 
+@pytest.mark.parametrize("store_url", STORES, indirect=True)  # evaluations in PostgreSQL too
 def test_csv_body_by_feature_names_and_the_newest_kept_first(client):
     X, yi = make_blobs(n=80, d=2, k=2, seed=3)
     labels = [int(v) for v in yi]

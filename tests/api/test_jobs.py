@@ -23,7 +23,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from app.prefer import preferences, prefers_async
-from tests.conftest import STORES
+from tests.conftest import STORES, store_url_for
 
 #: Generous: only a job that never gets there fails the test.
 WAIT = 120.0
@@ -74,6 +74,12 @@ class LoopClient:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             self.loop.close()
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """Every test that stores anything runs on both stores: jobs in a folder or in PostgreSQL."""
+    return store_url_for(request)
 
 
 @pytest.fixture
@@ -157,7 +163,6 @@ def test_other_preferences_train_as_today(client):
 # --- jobs in one worker ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("store_url", STORES, indirect=True)  # the model and audit in PostgreSQL
 def test_a_job_reports_progress_and_succeeds_with_a_model(jobs_client):
     c = jobs_client
     job = submit(c, slow_body(max_iter=20_000), **{"X-Request-ID": "job-test-1"})
@@ -202,6 +207,7 @@ def test_cancel_stops_a_running_job_and_stores_nothing(jobs_client, settings):
     assert job["progress"]["iteration"] < 100_000
     assert c.get("/models").json()["total"] == 0
     assert list((settings.model_store_dir / "jobs" / "pending").glob("[0-9a-f]*")) == []
+    assert c.app.state.jobs.store.pending() == []  # its body is gone, on either store
     assert c.post(f"/jobs/{job['id']}/cancel").status_code == 409
     # both cancels are in the audit log, the refused one as such
     cancels = [e for e in c.get("/audit").json()["items"] if e["action"] == "job.cancelled"]

@@ -1,4 +1,5 @@
-"""Training jobs on real servers: two replicas over one folder, ``kill -9`` and a clean stop."""
+"""Training jobs on real servers: two replicas over one folder (or one PostgreSQL database),
+``kill -9`` and a clean stop."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psycopg
 import pytest
 
 from tests.api.test_jobs import ASYNC, WAIT, ended, fitting, slow_body
+from tests.conftest import STORES
 from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -51,14 +54,26 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def models_on_disk(folder: Path) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.json"))
+def models_on_disk(folder: Path, store_url: str | None = None) -> list[str]:
+    """The models stored, read from the folder or the database (a server may be down)."""
+    if store_url is None:
+        return sorted(p.stem for p in folder.glob("*.json"))
+    with psycopg.connect(store_url) as conn:
+        return sorted(row[0] for row in conn.execute("SELECT id FROM models"))
 
 
-def test_workers_and_replicas_share_jobs_run_each_once_and_cancel_across(tmp_path):
-    """Replica ``a`` has two workers, ``b`` one: three runners over one folder."""
-    folder = tmp_path / "models"
-    with LiveServer(folder, args=["--workers", "2"]) as a, LiveServer(folder) as b:
+def env_of(store_url: str | None) -> dict[str, str]:
+    return {"MODEL_STORE_URL": store_url or ""}
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+def test_workers_and_replicas_share_jobs_run_each_once_and_cancel_across(tmp_path, store_url):
+    """Replica ``a`` has two workers, ``b`` one: three runners over one folder or database."""
+    folder, env = tmp_path / "models", env_of(store_url)
+    with (
+        LiveServer(folder, args=["--workers", "2"], env=env) as a,
+        LiveServer(folder, env=env) as b,
+    ):
         # accepted by one, seen, watched and cancelled through the other
         slow = submit(a.url, slow_body(max_iter=100_000))
         running = wait_for(b.url, slow["id"], fitting)
@@ -68,7 +83,7 @@ def test_workers_and_replicas_share_jobs_run_each_once_and_cancel_across(tmp_pat
         with httpx.stream("GET", f"{b.url}/jobs/{slow['id']}/events", timeout=WAIT) as s:
             events = [orjson.loads(line[6:]) for line in s.iter_lines() if line.startswith("data")]
         assert events[-1]["status"] == "cancelled" and events[-1]["model_id"] is None
-        assert models_on_disk(folder) == []
+        assert models_on_disk(folder, store_url) == []
 
         # jobs sent to both: each runs once, on either, and each makes one model
         jobs = [
@@ -76,7 +91,7 @@ def test_workers_and_replicas_share_jobs_run_each_once_and_cancel_across(tmp_pat
         ]
         done = [wait_for(b.url if i % 2 else a.url, j["id"], ended) for i, j in enumerate(jobs)]
         assert [j["status"] for j in done] == ["succeeded"] * 6
-        assert models_on_disk(folder) == sorted(j["model_id"] for j in done)
+        assert models_on_disk(folder, store_url) == sorted(j["model_id"] for j in done)
         listed = httpx.get(f"{a.url}/jobs?status=succeeded", timeout=WAIT).json()
         assert sorted(j["id"] for j in listed["items"]) == sorted(j["id"] for j in jobs)
         assert a.log().count("Started server process") >= 2  # really two workers
@@ -84,7 +99,8 @@ def test_workers_and_replicas_share_jobs_run_each_once_and_cancel_across(tmp_pat
 
 def test_kill_during_a_job_then_restart(tmp_path):
     """A running job's server dies: its child stops too, nothing is stored, and after the
-    restart the job is failed ("interrupted by a restart") while the queued one runs."""
+    restart the job is failed ("interrupted by a restart") while the queued one runs. (On
+    PostgreSQL the queue's workers retry it once: tests/api/test_training_workers.py.)"""
     folder = tmp_path / "models"
     with LiveServer(folder) as server:
         running = submit(server.url, slow_body(max_iter=100_000))

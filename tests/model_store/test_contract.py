@@ -139,3 +139,15 @@ def test_malformed_and_unknown_ids(store):
 )
 def test_undo_target_walks_back_one_change_per_rollback(history, target):
     assert undo_target(history) == target
+
+
+def test_evaluations_keep_the_newest_and_go_with_their_model(store):
+    model = named()
+    store.save_version(model)
+    model_id = model["id"]
+    assert store.evaluations.read(model_id) == []
+    for i in range(4):
+        store.evaluations.append(model_id, {"n": i, "name": "Zo\u00eb"}, keep=3)
+    assert [e["n"] for e in store.evaluations.read(model_id)] == [3, 2, 1]  # newest first
+    store.delete(model_id)
+    assert store.evaluations.read(model_id) == []

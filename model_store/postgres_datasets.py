@@ -1,0 +1,155 @@
+"""Datasets with the PostgreSQL store: the metadata in the database, the bytes in a shared
+folder. Knows nothing of FastAPI.
+
+Each dataset's metadata record is a row of ``datasets`` (migration 2 of
+``postgres.MIGRATIONS``); its data, the Arrow IPC file, stays a file in ``MODEL_STORE_DIR/
+datasets``, a volume every replica and worker mounts. Why not a bytea (or chunks of one): the
+out-of-core fit memory-maps the file and reads it block by block, many times over (one pass per
+solver iteration); from the database the whole file (up to ``MAX_DATASET_BYTES``, gigabytes)
+would first have to be copied to local disk before every training and evaluation, by every
+worker, and the database would carry gigabytes of data it never queries. The rows are what must
+be shared and transactional (which datasets exist, their columns); the files are written once
+and never changed.
+
+Commit: the data file first (fsync, rename to ``<id>.arrow``), then the row, which is the commit
+point: a dataset exists exactly when its row does. Delete: the row first, then the file. A crash
+between the two steps leaves at most a file without a row, which ``remove_stale_files`` removes
+once it is older than ``ORPHAN_SECONDS`` (younger, it may be a commit in progress elsewhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+from psycopg.types.json import Jsonb
+
+from .base import InvalidModelId, Record, StoreWriteFailed, check_model_id
+from .datasets import (
+    DATA_SUFFIX,
+    ORPHAN_SECONDS,
+    CorruptDataset,
+    DatasetListing,
+    DatasetNotFound,
+    FileDatasetStore,
+    Upload,
+)
+from .files import TMP_PREFIX
+from .postgres import PostgresStore, json_text
+
+
+class PgDatasetStore(FileDatasetStore):
+    """Data files in ``root`` (as ``FileDatasetStore``: temporaries, uploads, data paths), their
+    metadata in the database of ``db`` (a ``PostgresStore``, whose pool it shares)."""
+
+    def __init__(self, root: str | os.PathLike[str], db: PostgresStore) -> None:
+        super().__init__(root)
+        self.db = db
+
+    def _id(self, dataset_id: str) -> str:
+        try:
+            return check_model_id(dataset_id)
+        except InvalidModelId:
+            raise DatasetNotFound(str(dataset_id)[:100]) from None
+
+    def commit(self, record: Record, data: Upload) -> None:
+        dataset_id = check_model_id(record["id"])
+        final = self._data(dataset_id)
+        self._place(dataset_id, data, final)
+        try:
+            with self.db.transaction() as cur:
+                cur.execute(
+                    "INSERT INTO datasets (id, record) VALUES (%s, %s)",
+                    (dataset_id, Jsonb(record, dumps=json_text)),
+                )
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+            raise
+
+    def _place(self, dataset_id: str, data: Upload, final: str) -> None:
+        """The data file at its final path, durably (as ``FileDatasetStore.commit`` does)."""
+        try:
+            os.fsync(data.fd)
+            os.replace(data.path, final)
+            self.meta._fsync_dir()
+        except OSError as exc:
+            raise self.meta._folder_error() or StoreWriteFailed(dataset_id, exc) from exc
+
+    def load(self, dataset_id: str) -> Record:
+        dataset_id = self._id(dataset_id)
+        with self.db.transaction() as cur:
+            cur.execute("SELECT record FROM datasets WHERE id = %s", (dataset_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise DatasetNotFound(dataset_id)
+        record: Record = row[0]
+        return record
+
+    def data_path(self, dataset_id: str) -> str:
+        self.load(dataset_id)
+        path = self._data(dataset_id)
+        if not os.path.isfile(path):
+            raise CorruptDataset(
+                dataset_id, f"its data file is missing (is {self.root} the shared volume?)"
+            )
+        return path
+
+    def list(self, *, offset: int = 0, limit: int = 50) -> DatasetListing:
+        with self.db.transaction() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("SELECT count(*) FROM datasets")
+            row = cur.fetchone()
+            total = 0 if row is None else int(row[0])
+            cur.execute(
+                "SELECT record FROM datasets ORDER BY id DESC OFFSET %s LIMIT %s", (offset, limit)
+            )
+            records = [r[0] for r in cur.fetchall()]
+        return DatasetListing(records=records, total=total, unreadable=[])
+
+    def count(self) -> int:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT count(*) FROM datasets")
+            row = cur.fetchone()
+        return 0 if row is None else int(row[0])
+
+    def delete(self, dataset_id: str) -> None:
+        dataset_id = self._id(dataset_id)
+        with self.db.transaction() as cur:  # the commit point: from here on it does not exist
+            cur.execute("DELETE FROM datasets WHERE id = %s", (dataset_id,))
+            if cur.rowcount == 0:
+                raise DatasetNotFound(dataset_id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._data(dataset_id))
+
+    def remove_stale_files(self, *, older_than: float = ORPHAN_SECONDS) -> int:
+        """Remove temporaries no live process holds, and data files older than ``older_than``
+        seconds without a row. Returns how many."""
+        if not self.root.is_dir():
+            return 0
+        removed = self.meta.remove_stale_temporaries()
+        now = time.time()
+        old: dict[str, str] = {}
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(DATA_SUFFIX) or name.startswith(TMP_PREFIX):
+                    continue
+                dataset_id = name.removesuffix(DATA_SUFFIX)
+                if self.meta.model_id_of(dataset_id + ".json") is None:
+                    continue
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > older_than:
+                        old[dataset_id] = entry.path
+        if not old:
+            return removed
+        with self.db.transaction() as cur:
+            cur.execute("SELECT id FROM datasets WHERE id = ANY(%s)", (list(old),))
+            for (kept,) in cur.fetchall():
+                del old[kept]
+        for path in old.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
+        return removed
