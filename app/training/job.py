@@ -9,7 +9,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.context import SpawnProcess
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,39 @@ def init_child(metrics_folder: Path | None = None) -> None:
         from .. import metrics
 
         metrics.share(metrics_folder)
+    global _keep_stores
+    _keep_stores = True
+
+
+#: In a training child, the stores it opened, kept for its life (``opened_store``).
+_kept: dict[tuple[str | None, str], tuple[ModelStore, JobStore]] = {}
+_keep_stores = False
+
+
+@contextlib.contextmanager
+def opened_store(settings: Settings) -> Iterator[tuple[ModelStore, JobStore]]:
+    """The model store ``settings`` name (opened with ``create=False``) and its job store. A
+    training child keeps them for its life, as it runs one training after another: a
+    PostgreSQL store opens a pool and a connection (~15-25 ms a time, a small job's fit or
+    more). Elsewhere (a training in a thread of the server) they are opened and closed around
+    the work."""
+    from model_store import open_store
+
+    key = (settings.model_store_url, str(settings.model_store_dir))
+    if _keep_stores and key in _kept:
+        yield _kept[key]
+        return
+    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
+    pair = (store, job_store(settings, store))
+    if _keep_stores:
+        _kept[key] = pair
+        yield pair
+        return
+    try:
+        yield pair
+    finally:
+        pair[1].close()
+        store.close()
 
 
 def train_from_body(
@@ -86,8 +119,6 @@ def train_from_body(
     are): ``UnsupportedMediaType``, ``InvalidRequest``, ``MalformedJSON``, ``CsvError``,
     ``EngineError``, ``LimitExceeded``, ``StoreError``.
     """
-    from model_store import open_store
-
     from ..decode import decode_train
     from ..service import ModelService
 
@@ -103,8 +134,7 @@ def train_from_body(
     labels = getattr(request, "labels", None)  # a dataset's rows are read in blocks, later
     if progress is not None and labels is not None:
         progress.phase("reading", rows_read=len(labels))
-    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
-    try:
+    with opened_store(settings) as (store, _):
         return ModelService(store, settings).train(
             request,
             X,
@@ -112,8 +142,6 @@ def train_from_body(
             monitor=progress,
             datasets=lambda: dataset_store(settings, store),
         )
-    finally:
-        store.close()
 
 
 #: A job's progress goes to its record at most this often (seconds): a tenth of a second is as
@@ -236,13 +264,9 @@ def train_job(settings: Settings, job_id: str) -> ModelSummary:
     same training as a synchronous ``/train``, whatever its request names (a training from a
     dataset is one whose body names the dataset).
     """
-    from model_store import open_store
-
     from ..audit import Actor
 
-    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
-    jobs = job_store(settings, store)
-    try:
+    with opened_store(settings) as (_, jobs):
         record = jobs.get(job_id)
         progress = JobProgress(jobs, record)
         progress.phase("reading")
@@ -256,9 +280,6 @@ def train_job(settings: Settings, job_id: str) -> ModelSummary:
             None if actor is None else Actor(**actor),
             progress=progress,
         )
-    finally:
-        jobs.close()
-        store.close()
 
 
 def models_folder(settings: Settings) -> Path:
