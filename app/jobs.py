@@ -133,7 +133,7 @@ class JobService:
 
     def check_queue(self) -> None:
         """``JobQueueFull`` now, before a body is uploaded for nothing (``submit`` decides)."""
-        queued = sum(1 for r in map(self.status_of, self.store.pending()) if r == QUEUED)
+        queued = self.store.count_queued()
         if queued >= self.settings.max_queued_jobs:
             raise JobQueueFull(queued, self.settings.train_retry_after)
 

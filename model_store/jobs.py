@@ -152,6 +152,14 @@ class JobStore(ABC):
         """Delete what processes that died mid-write left behind; how many. Nothing by default."""
         return 0
 
+    def count_queued(self) -> int:
+        """How many jobs wait to run; this default reads each unfinished job's record."""
+        count = 0
+        for job_id in self.pending():
+            with contextlib.suppress(JobNotFound, KeyError):  # gone, or half made
+                count += self.get(job_id)["status"] == QUEUED
+        return count
+
     def close(self) -> None:
         """Release what the store holds open (a database connection); nothing by default."""
         return None

@@ -303,6 +303,11 @@ class PgJobStore(JobStore):
             )
             return [row[0] for row in cur.fetchall()], total
 
+    def count_queued(self) -> int:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT count(*) FROM jobs WHERE status = %s", (QUEUED,))
+            return _count(cur)
+
     def read_body(self, job_id: str) -> bytes:
         """The body, read in slices through a temporary file: a ``SELECT`` of it whole (or a
         ``COPY``, whose row is the whole value) would hold it twice in memory at once (the

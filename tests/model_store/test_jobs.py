@@ -159,6 +159,20 @@ def test_claim_is_exclusive_and_finish_ends_the_job(store, where):
         close_jobs(other)
 
 
+def test_count_queued_counts_only_jobs_waiting_to_run(store):
+    ids = [add(store) for _ in range(3)]
+    assert store.count_queued() == 3
+    claim = store.claim(ids[0])
+    assert claim is not None
+    claim.save({**claim.record, "status": "running"})
+    assert store.count_queued() == 2
+    claim.finish({**claim.record, "status": "succeeded"})
+    claim = store.claim(ids[1])
+    assert claim is not None
+    claim.finish({**claim.record, "status": "cancelled"})
+    assert store.count_queued() == 1
+
+
 def test_a_released_claim_can_be_taken_again(store):
     job_id = add(store)
     claim = store.claim(job_id)
