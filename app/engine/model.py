@@ -329,6 +329,16 @@ def row_scores(D: Array, W: Array, b: Array) -> Array:
     sum in a fixed order: the same bits alone or in any batch, on any machine.
     """
     n, (K, w) = D.shape[0], W.shape
+    if n <= ACCUMULATE_ROWS:
+        # a few calls in all: the products of a row, then their running sum along it
+        Z = np.empty((n, K))
+        T = np.empty((n, w))
+        for k in range(K):
+            np.multiply(D, W[k], out=T)
+            T[:, 0] += 0.0  # 0 + first term, as below (turns -0.0 into 0.0)
+            np.add.accumulate(T, axis=1, out=T)
+            np.add(T[:, -1], b[k], out=Z[:, k])
+        return Z
     if K == 1:
         z = np.zeros(n)
         term = np.empty(n)
@@ -346,6 +356,12 @@ def row_scores(D: Array, W: Array, b: Array) -> Array:
             ZT[k] += term
     ZT += b[:, None]
     return np.ascontiguousarray(ZT.T)
+
+
+#: Up to this many rows, ``row_scores`` sums each row's products with one ``np.add.accumulate``
+#: along the rows (a running sum: the same additions in the same order as the column loop);
+#: above, that costs more per row than a loop over the columns costs per call.
+ACCUMULATE_ROWS = 256
 
 
 def small_scores(
