@@ -374,9 +374,17 @@ def small_scores(
     """``row_scores(Standardizer(mean, scale).transform(X), W, b)`` for ``X = rows``, on Python
     floats: the same IEEE operations (``(x - mean) / scale``, then the products and sums) in the
     same order, so the same bits, without NumPy's cost per call on a few rows."""
+    out = []
+    if len(W) == 1 and mean is not None and scale is not None:  # binary: one pass per row
+        w0, b0 = W[0], b[0]
+        for row in rows:
+            z = 0.0
+            for x, m, s, w in zip(row, mean, scale, w0, strict=True):
+                z += (x - m) / s * w
+            out.append([z + b0])
+        return np.array(out, dtype=np.float64).reshape(len(rows), 1)
     if mean is not None and scale is not None:
         rows = [[(x - m) / s for x, m, s in zip(row, mean, scale, strict=True)] for row in rows]
-    out = []
     for row in rows:
         zs = []
         for wk, bk in zip(W, b, strict=True):
