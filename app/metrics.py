@@ -334,7 +334,9 @@ class _ModelWindow:
 
     def take(self, pending: deque[Any]) -> None:
         k = len(self.features)
-        X = np.concatenate([x[:, :k] for x in pending])[-self.window :]
+        # the rows of a model all have its width: one concatenate, then one cut (a view per
+        # queued array cost ~0.3 us each: 3 ms for a window of 1-row requests)
+        X = np.concatenate(list(pending))[-self.window :, :k]
         b = bins(X, self.edges)
         with self.fold_lock:
             added = bin_totals(b, DriftWindows.n_bins)
