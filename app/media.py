@@ -4,6 +4,7 @@ on header values (``None`` when the header is absent); no web framework here.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 from .errors import UnsupportedMediaType
@@ -20,6 +21,7 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+@lru_cache(maxsize=256)  # a server sees a few values, asked twice per request
 def is_json(content_type: str | None) -> bool:
     """``application/json`` or ``application/<anything>+json``, with any parameters: what
     FastAPI parses as JSON (it reads the header with ``email.message``: exactly one ``/``)."""

@@ -235,8 +235,9 @@ class DriftWindows:
 
     Each process keeps, per model, the decile bin of each feature of its last rows (at most
     ``METRICS_MAX_FEATURES`` features); predictions only queue their rows (``add``: no binning on
-    the request), which are binned in bulk when the queue grows or the counts are read (the
-    metrics flush thread, every second, or a scrape). The kept series is ``[count per bin...,
+    the request; the queue keeps about the newest window of rows), which are binned in bulk
+    when the counts are read (the metrics flush thread, every second, or a scrape). The kept
+    series is ``[count per bin...,
     expected count per bin...]`` (the training shares times the rows counted), so that the
     series of several processes add up and the gauge is computed from their totals.
     """
@@ -271,14 +272,13 @@ class DriftWindows:
         if w is None:
             return False
         with _lock:
-            w.pending.append(X)
+            pending = w.pending
+            pending.append(X)
             w.pending_rows += X.shape[0]
-            # Binning waits for the flush thread (every FLUSH_SECONDS) or a scrape; a request
-            # bins only when the queue holds several windows (memory bound), and then only the
-            # newest window of it (``take``).
-            fold = w.pending_rows >= PENDING_WINDOWS * w.window
-        if fold:
-            self.fold()
+            # Only the newest window of rows is ever binned (``take``): older queued rows are
+            # dropped here, so the queue holds about one window, whatever the request rate.
+            while w.pending_rows - len(pending[0]) >= w.window:
+                w.pending_rows -= len(pending.popleft())
         return True
 
     def fold(self) -> None:
@@ -286,7 +286,7 @@ class DriftWindows:
         with _lock:
             todo = [(w, w.pending) for w in self.models.values() if w.pending]
             for w, _ in todo:
-                w.pending, w.pending_rows = [], 0
+                w.pending, w.pending_rows = deque(), 0
         for w, pending in todo:
             w.take(pending)
 
@@ -325,16 +325,18 @@ class _ModelWindow:
         self.fractions = np.asarray(fractions, dtype=np.float64)[:k]
         self.features = features
         self.window = window
-        self.pending: list[Any] = []
+        self.pending: deque[Any] = deque()  # queued row arrays, oldest first
         self.pending_rows = 0
         self.chunks: deque[np.ndarray] = deque()  # (rows, k) bins, oldest first
         self.counts = np.zeros((k, DriftWindows.n_bins), dtype=np.int64)
         self.rows = 0
         self.fold_lock = threading.Lock()
 
-    def take(self, pending: list[Any]) -> None:
+    def take(self, pending: deque[Any]) -> None:
         k = len(self.features)
-        X = np.concatenate([x[:, :k] for x in pending])[-self.window :]
+        # the rows of a model all have its width: one concatenate, then one cut (a view per
+        # queued array cost ~0.3 us each: 3 ms for a window of 1-row requests)
+        X = np.concatenate(list(pending))[-self.window :, :k]
         b = bins(X, self.edges)
         with self.fold_lock:
             added = bin_totals(b, DriftWindows.n_bins)
@@ -355,9 +357,6 @@ class _ModelWindow:
                 else:
                     self.chunks[0] = oldest[drop:]
 
-
-#: Windows of rows a model's drift queue may hold before a request bins them itself.
-PENDING_WINDOWS = 4
 
 INPUT_PSI = DriftWindows()
 

@@ -329,6 +329,16 @@ def row_scores(D: Array, W: Array, b: Array) -> Array:
     sum in a fixed order: the same bits alone or in any batch, on any machine.
     """
     n, (K, w) = D.shape[0], W.shape
+    if n <= ACCUMULATE_ROWS:
+        # a few calls in all: the products of a row, then their running sum along it
+        Z = np.empty((n, K))
+        T = np.empty((n, w))
+        for k in range(K):
+            np.multiply(D, W[k], out=T)
+            T[:, 0] += 0.0  # 0 + first term, as below (turns -0.0 into 0.0)
+            np.add.accumulate(T, axis=1, out=T)
+            np.add(T[:, -1], b[k], out=Z[:, k])
+        return Z
     if K == 1:
         z = np.zeros(n)
         term = np.empty(n)
@@ -348,6 +358,12 @@ def row_scores(D: Array, W: Array, b: Array) -> Array:
     return np.ascontiguousarray(ZT.T)
 
 
+#: Up to this many rows, ``row_scores`` sums each row's products with one ``np.add.accumulate``
+#: along the rows (a running sum: the same additions in the same order as the column loop);
+#: above, that costs more per row than a loop over the columns costs per call.
+ACCUMULATE_ROWS = 256
+
+
 def small_scores(
     rows: list[list[float]],
     mean: list[float] | None,
@@ -358,9 +374,17 @@ def small_scores(
     """``row_scores(Standardizer(mean, scale).transform(X), W, b)`` for ``X = rows``, on Python
     floats: the same IEEE operations (``(x - mean) / scale``, then the products and sums) in the
     same order, so the same bits, without NumPy's cost per call on a few rows."""
+    out = []
+    if len(W) == 1 and mean is not None and scale is not None:  # binary: one pass per row
+        w0, b0 = W[0], b[0]
+        for row in rows:
+            z = 0.0
+            for x, m, s, w in zip(row, mean, scale, w0, strict=True):
+                z += (x - m) / s * w
+            out.append([z + b0])
+        return np.array(out, dtype=np.float64).reshape(len(rows), 1)
     if mean is not None and scale is not None:
         rows = [[(x - m) / s for x, m, s in zip(row, mean, scale, strict=True)] for row in rows]
-    out = []
     for row in rows:
         zs = []
         for wk, bk in zip(W, b, strict=True):

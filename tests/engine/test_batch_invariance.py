@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from app.engine import FitParams, InvalidData, fit
-from app.engine.model import SMALL_BATCH
+from app.engine.model import ACCUMULATE_ROWS, SMALL_BATCH
 
 #: Rows with ordinary values, and values so large that some rows' scores overflow.
 VALUES = st.one_of(
@@ -82,10 +82,12 @@ def test_a_score_that_overflows_is_refused_in_every_batch(n):
 
 def test_few_rows_and_many_rows_take_different_paths_to_the_same_bits():
     rng = np.random.default_rng(7)
-    X = rng.normal(size=(300, 6))
+    n = 2 * ACCUMULATE_ROWS + 44
+    X = rng.normal(size=(n, 6))
     for multiclass, k in (("ovr", 2), ("ovr", 3), ("multinomial", 4)):
-        y = rng.integers(0, k, size=300)
+        y = rng.integers(0, k, size=n)
         model = fit(X, y, params=FitParams(multiclass=multiclass)).model
-        many = model.predict_proba(X)  # NumPy path
-        few = np.vstack([model.predict_proba(X[i : i + SMALL_BATCH]) for i in range(0, 300, 16)])
-        assert few.tobytes() == many.tobytes()
+        many = model.predict_proba(X)  # NumPy, a loop over the columns
+        for block in (SMALL_BATCH, SMALL_BATCH + 1, ACCUMULATE_ROWS):  # Python floats; accumulate
+            parts = [model.predict_proba(X[i : i + block]) for i in range(0, n, block)]
+            assert np.vstack(parts).tobytes() == many.tobytes()
