@@ -5,8 +5,10 @@ Each round, for each setup, on a fresh database (or folder): one API server (one
 on PostgreSQL ``TRAIN_JOBS_IN_SERVER=false``, so only the workers train), the workers started
 and ready (their training children started), one job run untimed (the reference's child starts
 with its first job), then ``--jobs`` small trainings submitted at once with ``Prefer:
-respond-async``, timed from the first submit until every job has succeeded. The setups
-alternate, ``--rounds`` times; best and median jobs per minute of each.
+respond-async``, timed from the first submit until every job has succeeded. Then the
+workers' own rate, with the queue filled before they start (``postgres_drain``): with small
+jobs the API's taking of the bodies, not the workers, sets the pace of the first measure. The
+setups alternate, ``--rounds`` times; best and median jobs per minute of each.
 
     python bench/workers.py [--rounds 3] [--jobs 20] [--rows 2000] [--features 20]
 
@@ -22,6 +24,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -91,6 +95,48 @@ def postgres_workers(cluster: PostgresCluster, workers: int) -> Callable[[list[d
     return run
 
 
+def postgres_drain(cluster: PostgresCluster, workers: int) -> Callable[[list[dict]], float]:
+    """The workers' own rate: every job queued first (no worker running), then the workers
+    started together; the seconds from the first job's start to the last one's end, from the
+    jobs' records (submitting 20 bodies costs the API more than small jobs cost the workers)."""
+
+    def run(jobs: list[dict]) -> float:
+        url = cluster.new_database()
+        folder = Path(tempfile.mkdtemp(prefix="bench-workers-")) / "models"
+        env = {"MODEL_STORE_URL": url}
+        with (
+            LiveServer(folder, env={**env, "TRAIN_JOBS_IN_SERVER": "false"}) as api,
+            httpx.Client(timeout=120) as client,
+        ):
+            ids = [
+                client.post(f"{api.url}/train", json=body, headers=ASYNC).json()["id"]
+                for body in jobs
+            ]
+            procs = [WorkerProcess(folder, env=env) for _ in range(workers)]
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(WorkerProcess.start, procs))
+            try:
+                records = []
+                for job_id in ids:
+                    while (job := client.get(f"{api.url}/jobs/{job_id}").json())["status"] not in (
+                        "succeeded",
+                        "failed",
+                        "cancelled",
+                    ):
+                        time.sleep(0.02)
+                    if job["status"] != "succeeded":
+                        raise RuntimeError(f"job {job_id}: {job}")
+                    records.append(job)
+            finally:
+                for p in procs:
+                    p.stop()
+        start = min(datetime.fromisoformat(r["started_at"]) for r in records)
+        end = max(datetime.fromisoformat(r["finished_at"]) for r in records)
+        return (end - start).total_seconds()
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -107,6 +153,8 @@ def main() -> None:
         "folder store, jobs in the server (reference)": folder_reference,
         "PostgreSQL, 1 worker": postgres_workers(cluster, 1),
         "PostgreSQL, 2 workers": postgres_workers(cluster, 2),
+        "PostgreSQL, 1 worker, queue filled first": postgres_drain(cluster, 1),
+        "PostgreSQL, 2 workers, queue filled first": postgres_drain(cluster, 2),
     }
     rates: dict[str, list[float]] = {name: [] for name in setups}
     try:
@@ -127,6 +175,8 @@ def main() -> None:
     for name, values in rates.items():
         med = statistics.median(values)
         print(f"{name:48} {max(values):9.1f} {med:11.1f} {med / ref:7.2f}")
+    drained = [statistics.median(v) for k, v in rates.items() if k.endswith("filled first")]
+    print(f"queue filled first: 2 workers / 1 worker = {drained[1] / drained[0]:.2f}")
 
 
 if __name__ == "__main__":
