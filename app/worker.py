@@ -18,15 +18,15 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-from model_store import ModelStore, open_store, store_folder
+# Nothing else at the top: each training child is spawned and imports this module (the
+# parent's main) before its initializer limits the BLAS threads to one; NumPy imported here
+# would give every child a BLAS thread per core (tests/engine/test_layering.py).
+if TYPE_CHECKING:
+    from model_store import ModelStore
 
-from . import job_queue
-from .api.errors import job_describer
-from .config import Settings
-from .jobs import JobScheduler, JobService
-from .training.job import job_store
-from .training.runner import TrainRunner
+    from .config import Settings
 
 log = logging.getLogger("app.worker")
 
@@ -47,6 +47,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def run(settings: Settings, store: ModelStore, *, name: str | None) -> None:
+    from . import job_queue
+    from .api.errors import job_describer
+    from .jobs import JobScheduler, JobService
+    from .training.job import job_store
+    from .training.runner import TrainRunner
+
     assert settings.model_store_url is not None
     url = settings.model_store_url
     queue = job_queue.JobQueue(url)
@@ -84,6 +90,10 @@ async def run(settings: Settings, store: ModelStore, *, name: str | None) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
+    from model_store import open_store, store_folder
+
+    from .config import Settings
+
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides = {} if args.concurrency is None else {"train_concurrency": args.concurrency}

@@ -110,6 +110,19 @@ def test_the_core_loads_without_the_web_stack():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_the_worker_entry_point_imports_nothing_heavy():
+    """``python -m app.worker``'s training children are spawned: each imports the parent's main
+    module (``app.worker``) before its initializer limits the BLAS threads to one. Had that
+    module imported NumPy, every child would run OpenBLAS with a thread per core, and two
+    workers' children oversubscribe the cores (measured: 2 workers no faster than 1)."""
+    code = (
+        "import sys, app.worker; "
+        "bad = [m for m in ('numpy', 'fastapi', 'procrastinate', 'psycopg') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One import cycle of ``graph`` (as a path that ends where it starts), or None."""
     done: set[str] = set()
