@@ -3,6 +3,7 @@ without it, including routes the app gains later; the schema declares it for the
 
 from __future__ import annotations
 
+import base64
 import re
 
 import httpx
@@ -62,7 +63,8 @@ def test_every_route_but_health_and_docs_needs_the_key(app, locked):
         ):
             r = locked.request(method, path, headers=headers, json=GOOD)
             assert r.status_code == 401, (method, path, headers, r.text)
-            assert r.headers["www-authenticate"].startswith("Bearer")
+            challenges = r.headers.get_list("www-authenticate")
+            assert any(c.startswith("Bearer") for c in challenges), challenges
             body = r.json()
             # the Open Inference Protocol's error shape under /v2, the service's elsewhere
             message = body["error"] if path.startswith("/v2") else body["detail"]
@@ -149,3 +151,32 @@ def test_through_a_real_server(tmp_path):
 
 def test_train_helper_still_works_without_a_key(client):
     assert train(client, GOOD["features"], GOOD["labels"])["id"]
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def test_a_browser_can_open_the_report_page_with_basic_credentials(locked):
+    """A browser cannot send X-API-Key when it navigates: the report page (HTML) asks for
+    HTTP Basic credentials, the key as the password, and takes them; JSON routes do not ask
+    (a Basic challenge would pop the browser's dialog over the docs page's own key box)."""
+    mid = locked.post("/train", json=GOOD, headers={"X-API-Key": KEY}).json()["id"]
+    page = locked.get(f"/models/{mid}/report")
+    assert page.status_code == 401
+    challenges = page.headers.get_list("www-authenticate")
+    assert any(c.startswith('Basic realm="logreg"') for c in challenges), challenges
+    json_route = locked.get(f"/models/{mid}")
+    assert json_route.status_code == 401
+    assert not any(c.startswith("Basic") for c in json_route.headers.get_list("www-authenticate"))
+
+    for user in ("", "me"):
+        r = locked.get(f"/models/{mid}/report", headers=basic(user, KEY))
+        assert r.status_code == 200, (user, r.text)
+        assert r.headers["content-type"].startswith("text/html")
+    assert locked.get(f"/models/{mid}", headers=basic("me", KEY)).status_code == 200
+    wrong = locked.get(f"/models/{mid}/report", headers=basic("me", KEY + "x"))
+    assert wrong.status_code == 401 and "wrong" in wrong.json()["detail"]
+    broken = locked.get(f"/models/{mid}/report", headers={"Authorization": "Basic !!notb64"})
+    assert broken.status_code == 401

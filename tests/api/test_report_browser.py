@@ -88,3 +88,42 @@ def test_report_page_offline_in_chromium(browser_tools, tmp_path):  # noqa: F811
 
 def count_multi(page: dict, chart: str, mark: str) -> list[int]:
     return [n for key, n in page["marks"][chart].items() if key.endswith(mark)]
+
+
+def test_report_page_opens_in_chromium_when_api_keys_are_on(browser_tools, tmp_path):  # noqa: F811
+    """A browser cannot send X-API-Key when it navigates: the page asks for HTTP Basic
+    credentials and Chromium, given the key as password, opens it and draws it."""
+    artifacts = Path(os.environ.get("ARTIFACTS_DIR", ROOT / "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    key = "browser-key-0123456789abcdef"
+    env = {"API_KEY": key}
+    with LiveServer(tmp_path / "models", env=env) as server:
+        X, y = make_blobs(n=150, d=4, k=3, seed=2)
+        model = httpx.post(
+            f"{server.url}/train",
+            json={"features": X.tolist(), "labels": [["a", "b", "c"][i] for i in y]},
+            headers={"X-API-Key": key},
+        ).json()
+        url = f"{server.url}/models/{model['id']}/report"
+        assert httpx.get(url).status_code == 401
+
+        def browse(credentials: str | None) -> dict:
+            extra = {} if credentials is None else {"REPORT_CREDENTIALS": credentials}
+            run = subprocess.run(
+                ["node", str(BROWSER_DIR / "check_report.mjs"), str(artifacts), url, "keyed"],
+                env={**os.environ, "CHROMIUM": CHROMIUM, **extra},
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
+            assert run.returncode == 0, run.stderr[-3000:]
+            return json.loads(run.stdout)
+
+        seen = browse(f"analyst:{key}")
+        assert "error" not in seen, seen["error"]
+        assert seen["page_errors"] == [] and seen["console_errors"] == []
+        page = seen["pages"]["keyed"]
+        assert set(page["marks"]) == {"coefficients", "loss"}
+        assert count_multi(page, "coefficients", "mark-symbol") == [3 * 4]
+        refused = browse(f"analyst:{key}x")  # a wrong key: the page never renders
+        assert "error" in refused or "keyed" not in refused["pages"]

@@ -1,7 +1,8 @@
 // Opens report pages (GET /models/{ref}/report) in headless Chromium and prints what it saw as
 // JSON. Run by tests/api/test_report_browser.py, which makes the assertions:
 //   node check_report.mjs ARTIFACTS_DIR URL NAME [URL NAME ...]
-// Environment: CHROMIUM (default /usr/bin/chromium).
+// Environment: CHROMIUM (default /usr/bin/chromium); REPORT_CREDENTIALS=user:password, HTTP
+// Basic credentials the browser gives when a page asks for them (a server with API keys).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +22,14 @@ const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   headless: true,
   viewport: { width: 1280, height: 900 },
+  ...(process.env.REPORT_CREDENTIALS
+    ? {
+        httpCredentials: {
+          username: process.env.REPORT_CREDENTIALS.split(":")[0],
+          password: process.env.REPORT_CREDENTIALS.split(":").slice(1).join(":"),
+        },
+      }
+    : {}),
   args: [
     "--no-sandbox",
     "--disable-gpu",

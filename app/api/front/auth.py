@@ -1,7 +1,9 @@
 """Optional API-key authentication with scopes, as a pure ASGI middleware in front of every route.
 
 Off unless ``API_KEY`` or ``API_KEYS_FILE`` is set (``app.keys``). Then every request needs a
-key, in the ``X-API-Key`` header or as ``Authorization: Bearer <key>``, except the paths in
+key, in the ``X-API-Key`` header, as ``Authorization: Bearer <key>``, or as the password of HTTP
+Basic credentials (what a browser sends: the report page, which a browser opens, asks for them),
+except the paths in
 ``OPEN_PATHS`` / under ``OPEN_PREFIXES`` (health checks, and the docs page with its schema so a
 user can read the docs and enter the key there); and the key needs the scope the route needs
 (``scope_needed``): none or a wrong key is a 401, a key without the scope a 403 naming it.
@@ -11,6 +13,8 @@ later; a new route that changes state must be added to ``scope_needed``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +44,11 @@ HEADER = b"x-api-key"
 SCHEME_HEADER = "APIKeyHeader"
 SCHEME_BEARER = "BearerAuth"
 CHALLENGE = (b"www-authenticate", b'Bearer realm="logreg", ApiKey header="X-API-Key"')
+#: Pages a browser opens by navigating, where it cannot send a header of its own: their 401
+#: asks for Basic credentials (the browser's login dialog; any user name, the key as password).
+#: Not on JSON routes: there the dialog would pop over the docs page's own key box.
+BROWSER_PAGES = re.compile(r"/models/[^/]+/report")
+BASIC_CHALLENGE = (b"www-authenticate", b'Basic realm="logreg", charset="UTF-8"')
 
 #: (method, path pattern, scope), first match wins; anything else needs ``predict``.
 RULES: list[tuple[frozenset[str], re.Pattern[str], str]] = [
@@ -80,6 +89,12 @@ class APIKeyAuth:
                 return value
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 return value[7:].strip()
+            if name == b"authorization" and value[:6].lower() == b"basic ":
+                try:
+                    user_password = base64.b64decode(value[6:].strip(), validate=True)
+                except (binascii.Error, ValueError):
+                    return b""  # not Basic credentials: a wrong key
+                return user_password.partition(b":")[2]  # the user name is not looked at
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,13 +123,16 @@ class APIKeyAuth:
                 f"{scope['method']} {path} needs",
             )
             return
+        challenges = [CHALLENGE]
+        if BROWSER_PAGES.fullmatch(path) and scope.get("method") in ("GET", "HEAD"):
+            challenges.insert(0, BASIC_CHALLENGE)
         await send_error(
             scope,
             send,
             401,
             ("API key is wrong" if candidate is not None else "API key missing")
             + ": send it in the X-API-Key header or as 'Authorization: Bearer <key>'",
-            [CHALLENGE],
+            challenges,
         )
 
 
