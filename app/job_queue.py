@@ -112,18 +112,14 @@ async def sweep(app: procrastinate.App, scheduler: JobScheduler, *, stalled_afte
         await defer(app, job_id)
 
 
-async def work(
-    url: str,
-    scheduler: JobScheduler,
-    *,
-    concurrency: int,
-    stalled_after: float,
-    name: str | None = None,
-    install_signal_handlers: bool = False,
-) -> None:
-    """Run queued training jobs until cancelled (or, with ``install_signal_handlers``, until
-    SIGINT/SIGTERM): ``concurrency`` at once, each through ``scheduler``; sweep meanwhile."""
-    app = queue_app(url, sync=False)
+async def work(scheduler: JobScheduler, *, name: str | None = None) -> None:
+    """Run queued training jobs until cancelled, each through ``scheduler``, as its settings
+    say (``MODEL_STORE_URL``, ``TRAIN_CONCURRENCY`` at once, ``WORKER_STALLED_SECONDS``);
+    sweep meanwhile. Signals are the caller's: a server's, or ``app.worker``'s."""
+    settings = scheduler.service.settings
+    assert settings.model_store_url is not None
+    stalled_after = settings.worker_stalled_seconds
+    app = queue_app(settings.model_store_url, sync=False)
     async with app.open_async():
         sweeper = asyncio.get_running_loop().create_task(
             _sweep_loop(app, scheduler, stalled_after=stalled_after)
@@ -132,12 +128,12 @@ async def work(
             await app.run_worker_async(
                 queues=[QUEUE],
                 name=name or "logreg-worker",
-                concurrency=concurrency,
+                concurrency=settings.train_concurrency,
                 additional_context={"scheduler": scheduler},
                 delete_jobs="successful",
                 update_heartbeat_interval=stalled_after / 3,
                 stalled_worker_timeout=stalled_after,
-                install_signal_handlers=install_signal_handlers,
+                install_signal_handlers=False,
             )
         finally:
             sweeper.cancel()

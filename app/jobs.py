@@ -305,31 +305,31 @@ class JobScheduler:
             start = status == QUEUED and self.runner.has_capacity()
             if status == QUEUED and not start:
                 continue
+            claim = await self._claim(job_id, start)  # no await since the capacity check
+            if claim is not None:
+                self.running[job_id] = asyncio.get_running_loop().create_task(self._run(claim))
+
+    async def _claim(self, job_id: str, start: bool) -> JobClaim | None:
+        """``_take`` in a thread, holding a training slot for it if ``start`` (taken at once,
+        let go unless a claim to run the job comes back)."""
+        if start:
+            self.runner.acquire()
+        try:
+            claim = await asyncio.to_thread(self._take, job_id, start)
+        except BaseException:
             if start:
-                self.runner.acquire()  # at once, with no await since the check
-            try:
-                claim = await asyncio.to_thread(self._take, job_id, start)
-            except BaseException:
-                if start:
-                    self.runner.release()
-                raise
-            if claim is None:
-                if start:
-                    self.runner.release()
-                continue
-            self.running[job_id] = asyncio.get_running_loop().create_task(self._run(claim))
+                self.runner.release()
+            raise
+        if claim is None and start:
+            self.runner.release()
+        return claim
 
     async def run(self, job_id: str) -> None:
         """Run job ``job_id`` here and now, to its end (a queue's task: ``app.job_queue``); does
         nothing if another process holds it or it has ended."""
-        self.runner.acquire()  # the queue worker takes no more jobs at once than there are slots
-        try:
-            claim = await asyncio.to_thread(self._take, job_id, True)
-        except BaseException:
-            self.runner.release()
-            raise
+        # the queue worker takes no more jobs at once than there are slots
+        claim = await self._claim(job_id, True)
         if claim is None:
-            self.runner.release()
             return
         task = asyncio.get_running_loop().create_task(self._run(claim))
         self.running[job_id] = task
@@ -363,38 +363,28 @@ class JobScheduler:
         if claim is None:
             return None
         record = claim.record
+        status = record["status"]
+        retry = status == RUNNING and self._may_retry(record)
         try:
-            if record["status"] == RUNNING and self._may_retry(record):
-                if start and not self.store.cancel_requested(job_id):
-                    attempt = record.get("attempts", 1) + 1
-                    log.warning("job %s: its runner stopped; attempt %d", job_id, attempt)
-                    claim.save(
-                        {
-                            **record,
-                            "attempts": attempt,
-                            "started_at": now(),
-                            "progress": None,
-                            "runner": runner_name(),
-                        }
-                    )
-                    return claim
-                if self.store.cancel_requested(job_id):
-                    claim.finish(ended(record, CANCELLED))
-            elif record["status"] == RUNNING:  # its runner died: the lock was free
+            if status == RUNNING and not retry:  # its runner died: the lock was free
                 log.warning("job %s: %s", job_id, INTERRUPTED)
                 error = {"status": INTERRUPTED_STATUS, "detail": INTERRUPTED}
                 claim.finish(ended(record, FAILED, error=error))
-            elif record["status"] in FINAL:  # ended, but a crash left its pending files
+            elif status in FINAL:  # ended, but a crash left its pending files
                 claim.finish(record)
             elif self.store.cancel_requested(job_id):
                 claim.finish(ended(record, CANCELLED))
             elif start:
+                attempt = record.get("attempts", 1) + 1 if retry else 1
+                if retry:
+                    log.warning("job %s: its runner stopped; attempt %d", job_id, attempt)
                 claim.save(
                     {
                         **record,
                         "status": RUNNING,
                         "started_at": now(),
-                        "attempts": 1,
+                        "progress": None,
+                        "attempts": attempt,
                         "runner": runner_name(),
                     }
                 )

@@ -123,15 +123,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         elif settings.train_jobs_in_server:  # this process takes jobs from the database's queue
             from . import job_queue
 
-            assert settings.model_store_url is not None
-            job_worker = loop.create_task(
-                job_queue.work(
-                    settings.model_store_url,
-                    scheduler,
-                    concurrency=settings.train_concurrency,
-                    stalled_after=settings.worker_stalled_seconds,
-                )
-            )
+            job_worker = loop.create_task(job_queue.work(scheduler))
         yield
         cache.unwatch()
         await scheduler.stop()  # its running jobs go back to the queue

@@ -54,21 +54,12 @@ async def run(settings: Settings, store: ModelStore, *, name: str | None) -> Non
     from .training.runner import TrainRunner
 
     assert settings.model_store_url is not None
-    url = settings.model_store_url
-    queue = job_queue.JobQueue(url)
+    queue = job_queue.JobQueue(settings.model_store_url)
     jobs = JobService(job_store(settings, store), settings, audit=store.audit, queue=queue)
     runner = TrainRunner(settings)
     scheduler = JobScheduler(jobs, runner, describe=job_describer(), retries=1)
     await runner.children.warm()  # the training children start now, not with the first job
-    work = asyncio.get_running_loop().create_task(
-        job_queue.work(
-            url,
-            scheduler,
-            concurrency=settings.train_concurrency,
-            stalled_after=settings.worker_stalled_seconds,
-            name=name,
-        )
-    )
+    work = asyncio.get_running_loop().create_task(job_queue.work(scheduler, name=name))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
