@@ -17,9 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -33,7 +34,73 @@ def free_port() -> int:
         return port
 
 
-class LiveServer:
+class ServiceProcess:
+    """One of the service's processes, its output in a log file beside ``model_dir``: started by
+    a subclass's ``start`` (``_launch``, then ``_wait_until`` it is ready), then ``stop``
+    (SIGTERM, SIGKILL after ``stop_timeout`` s) or ``kill``; a context manager."""
+
+    stop_timeout = 15.0
+
+    def __init__(self, model_dir: Path, env: Mapping[str, str], log_name: str) -> None:
+        self.model_dir = Path(model_dir)
+        self.env = {**os.environ, "MODEL_STORE_DIR": str(self.model_dir), **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = self.model_dir.parent / log_name
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def _launch(self, cmd: Sequence[str]) -> None:
+        self.model_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self._log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def _wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{what} did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers run, as in a crash or an OOM kill."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LiveServer(ServiceProcess):
     """``python -m uvicorn app.main:app`` serving ``model_dir`` on 127.0.0.1.
 
     Parameters
@@ -57,124 +124,42 @@ class LiveServer:
         port: int | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        self.model_dir = Path(model_dir)
-        self.env = {**os.environ, "MODEL_STORE_DIR": str(self.model_dir), **(env or {})}
+        self.port = port or free_port()
+        super().__init__(model_dir, env or {}, f"uvicorn-{self.port}.log")
         if "PROMETHEUS_MULTIPROC_DIR" not in (env or {}):
             # one set in the environment of the tests would be shared: each server picks its own
             self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.args = list(args)
-        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.startup_timeout = startup_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log = self.model_dir.parent / f"uvicorn-{self.port}.log"
 
-    def start(self) -> LiveServer:
+    def start(self) -> Self:
         cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), *self.args]
-        self.model_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = self._log.open("ab")
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"server did not start:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
+        self._launch([*cmd, "--port", str(self.port), *self.args])
+        self._wait_until(self._healthy, self.startup_timeout, "server")
+        return self
 
-    def log(self) -> str:
-        return self._log.read_text(errors="replace") if self._log.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handlers run, as in a crash or an OOM kill."""
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def __enter__(self) -> LiveServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
 
-class WorkerProcess:
+class WorkerProcess(ServiceProcess):
     """``python -m app.worker``: a training worker on the PostgreSQL queue (``env`` holds
     ``MODEL_STORE_URL``), started with ``start`` (ready once it says so in its log)."""
 
     READY = b"trainings at once"
+    stop_timeout = 20.0
 
     def __init__(
         self, model_dir: Path, *, env: Mapping[str, str], args: Sequence[str] = ()
     ) -> None:
-        self.model_dir = Path(model_dir)
-        self.env = {**os.environ, "MODEL_STORE_DIR": str(self.model_dir), **env}
+        super().__init__(model_dir, env, f"worker-{id(self)}.log")
         self.args = list(args)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log = self.model_dir.parent / f"worker-{id(self)}.log"
 
-    def start(self, timeout: float = 30.0) -> WorkerProcess:
-        self.model_dir.parent.mkdir(parents=True, exist_ok=True)
-        with self._log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.worker", *self.args],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while self.READY not in self._log.read_bytes():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"worker did not start:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
+    def start(self, timeout: float = 30.0) -> Self:
+        self._launch([sys.executable, "-m", "app.worker", *self.args])
+        self._wait_until(lambda: self.READY in self._log.read_bytes(), timeout, "worker")
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log(self) -> str:
-        return self._log.read_text(errors="replace") if self._log.exists() else ""
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def __enter__(self) -> WorkerProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -5,36 +5,20 @@ job run again by another, once."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.api.test_jobs import ASYNC, WAIT, ended, fitting, slow_body
+from tests.api.test_jobs import WAIT, ended, fitting, slow_body
+from tests.api.test_jobs_live import submit, wait_for
 from tests.live_server import LiveServer, WorkerProcess
 
 pytestmark = pytest.mark.slow
 
 #: Dead workers are found within this many seconds (their heartbeat stops).
 STALLED = "2"
-
-
-def submit(url: str, body: dict) -> dict:
-    r = httpx.post(f"{url}/train", json=body, headers=ASYNC, timeout=WAIT)
-    assert r.status_code == 202, r.text
-    return r.json()
-
-
-def wait_for(url: str, job_id: str, done) -> dict:
-    deadline = time.monotonic() + WAIT
-    while True:
-        job = httpx.get(f"{url}/jobs/{job_id}", timeout=WAIT).json()
-        if done(job):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
 
 
 @pytest.fixture
