@@ -17,6 +17,7 @@ import io
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,7 @@ class FileDatasetStore(DatasetStore):
             return 0
         removed = self.meta.remove_stale_temporaries()
         now = time.time()
+        old: dict[str, str] = {}  # dataset id -> its data file, older than older_than
         with os.scandir(self.root) as entries:
             for entry in entries:
                 name = entry.name
@@ -278,10 +280,18 @@ class FileDatasetStore(DatasetStore):
                 dataset_id = name.removesuffix(DATA_SUFFIX)
                 if self.meta.model_id_of(dataset_id + ".json") is None:
                     continue
-                if os.path.exists(f"{self._prefix}{dataset_id}.json"):
-                    continue
                 with contextlib.suppress(OSError):
                     if now - entry.stat().st_mtime > older_than:
-                        os.unlink(entry.path)
-                        removed += 1
+                        old[dataset_id] = entry.path
+        if old:  # a database store asks once for all of them
+            for dataset_id in self._registered(list(old)):
+                del old[dataset_id]
+        for path in old.values():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed += 1
         return removed
+
+    def _registered(self, dataset_ids: Sequence[str]) -> set[str]:
+        """Those of ``dataset_ids`` that have metadata (are stored datasets)."""
+        return {i for i in dataset_ids if os.path.exists(f"{self._prefix}{i}.json")}

@@ -291,7 +291,7 @@ class JsonJobStore(JobStore):
             body.file.flush()
             os.fsync(body.file.fileno())
             with self._queue_lock():
-                queued = sum(1 for i in self.pending() if self._status(i) == QUEUED)
+                queued = self.count_queued()
                 if queued >= max_queued:
                     raise JobQueueFull(queued, retry_after)
                 os.replace(body.path, self._pending(job_id, ".body"))
@@ -337,12 +337,6 @@ class JsonJobStore(JobStore):
         except orjson.JSONDecodeError:  # written whole by rename: only a person could do this
             raise JobNotFound(job_id) from None
         return record
-
-    def _status(self, job_id: str) -> str | None:
-        try:
-            return str(self.get(job_id)["status"])
-        except JobNotFound:
-            return None
 
     def fingerprint(self, job_id: str) -> Hashable:
         try:

@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
+from collections.abc import Sequence
 
 from psycopg.types.json import Jsonb
 
 from .base import InvalidModelId, Record, StoreWriteFailed, check_model_id
 from .datasets import (
-    DATA_SUFFIX,
-    ORPHAN_SECONDS,
     CorruptDataset,
     DatasetListing,
     DatasetNotFound,
     FileDatasetStore,
     Upload,
 )
-from .files import TMP_PREFIX
 from .postgres import PostgresStore, json_text
 
 
@@ -123,33 +120,7 @@ class PgDatasetStore(FileDatasetStore):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._data(dataset_id))
 
-    def remove_stale_files(self, *, older_than: float = ORPHAN_SECONDS) -> int:
-        """Remove temporaries no live process holds, and data files older than ``older_than``
-        seconds without a row. Returns how many."""
-        if not self.root.is_dir():
-            return 0
-        removed = self.meta.remove_stale_temporaries()
-        now = time.time()
-        old: dict[str, str] = {}
-        with os.scandir(self.root) as entries:
-            for entry in entries:
-                name = entry.name
-                if not name.endswith(DATA_SUFFIX) or name.startswith(TMP_PREFIX):
-                    continue
-                dataset_id = name.removesuffix(DATA_SUFFIX)
-                if self.meta.model_id_of(dataset_id + ".json") is None:
-                    continue
-                with contextlib.suppress(OSError):
-                    if now - entry.stat().st_mtime > older_than:
-                        old[dataset_id] = entry.path
-        if not old:
-            return removed
+    def _registered(self, dataset_ids: Sequence[str]) -> set[str]:
         with self.db.transaction() as cur:
-            cur.execute("SELECT id FROM datasets WHERE id = ANY(%s)", (list(old),))
-            for (kept,) in cur.fetchall():
-                del old[kept]
-        for path in old.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-                removed += 1
-        return removed
+            cur.execute("SELECT id FROM datasets WHERE id = ANY(%s)", (list(dataset_ids),))
+            return {row[0] for row in cur.fetchall()}
