@@ -314,14 +314,11 @@ def evaluate_dataset(
     file, then the service's one ``evaluate``."""
     import numpy as np
 
-    from model_store import open_store
-
     from ..datasets import read_training_columns
     from ..errors import LimitExceeded
     from ..service import ModelService
 
-    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
-    try:
+    with opened_store(settings) as (store, _):
         service = ModelService(store, settings)
         model = service.served(ref)
         datasets = dataset_store(settings, store)
@@ -343,8 +340,6 @@ def evaluate_dataset(
             positive_label=request.positive_label,
             actor=actor,
         )
-    finally:
-        store.close()
 
 
 def dataset_store(settings: Settings, store: ModelStore) -> FileDatasetStore:
@@ -369,24 +364,22 @@ def ingest_dataset(
     metadata record. ``fmt`` ``None``: found from the file's first bytes (a multipart upload).
     The upload may still be arriving (``app.datasets.GrowingFile``): the parse keeps pace; if
     its writer gives it up, ``None`` (the server answers why)."""
-    from model_store import UploadAbandoned, open_store
+    from model_store import UploadAbandoned
 
     from ..datasets import ingest, sniff
 
-    store = open_store(settings.model_store_url, settings.model_store_dir, create=False)
-    try:
-        if fmt is None:
-            fmt, compressed = sniff(upload)
-        return ingest(
-            dataset_store(settings, store),
-            upload,
-            fmt=fmt,
-            compressed=compressed,
-            name=name,
-            label=label,
-            max_bytes=settings.max_dataset_bytes,
-        )
-    except UploadAbandoned:
-        return None
-    finally:
-        store.close()
+    with opened_store(settings) as (store, _):
+        try:
+            if fmt is None:
+                fmt, compressed = sniff(upload)
+            return ingest(
+                dataset_store(settings, store),
+                upload,
+                fmt=fmt,
+                compressed=compressed,
+                name=name,
+                label=label,
+                max_bytes=settings.max_dataset_bytes,
+            )
+        except UploadAbandoned:
+            return None
