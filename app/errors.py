@@ -184,7 +184,7 @@ class LimitExceeded(RequestError):
 class BodyTimeout(LimitExceeded):
     """The request body did not arrive within ``BODY_READ_TIMEOUT`` seconds (HTTP 408).
 
-    Raised inside the app's read of the body by the front layer ``app.api.front.body_timeout``,
+    Raised inside the app's read of the body by the front layer ``app.api.front.limits``,
     which answers the 408 itself: whatever the app makes of it (a ``LimitExceeded``, so no
     "unhandled error" is logged) is discarded.
     """

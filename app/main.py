@@ -32,10 +32,9 @@ from .api import (
     v2,
 )
 from .api.front import auth
-from .api.front.body_timeout import BodyReadTimeout
 from .api.front.fast_predict import PredictFastPath
 from .api.front.head import HeadAsGet
-from .api.front.limits import BodySizeLimit
+from .api.front.limits import BodyLimits
 from .api.front.metrics import PrometheusMiddleware
 from .api.front.request_id import install_logging
 from .config import Settings
@@ -67,8 +66,8 @@ Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`
 class ServiceApp(FastAPI):
     """FastAPI, behind the service's own pure ASGI layers (``front``).
 
-    Every request goes through ``front``: its id and metrics, then the API key, the body size
-    limit and the body read timeout, then the predict fast path, and only then FastAPI's own
+    Every request goes through ``front``: its id and metrics, then the API key, the body's
+    limits (size, coding, read time), then the predict fast path, and only then FastAPI's own
     stack (error handling, routing).
     A plain ``POST /predict`` is answered without entering FastAPI at all: its built-in
     middlewares cost a 1-row prediction about 15% of its throughput (bench/serve.py).
@@ -201,9 +200,11 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
     front: ASGIApp = PredictFastPath(
         HeadAsGet(app.fastapi), fastapi=app, service=app.state.service, offload=app.state.offload
     )
-    front = BodyReadTimeout(front, seconds=settings.body_read_timeout)
-    front = BodySizeLimit(
-        front, max_bytes=settings.max_body_bytes, dataset_max_bytes=settings.max_dataset_bytes
+    front = BodyLimits(
+        front,
+        max_bytes=settings.max_body_bytes,
+        dataset_max_bytes=settings.max_dataset_bytes,
+        read_seconds=settings.body_read_timeout,
     )
     if settings.api_key is not None or settings.api_keys_file is not None:
         keys = KeyTable(

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib
+import os
 import pstats
 import statistics
 import tempfile
@@ -30,12 +32,12 @@ from app.config import Settings
 from app.main import create_app
 
 
-def scope_for(path: str, body: bytes) -> dict[str, Any]:
+def scope_for(path: str, body: bytes, method: str = "POST") -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -51,8 +53,8 @@ def scope_for(path: str, body: bytes) -> dict[str, Any]:
     }
 
 
-async def call(app: Any, path: str, body: bytes) -> tuple[int, bytes]:
-    scope = scope_for(path, body)
+async def call(app: Any, path: str, body: bytes, method: str = "POST") -> tuple[int, bytes]:
+    scope = scope_for(path, body, method)
     status: list[int] = []
     out: list[bytes] = []
 
@@ -86,16 +88,31 @@ async def timed(app: Any, body: bytes, n: int) -> float:
     return (time.process_time() - start) / n * 1e6
 
 
+def reference_app(folder: Path, parameters: dict[str, Any]) -> Any:
+    """bench/reference_server.py's app, on the model's weights with its standardisation folded in
+    (as bench/serve.py gives it)."""
+    coef, mean, scale = (np.asarray(parameters[k], dtype=float) for k in ("coef", "mean", "scale"))
+    w = coef[0] / scale
+    b = parameters["intercept"][0] - float(np.dot(coef[0], mean / scale))
+    path = folder / "reference-model.json"
+    path.write_bytes(orjson.dumps({"w": w.tolist(), "b": b}))
+    os.environ["REFERENCE_MODEL"] = str(path)
+    return importlib.import_module("bench.reference_server").app
+
+
 async def run(args: argparse.Namespace) -> None:
     from sklearn.datasets import load_breast_cancer
 
-    app = create_app(Settings(model_store_dir=Path(tempfile.mkdtemp())))
+    folder = Path(tempfile.mkdtemp())
+    app = create_app(Settings(model_store_dir=folder / "models"))
     X, y = load_breast_cancer(return_X_y=True)
     async with app.router.lifespan_context(app):
         train = {"features": X.tolist(), "labels": y.tolist(), "params": {"max_iter": 2000}}
         status, answer = await call(app, "/train", orjson.dumps(train))
         assert status == 201, answer
         model_id = orjson.loads(answer)["id"]
+        status, answer = await call(app, f"/models/{model_id}", b"", "GET")
+        reference = reference_app(folder, orjson.loads(answer)["parameters"])
         bodies = {
             n: orjson.dumps({"model_id": model_id, "features": np.resize(X, (n, 30)).tolist()})
             for n in args.rows
@@ -104,6 +121,13 @@ async def run(args: argparse.Namespace) -> None:
             status, answer = await call(app, "/predict", body)
             assert status == 200, answer
             assert "warnings" not in orjson.loads(answer), "rows outside the training range"
+            status, expected = await call(reference, "/predict", body)
+            np.testing.assert_allclose(
+                orjson.loads(answer)["probabilities"],
+                orjson.loads(expected)["probabilities"],
+                rtol=1e-9,
+                atol=1e-12,
+            )
         if args.profile:
             body = bodies[args.profile]
             await timed(app, body, 200)
@@ -114,13 +138,20 @@ async def run(args: argparse.Namespace) -> None:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
             return
         print(f"load average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+        print(f"{'rows':>6} {'service min/median us':>22} {'reference min/median us':>24} ratio")
         for n, body in bodies.items():
             count = max(20, args.n // max(1, n // 10)) if n > 100 else args.n
-            await timed(app, body, min(count, 500))  # warm-up
-            runs = [await timed(app, body, count) for _ in range(args.repeat)]
+            runs: dict[Any, list[float]] = {app: [], reference: []}
+            for target in runs:
+                await timed(target, body, min(count, 500))  # warm-up
+            for _ in range(args.repeat):
+                for target, times in runs.items():
+                    times.append(await timed(target, body, count))
+            ours, ref = runs[app], runs[reference]
             print(
-                f"{n:>6} rows: min {min(runs):8.1f} us, median {statistics.median(runs):8.1f} us "
-                f"per request ({args.repeat} x {count}, CPU time)"
+                f"{n:>6} {min(ours):10.1f} {statistics.median(ours):10.1f} "
+                f"{min(ref):12.1f} {statistics.median(ref):11.1f} {min(ref) / min(ours):9.2f}"
+                f"   ({args.repeat} x {count} requests each, CPU time)"
             )
 
 

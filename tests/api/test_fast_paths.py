@@ -513,8 +513,7 @@ def test_no_base_http_middleware_on_the_hot_path(settings):
     assert names == [
         "PrometheusMiddleware",
         "APIKeyAuth",
-        "BodySizeLimit",
-        "BodyReadTimeout",
+        "BodyLimits",
         "PredictFastPath",
         "HeadAsGet",
     ]

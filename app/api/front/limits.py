@@ -1,23 +1,44 @@
-"""Request body size limit, and the body's content coding, as a pure ASGI middleware.
+"""The request body's limits, as one pure ASGI layer: its size, its content coding, and the time
+it may take to arrive.
 
-Pure ASGI (not Starlette's ``BaseHTTPMiddleware``) so that it costs a header scan and a counter on
-the hot predict path, and sees the body as it streams: a declared ``Content-Length`` over the
-limit is refused before anything is read, and a chunked body is refused as soon as the bytes
-received pass the limit, so a client can never make the server buffer more than the limit.
+Pure ASGI (not Starlette's ``BaseHTTPMiddleware``), and it sees the body as it streams:
 
-A body sent with a ``Content-Encoding`` other than ``identity`` (gzip, ...) is refused with 415
-before it is read: the service does not inflate bodies (docs/DEVELOPING.md says why).
+- **Size.** A declared ``Content-Length`` over the limit is refused (413) before anything is
+  read, and a chunked body as soon as the bytes received pass the limit, so a client can never
+  make the server buffer more than the limit.
+- **Coding.** A body sent with a ``Content-Encoding`` other than ``identity`` (gzip, ...) is
+  refused with 415 before it is read: the service does not inflate bodies (docs/DEVELOPING.md
+  says why).
+- **Time.** uvicorn waits for a body as long as its client keeps the connection open: a client
+  sending one byte every few seconds held a connection, its buffers and (on ``/train``) a
+  training slot for as long as it liked. Here a read of the body may wait only until ``seconds``
+  after the request began; past that the read is abandoned and the answer is 408 with
+  ``Connection: close`` (the rest of the body is never read). Only reads of the body are
+  bounded: once it is complete, an app waiting for the client to disconnect waits as long as it
+  needs.
+
+The layer reads the body's first part itself. When that is the whole body (any body that fits
+in the server's buffer: every ordinary request), the app gets it and the original ``send``, with
+nothing left to count or bound; only a body still arriving gets the counting, timed reads.
+
+No timer per request: a timer armed and cancelled around each read (``asyncio.timeout``) costs
+more than the rest of this layer. Instead, a read that has to wait is listed with its deadline
+(a read of bytes already received is not), and one sweep every ``SWEEP_SECONDS`` (running only
+while some read waits) cancels the reads past theirs: a late body is refused up to that much
+after its deadline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+import time
+from collections.abc import Awaitable, Generator, Sequence
+from typing import Any, cast
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ...errors import LimitExceeded
+from ...errors import BodyTimeout, LimitExceeded
 from ..errors import error_content, route_path
 
 
@@ -98,19 +119,38 @@ IDENTITY = (b"", b"identity")
 #: Uploads to this path (``POST``) are datasets: limited by ``dataset_max_bytes`` instead, and
 #: their route reads compressed bodies (it decides which codings).
 DATASETS = "/datasets"
+#: The 408 closes the connection: the rest of the body is never read.
+CLOSE = ((b"connection", b"close"),)
+#: How often waiting reads are checked against their deadline (the 408's lateness at most).
+SWEEP_SECONDS = 0.5
 
 
-class BodySizeLimit:
-    """Refuse request bodies larger than ``max_bytes`` with 413 and a JSON error, and compressed
-    ones with 415; dataset uploads (``POST /datasets``) have their own limit,
-    ``dataset_max_bytes``, and may be compressed."""
+class BodyLimits:
+    """Refuse request bodies larger than ``max_bytes`` with 413 and a JSON error, compressed ones
+    with 415, and bodies not complete ``read_seconds`` after the request began with 408; dataset
+    uploads (``POST /datasets``) have their own size limit, ``dataset_max_bytes``, and may be
+    compressed."""
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, dataset_max_bytes: int | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        dataset_max_bytes: int | None = None,
+        read_seconds: float,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.dataset_max_bytes = max_bytes if dataset_max_bytes is None else dataset_max_bytes
+        self.smallest = min(self.max_bytes, self.dataset_max_bytes)  # within both: any route
+        self.seconds = read_seconds
+        self.late = (
+            f"body: not received in full within {read_seconds:g} s (setting BODY_READ_TIMEOUT)"
+        )
+        self._waiting: dict[asyncio.Task[object], float] = {}  # task reading a body -> deadline
+        self._expired: set[asyncio.Task[object]] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the above belong to
 
     def message(self, what: str, *, dataset: bool = False) -> str:
         if dataset:
@@ -123,8 +163,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        dataset = scope["method"] == "POST" and route_path(scope) == DATASETS
-        max_bytes = self.dataset_max_bytes if dataset else self.max_bytes
+        deadline = time.monotonic() + self.seconds
         declared = chunked = False
         size = 0
         encoding: bytes | None = None
@@ -135,15 +174,18 @@ class BodySizeLimit:
                 except ValueError:
                     await send_error(scope, send, 400, "Content-Length: not a number")
                     return
-                if size > max_bytes:
-                    too_big = f"Content-Length {size} is too large"
-                    await send_error(scope, send, 413, self.message(too_big, dataset=dataset))
-                    return
                 declared = True
             elif name == b"transfer-encoding":
                 chunked = True
             elif name == b"content-encoding":
                 encoding = value
+        dataset = False
+        if size > self.smallest or encoding is not None or chunked:
+            dataset = scope["method"] == "POST" and route_path(scope) == DATASETS
+            if size > (self.dataset_max_bytes if dataset else self.max_bytes):
+                too_big = f"Content-Length {size} is too large"
+                await send_error(scope, send, 413, self.message(too_big, dataset=dataset))
+                return
         if (
             encoding is not None
             and not dataset
@@ -154,25 +196,127 @@ class BodySizeLimit:
             detail = f"Content-Encoding {coding!r} is not supported; send the body uncompressed"
             await send_error(scope, send, 415, detail, [(b"accept-encoding", b"identity")])
             return
-        if declared and not chunked:
-            # the server reads exactly Content-Length bytes: nothing to count (the fast path)
-            await self.app(scope, receive, send)
+        first = await self._read(receive, deadline)
+        if first is None:
+            await send_error(scope, send, 408, self.late, CLOSE)
             return
-        received = 0
+        # the server reads at most a declared Content-Length: only chunked bodies are counted
+        counted = chunked or not declared
+        received = len(first.get("body", b"")) if counted else 0
+        max_bytes = self.dataset_max_bytes if dataset else self.max_bytes
+        if received > max_bytes:
+            too_many = self.message(f"{received} bytes received is too many", dataset=dataset)
+            await send_error(scope, send, 413, too_many)
+            return
+        given = False
+        if first["type"] != "http.request" or not first.get("more_body", False):
+            # the whole body (or the client gone): nothing left to count or bound
+
+            async def whole_receive() -> Message:
+                nonlocal given
+                if given:
+                    return await receive()  # a disconnect, whenever it comes
+                given = True
+                return first
+
+            await self.app(scope, whole_receive, send)
+            return
+        body_done = False
         refusal = Refusal()
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message: Message = await receive()
+            nonlocal given, body_done, received
+            if not given:
+                given = True
+                return first
+            if body_done:
+                return await receive()
+            message = await self._read(receive, deadline)
+            if message is None:
+                refusal.answer = (408, self.late, CLOSE)
+                raise BodyTimeout(self.late)
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > max_bytes:
-                    refusal.answer = (
-                        413,
-                        self.message(f"{received} bytes received is too many", dataset=dataset),
-                        (),
-                    )
-                    raise BodyTooLarge
+                if counted:
+                    received += len(message.get("body", b""))
+                    if received > max_bytes:
+                        too_many = f"{received} bytes received is too many"
+                        refusal.answer = (413, self.message(too_many, dataset=dataset), ())
+                        raise BodyTooLarge
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         await refusal.serve(self.app, scope, limited_receive, send, raised=Exception)
+
+    async def _read(self, receive: Receive, deadline: float) -> Message | None:
+        """``receive()``, or ``None`` if it has to wait past ``deadline``."""
+        read = _ListedIfWaiting(receive(), self, deadline)
+        try:
+            return await read
+        except asyncio.CancelledError:
+            task = read.task
+            if task is None or task not in self._expired:
+                raise
+            self._expired.discard(task)
+            task.uncancel()
+            return None
+        finally:
+            if read.task is not None:
+                self._waiting.pop(read.task, None)
+
+    def _wait(self, task: asyncio.Task[object], deadline: float) -> None:
+        """List ``task`` as waiting for body bytes until ``deadline`` (``time.monotonic``)."""
+        loop = task.get_loop()
+        if loop is not self._loop:  # a server has one loop; tests may run an app on several
+            self._loop, self._waiting, self._expired, self._sweep = loop, {}, set(), None
+        self._waiting[task] = deadline
+        if self._sweep is None:
+            self._sweep = loop.call_later(SWEEP_SECONDS, self._cancel_late)
+
+    def _cancel_late(self) -> None:
+        now = time.monotonic()
+        for task, deadline in self._waiting.items():
+            if now >= deadline and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()  # raised in its read of the body, the only place it can wait
+        self._sweep = None
+        if self._waiting and self._loop is not None:
+            self._sweep = self._loop.call_later(SWEEP_SECONDS, self._cancel_late)
+
+
+class _ListedIfWaiting:
+    """Await a read of the body (``read``, a coroutine); only if it has to wait is its task
+    listed with ``deadline``. A read of bytes already received (a small body, the common case)
+    returns without suspending, and then costs no listing at all."""
+
+    __slots__ = ("deadline", "layer", "read", "task")
+
+    def __init__(self, read: Awaitable[Message], layer: BodyLimits, deadline: float) -> None:
+        self.read = read
+        self.layer = layer
+        self.deadline = deadline
+        self.task: asyncio.Task[object] | None = None
+
+    def __await__(self) -> Generator[Any, Any, Message]:
+        steps = self.read.__await__()
+        try:
+            pending = steps.send(None)
+        except StopIteration as done:
+            return cast(Message, done.value)
+        self.task = asyncio.current_task()  # it waits: list it, then go on as ``await`` does
+        assert self.task is not None
+        self.layer._wait(self.task, self.deadline)
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as exc:  # a cancellation (the deadline's, or another)
+                try:
+                    pending = steps.throw(exc)
+                except StopIteration as done:
+                    return cast(Message, done.value)
+            else:
+                try:
+                    pending = steps.send(sent)
+                except StopIteration as done:
+                    return cast(Message, done.value)
