@@ -201,20 +201,27 @@ class LogisticModel:
         ``InvalidData`` names the first row whose score is not a finite number: a cell that is
         not a finite number, or values that overflow this model.
         """
+        Z = self._scores(X)
+        return Z if isinstance(Z, np.ndarray) else np.array(Z, dtype=np.float64)
+
+    def _scores(self, X: ArrayLike) -> Array | list[Floats]:
+        """``decision_function(X)``; up to ``SMALL_BATCH`` rows, as rows of Python floats."""
         Xc = check_features(X, n_features=self.n_features, check_finite=False)
         if len(Xc) <= SMALL_BATCH and self.polynomial is None:
-            Z = small_scores(Xc.tolist(), *self._small)
+            Zs = small_scores(Xc.tolist(), *self._small)
+            if all([z - z == 0.0 for zs in Zs for z in zs]):  # inf - inf and NaN are NaN
+                return Zs
+            Z = np.array(Zs, dtype=np.float64)
         else:
             with np.errstate(over="ignore", invalid="ignore"):
                 Z = row_scores(self.transform(Xc), self.coef, self.intercept)
-        if not all_finite(Z):
-            ensure_finite(Xc)  # a NaN or an infinity in X is named by its cell
-            row = int(np.argmin(np.isfinite(Z).all(axis=1)))
-            raise InvalidData(
-                f"features[{row}]: values too large for this model (its score overflows 64-bit "
-                "floats)"
-            )
-        return Z
+            if np.isfinite(Z).all():
+                return Z
+        ensure_finite(Xc)  # a NaN or an infinity in X is named by its cell
+        row = int(np.argmin(np.isfinite(Z).all(axis=1)))
+        raise InvalidData(
+            f"features[{row}]: values too large for this model (its score overflows 64-bit floats)"
+        )
 
     def predict_proba(self, X: ArrayLike) -> Array:
         """Class probabilities of shape (n_samples, n_classes), columns in ``classes`` order.
@@ -235,9 +242,13 @@ class LogisticModel:
         """
         if threshold is not None and self.multiclass != "binary":
             raise InvalidParams("threshold: applies to binary models only")
-        Z = self.decision_function(X)
+        Z = self._scores(X)
         if self.multiclass == "binary":
-            return binary_proba(Z[:, 0], 0.5 if threshold is None else threshold)
+            threshold = 0.5 if threshold is None else threshold
+            if isinstance(Z, np.ndarray):
+                return binary_proba(Z[:, 0], threshold)
+            return small_binary_proba([z for (z,) in Z], threshold)
+        Z = np.asarray(Z, dtype=np.float64)
         with np.errstate(over="ignore", under="ignore"):
             if self.multiclass == "multinomial":
                 P = Z - Z.max(axis=1, keepdims=True)  # <= 0: exp cannot overflow
@@ -365,15 +376,16 @@ ACCUMULATE_ROWS = 256
 
 
 def small_scores(
-    rows: list[list[float]],
-    mean: list[float] | None,
-    scale: list[float] | None,
-    W: list[list[float]],
-    b: list[float],
-) -> Array:
+    rows: list[Floats],
+    mean: Floats | None,
+    scale: Floats | None,
+    W: list[Floats],
+    b: Floats,
+) -> list[Floats]:
     """``row_scores(Standardizer(mean, scale).transform(X), W, b)`` for ``X = rows``, on Python
-    floats: the same IEEE operations (``(x - mean) / scale``, then the products and sums) in the
-    same order, so the same bits, without NumPy's cost per call on a few rows."""
+    floats and as rows of them: the same IEEE operations (``(x - mean) / scale``, then the
+    products and sums) in the same order, so the same bits, without NumPy's cost per call on a
+    few rows."""
     out = []
     if len(W) == 1 and mean is not None and scale is not None:  # binary: one pass per row
         w0, b0 = W[0], b[0]
@@ -382,7 +394,7 @@ def small_scores(
             for x, m, s, w in zip(row, mean, scale, w0, strict=True):
                 z += (x - m) / s * w
             out.append([z + b0])
-        return np.array(out, dtype=np.float64).reshape(len(rows), 1)
+        return out
     if mean is not None and scale is not None:
         rows = [[(x - m) / s for x, m, s in zip(row, mean, scale, strict=True)] for row in rows]
     for row in rows:
@@ -393,14 +405,7 @@ def small_scores(
                 z += d * w
             zs.append(z + bk)
         out.append(zs)
-    return np.array(out, dtype=np.float64).reshape(len(rows), len(b))
-
-
-def all_finite(Z: Array) -> bool:
-    """Every element of ``Z`` a finite number; on a few elements, without NumPy's call costs."""
-    if Z.size <= SMALL_BATCH:
-        return all(v - v == 0.0 for v in Z.ravel().tolist())  # inf - inf and NaN are NaN
-    return bool(np.isfinite(Z).all())
+    return out
 
 
 def column_sum(P: Array) -> Array:
@@ -416,24 +421,26 @@ def binary_proba(z: Array, threshold: float) -> tuple[Array, np.ndarray]:
     """``([1 - h, h], h >= threshold)`` for finite scores ``z`` of shape (n_samples,).
 
     ``h = sigmoid(z)`` through ``e = exp(-|z|)`` as ``app.engine.loss.sigmoid``: ``1 / (1 + e)``
-    for ``z >= 0``, else ``e / (1 + e)``. Few rows: the same operations on Python floats, after
-    NumPy's ``exp`` (which gives an element the same bits wherever it sits in an array).
+    for ``z >= 0``, else ``e / (1 + e)``.
     """
-    if len(z) <= SMALL_BATCH:
-        zs = z.tolist()
-        rows, index = [], []
-        for zi, ei in zip(zs, np.exp([-abs(zi) for zi in zs]).tolist(), strict=True):
-            d = 1.0 + ei
-            h = (1.0 if zi >= 0 else ei) / d
-            rows.append(((1.0 if zi <= 0 else ei) / d, h))
-            index.append(h >= threshold)
-        return np.array(rows, dtype=np.float64).reshape(len(z), 2), np.array(index, dtype=np.intp)
     e = np.exp(-np.abs(z))
     d = 1.0 + e
     P = np.empty((len(z), 2))
     np.divide(np.where(z <= 0, 1.0, e), d, out=P[:, 0])
     np.divide(np.where(z >= 0, 1.0, e), d, out=P[:, 1])
     return P, (P[:, 1] >= threshold).astype(np.intp)
+
+
+def small_binary_proba(z: Floats, threshold: float) -> tuple[Array, np.ndarray]:
+    """``binary_proba`` for a few scores as Python floats: the same operations on them, after
+    NumPy's ``exp`` (which gives an element the same bits wherever it sits in an array)."""
+    rows, index = [], []
+    for zi, ei in zip(z, np.exp([-abs(zi) for zi in z]).tolist(), strict=True):
+        d = 1.0 + ei
+        h = (1.0 if zi >= 0 else ei) / d
+        rows.append(((1.0 if zi <= 0 else ei) / d, h))
+        index.append(h >= threshold)
+    return np.array(rows, dtype=np.float64).reshape(len(z), 2), np.array(index, dtype=np.intp)
 
 
 @dataclass(frozen=True)
