@@ -15,6 +15,7 @@ import struct
 import numpy as np
 import orjson
 import pytest
+import simdjson
 from fastapi import Depends, FastAPI, Request
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -485,6 +486,17 @@ def test_fast_paths_decline_what_they_cannot_prove_valid(features):
         assert parse_small(body) is None
         assert parse_simdjson(body) is None
         assert parse_rows_body(body) is None
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999999"])
+def test_neither_parser_makes_a_number_that_is_not_finite(number):
+    """The fast decoders do not test the numbers they make for finiteness: orjson and simdjson
+    refuse every JSON text that would make one (its body takes the ordinary path)."""
+    body = b'{"model_id": "m", "features": [[1.0, ' + number + b"]]}"
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(body)
+    with pytest.raises(ValueError):
+        simdjson.Parser().parse(body)
 
 
 def test_docs_keep_the_request_schemas(client):
