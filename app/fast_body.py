@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -163,7 +163,7 @@ def _parse_document(
     try:
         # every row of the first row's length (a string or an object among the rows has a
         # length too, and as_buffer refuses it below)
-        if set(map(len, rows)) != {w}:
+        if set(map(len, cast(Any, rows))) != {w}:
             return None
         X = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
     except TypeError:  # a number, true/false or null among the rows; or (as_buffer) among the

@@ -193,6 +193,20 @@ class LogisticModel:
             return X
         return Standardizer(self.mean, self.scale).transform(X)
 
+    def _design_columns(self, X: Array) -> Array:
+        """``transform(X).T`` as a C-contiguous (n_design_features, n_samples) array; for a model
+        without polynomial features, standardised straight into that layout (the same
+        operations as ``Standardizer.transform``)."""
+        if self.polynomial is not None:
+            return np.ascontiguousarray(self.transform(X).T)
+        DT = np.empty((X.shape[1], X.shape[0]))
+        if self.mean is None or self.scale is None:
+            DT[...] = X.T
+            return DT
+        np.subtract(X.T, self.mean[:, None], out=DT)
+        DT /= self.scale[:, None]
+        return DT
+
     def decision_function(self, X: ArrayLike) -> Array:
         """Scores ``z = x . w + b`` of shape (n_samples, n_outputs).
 
@@ -207,14 +221,20 @@ class LogisticModel:
     def _scores(self, X: ArrayLike) -> Array | list[Floats]:
         """``decision_function(X)``; up to ``SMALL_BATCH`` rows, as rows of Python floats."""
         Xc = check_features(X, n_features=self.n_features, check_finite=False)
-        if len(Xc) <= SMALL_BATCH and self.polynomial is None:
-            Zs = small_scores(Xc.tolist(), *self._small)
+        if len(Xc) <= SMALL_BATCH:
+            if self.polynomial is None:
+                Zs = small_scores(Xc.tolist(), *self._small)
+            else:
+                *_, W, b = self._small
+                with np.errstate(over="ignore", invalid="ignore"):
+                    D = self.transform(Xc)
+                Zs = small_scores(D.tolist(), None, None, W, b)
             if all([z - z == 0.0 for zs in Zs for z in zs]):  # inf - inf and NaN are NaN
                 return Zs
             Z = np.array(Zs, dtype=np.float64)
         else:
             with np.errstate(over="ignore", invalid="ignore"):
-                Z = row_scores(self.transform(Xc), self.coef, self.intercept)
+                Z = column_scores(self._design_columns(Xc), self.coef, self.intercept)
             if np.isfinite(Z).all():
                 return Z
         ensure_finite(Xc)  # a NaN or an infinity in X is named by its cell
@@ -339,40 +359,42 @@ def row_scores(D: Array, W: Array, b: Array) -> Array:
     would change with the rows beside it. Here each term is one rounded product and one rounded
     sum in a fixed order: the same bits alone or in any batch, on any machine.
     """
-    n, (K, w) = D.shape[0], W.shape
-    if n <= ACCUMULATE_ROWS:
-        # a few calls in all: the products of a row, then their running sum along it
-        Z = np.empty((n, K))
-        T = np.empty((n, w))
-        for k in range(K):
-            np.multiply(D, W[k], out=T)
-            T[:, 0] += 0.0  # 0 + first term, as below (turns -0.0 into 0.0)
-            np.add.accumulate(T, axis=1, out=T)
-            np.add(T[:, -1], b[k], out=Z[:, k])
-        return Z
-    if K == 1:
-        z = np.zeros(n)
-        term = np.empty(n)
-        for j in range(w):
-            np.multiply(D[:, j], W[0, j], out=term)
-            z += term
-        z += b[0]
-        return z[:, None]
-    DT = np.ascontiguousarray(D.T)  # one pass, then every column is contiguous
-    ZT = np.zeros((K, n))
-    term = np.empty(n)
-    for j in range(w):
-        for k in range(K):
-            np.multiply(DT[j], W[k, j], out=term)
-            ZT[k] += term
-    ZT += b[:, None]
-    return np.ascontiguousarray(ZT.T)
+    if D.shape[0] <= SMALL_BATCH:
+        Z = small_scores(D.tolist(), None, None, W.tolist(), b.tolist())
+        return np.array(Z, dtype=np.float64).reshape(D.shape[0], W.shape[0])
+    return column_scores(np.ascontiguousarray(D.T), W, b)
 
 
-#: Up to this many rows, ``row_scores`` sums each row's products with one ``np.add.accumulate``
-#: along the rows (a running sum: the same additions in the same order as the column loop);
-#: above, that costs more per row than a loop over the columns costs per call.
-ACCUMULATE_ROWS = 256
+#: ``column_scores`` forms the products of this many rows at a time (the last block may have up
+#: to ``SMALL_BATCH`` more).
+SCORE_BLOCK = 8192
+
+
+def column_scores(DT: Array, W: Array, b: Array) -> Array:
+    """``row_scores(DT.T, W, b)`` for more than ``SMALL_BATCH`` rows, from ``DT`` of shape
+    (n_design_features, n_samples), C-contiguous: a row of the design is a column here.
+
+    The products of a block of rows, ``T[j, i] = D[i, j] W[k, j]``, are summed by one
+    ``np.add.reduce`` along axis 0: NumPy adds ``T[1]``, ``T[2]``, ... to ``T[0]`` elementwise
+    in that order (pairwise summation applies only along the contiguous axis, here the rows), so
+    each row's terms are added left to right, as in the column loop, in one call.
+    ``tests/engine/test_batch_invariance.py`` holds it to the Python-float path to the last bit.
+    """
+    (w, n), K = DT.shape, W.shape[0]
+    Z = np.empty((n, K))
+    T = np.empty((w, min(n, SCORE_BLOCK + SMALL_BATCH)))
+    start = 0
+    while start < n:
+        # no block of SMALL_BATCH rows or fewer: with one row, NumPy would sum along it pairwise
+        stop = n if n - start <= SCORE_BLOCK + SMALL_BATCH else start + SCORE_BLOCK
+        block = T[:, : stop - start]
+        for k in range(K):
+            np.multiply(DT[:, start:stop], W[k][:, None], out=block)
+            block[0] += 0.0  # 0 + first term, as in the Python-float path (-0.0 becomes 0.0)
+            np.add.reduce(block, axis=0, out=Z[start:stop, k])
+        start = stop
+    Z += b
+    return Z
 
 
 def small_scores(

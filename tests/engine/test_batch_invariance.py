@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from app.engine import FitParams, InvalidData, fit
-from app.engine.model import ACCUMULATE_ROWS, SMALL_BATCH
+from app.engine.model import SCORE_BLOCK, SMALL_BATCH
 
 #: Rows with ordinary values, and values so large that some rows' scores overflow.
 VALUES = st.one_of(
@@ -81,13 +81,21 @@ def test_a_score_that_overflows_is_refused_in_every_batch(n):
 
 
 def test_few_rows_and_many_rows_take_different_paths_to_the_same_bits():
+    """Python floats up to SMALL_BATCH rows, one NumPy reduction per block of SCORE_BLOCK rows
+    above: a row's bits are the same whichever path and block it falls in."""
     rng = np.random.default_rng(7)
-    n = 2 * ACCUMULATE_ROWS + 44
-    X = rng.normal(size=(n, 6))
-    for multiclass, k in (("ovr", 2), ("ovr", 3), ("multinomial", 4)):
+    n = SCORE_BLOCK + SMALL_BATCH + 44  # one block of SCORE_BLOCK rows and one of 60
+    X = rng.normal(size=(n, 12)) * 10.0 ** rng.uniform(-3, 3, size=12)
+    cases = (("ovr", 2, 1), ("ovr", 3, 1), ("multinomial", 4, 1), ("ovr", 2, 2))
+    for multiclass, k, degree in cases:
         y = rng.integers(0, k, size=n)
-        model = fit(X, y, params=FitParams(multiclass=multiclass)).model
-        many = model.predict_proba(X)  # NumPy, a loop over the columns
-        for block in (SMALL_BATCH, SMALL_BATCH + 1, ACCUMULATE_ROWS):  # Python floats; accumulate
+        params = FitParams(multiclass=multiclass, polynomial_degree=degree, max_iter=20)
+        with np.errstate(over="ignore", under="ignore"):
+            model = fit(X, y, params=params).model
+        many = model.predict_proba(X)  # blocks of SCORE_BLOCK rows
+        for block in (SMALL_BATCH, SMALL_BATCH + 1, 256, SCORE_BLOCK - 1):
             parts = [model.predict_proba(X[i : i + block]) for i in range(0, n, block)]
-            assert np.vstack(parts).tobytes() == many.tobytes()
+            assert np.vstack(parts).tobytes() == many.tobytes(), (multiclass, k, degree, block)
+        # a row past a whole block joins it: alone, NumPy would sum its terms pairwise
+        one_over = model.predict_proba(X[: SCORE_BLOCK + 1])
+        assert one_over.tobytes() == many[: SCORE_BLOCK + 1].tobytes(), (multiclass, k, degree)
