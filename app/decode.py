@@ -289,7 +289,7 @@ def decode_predict_fast(
         return None
     fields, X = parsed
     try:
-        request: Any = _PREDICT_FIELDS.model_validate(fields)
+        request: Any = _VALIDATE_PREDICT_FIELDS(fields)  # model_validate, one call fewer
     except ValidationError as exc:
         raise invalid(exc) from None
     return PredictInput(request.model_id, X, request.threshold, request.explain)
@@ -310,6 +310,7 @@ def _without_features(model: type[M]) -> type[BaseModel]:
 
 
 _PREDICT_FIELDS = _without_features(PredictRequest)
+_VALIDATE_PREDICT_FIELDS = _PREDICT_FIELDS.__pydantic_validator__.validate_python
 
 
 def decode_train_csv(

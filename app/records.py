@@ -382,8 +382,9 @@ class ServedModel:
             return []
         return [(int(i), int(j)) for i, j in out_of_range(X, lo, hi)]
 
-    @property
+    @cached_property
     def classes(self) -> list[Any]:
+        """The model's classes, as answers list them (one list, shared: not to be changed)."""
         return list(self.model.classes)
 
     def nbytes(self) -> int:

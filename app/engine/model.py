@@ -178,7 +178,7 @@ class LogisticModel:
     scale: Array | None = None
     polynomial: PolynomialFeatures | None = None
 
-    @property
+    @cached_property
     def n_features(self) -> int:
         """Number of input columns ``predict`` takes."""
         if self.polynomial is not None:

@@ -303,7 +303,8 @@ class _ListedIfWaiting:
         try:
             pending = steps.send(None)
         except StopIteration as done:
-            return cast(Message, done.value)
+            message: Message = done.value  # the common case: no ``cast`` call on it
+            return message
         self.task = asyncio.current_task()  # it waits: list it, then go on as ``await`` does
         assert self.task is not None
         self.layer._wait(self.task, self.deadline)
