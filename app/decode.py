@@ -284,6 +284,12 @@ def decode_predict_fast(
     """``decode_predict`` by the fast decoder alone; ``None`` where it declines."""
     if check_request(content_type, query) != "json":
         raise UnsupportedMediaType(media.CSV, (media.JSON,))  # the caller reads CSV itself
+    return decode_json_fast(body)
+
+
+def decode_json_fast(body: bytes) -> PredictInput | None:
+    """``decode_predict_fast`` of a body its caller knows is JSON, sent without query
+    parameters (``check_request`` passed)."""
     parsed = fast_body.parse_predict(body)
     if parsed is None:
         return None

@@ -11,6 +11,7 @@ from .. import csv_io, media
 from ..decode import (
     PredictInput,
     check_request,
+    decode_json_fast,
     decode_predict,
     decode_predict_fast,
     predict_options,
@@ -112,12 +113,13 @@ async def decode_off_loop(offload: Offload, content_type: str | None, body: byte
 async def predict_json(
     service: ModelService, offload: Offload, content_type: str | None, body: bytes
 ) -> bytes:
-    """The JSON answer to a JSON predict body. A small body is decoded on the event loop (by the
+    """The JSON answer to a JSON predict body sent without query parameters (its callers check
+    the content type and the query first). A small body is decoded on the event loop (by the
     fast decoder; the ordinary path, for what it declines, in a thread) and, when its model is
     cached, answered there; otherwise the work runs in one thread hop, and bodies too large for
     that are decoded by ``decode_off_loop`` first."""
     if len(body) <= INLINE_BODY_BYTES:
-        got = decode_predict_fast(content_type, body)
+        got = decode_json_fast(body)
         if got is None:  # the ordinary path's pydantic errors can be many: off the loop
             got = await run_in_threadpool(partial(decode_predict, content_type, body, fast=False))
         request = got
