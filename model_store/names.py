@@ -18,7 +18,7 @@ import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -338,19 +338,59 @@ class FileAuditLog(AuditLog):
             raise AuditWriteFailed(self.path, exc) from exc
 
     def read(self, *, since: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Without ``since``, the last ``limit`` entries, read from the end of the file back
+        (``TAIL_BLOCK`` bytes at a time); with it, the file streamed from its start until
+        ``limit`` entries are found. Either way at most ``limit`` entries are held, whatever
+        the log's size."""
+        if limit <= 0:
+            return []
         try:
             with open(self.path, "rb") as fh:
-                lines = fh.read().splitlines()
+                if since is None:
+                    return _tail(fh, limit)
+                entries = []
+                for line in fh:
+                    entry = _audit_entry(line)
+                    if entry is not None and str(entry.get("time", "")) >= since:
+                        entries.append(entry)
+                        if len(entries) == limit:
+                            break
+                return entries
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise StoreUnavailable(self.path, exc) from None
-        entries = []
-        for line in lines:
-            try:
-                entry = orjson.loads(line)
-            except orjson.JSONDecodeError:  # a line torn by a crash mid-write: never acknowledged
-                continue
-            if isinstance(entry, dict) and (since is None or str(entry.get("time", "")) >= since):
-                entries.append(entry)
-        return entries[:limit] if since is not None else entries[-limit:]
+
+
+#: How much of the audit log's end is read at a time for its newest entries.
+TAIL_BLOCK = 64 * 1024
+
+
+def _audit_entry(line: bytes) -> dict[str, Any] | None:
+    """An audit line's entry; ``None`` for a line torn by a crash mid-write (never
+    acknowledged: ``append`` returns after the fsync) or an empty one."""
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _tail(fh: BinaryIO, limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` entries of the open log ``fh``, oldest first."""
+    pos = fh.seek(0, os.SEEK_END)
+    newest_first: list[dict[str, Any]] = []
+    rest = b""  # the start of a line whose end was read with the block after it
+    while pos > 0 and len(newest_first) < limit:
+        size = min(TAIL_BLOCK, pos)
+        pos -= size
+        fh.seek(pos)
+        lines = (fh.read(size) + rest).split(b"\n")
+        rest = lines.pop(0) if pos > 0 else b""
+        for line in reversed(lines):
+            entry = _audit_entry(line)
+            if entry is not None:
+                newest_first.append(entry)
+                if len(newest_first) == limit:
+                    break
+    return newest_first[::-1]

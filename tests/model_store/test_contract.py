@@ -151,3 +151,40 @@ def test_evaluations_keep_the_newest_and_go_with_their_model(store):
     assert [e["n"] for e in store.evaluations.read(model_id)] == [3, 2, 1]  # newest first
     store.delete(model_id)
     assert store.evaluations.read(model_id) == []
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 64 * 1024])
+def test_the_folder_audit_log_reads_what_a_whole_read_finds(tmp_path, monkeypatch, block):
+    """The folder store reads the newest entries from the end back, a block at a time, and
+    streams the rest: the same entries as parsing the whole file, torn lines skipped, whatever
+    the block size (1 byte: every line split across blocks)."""
+    import orjson
+
+    from model_store import names
+
+    monkeypatch.setattr(names, "TAIL_BLOCK", block)
+    log = names.FileAuditLog(tmp_path / "audit.log")
+    assert log.read() == []
+    lines = []
+    for i in range(40):
+        lines.append(orjson.dumps({"time": f"2026-01-01T00:00:{i:02d}", "n": i}))
+        if i % 9 == 4:
+            lines.append(b'{"time": "2026-01-01T00:00:99", "n": ')  # torn by a crash
+    (tmp_path / "audit.log").write_bytes(b"\n".join(lines) + b"\n")
+
+    def whole(since, limit):
+        entries = []
+        for line in (tmp_path / "audit.log").read_bytes().splitlines():
+            try:
+                entries.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+        if since is None:
+            return entries[-limit:]
+        return [e for e in entries if e["time"] >= since][:limit]
+
+    for limit in (1, 2, 5, 39, 40, 100):
+        assert log.read(limit=limit) == whole(None, limit)
+        for since in ("2026-01-01T00:00:00", "2026-01-01T00:00:17", "2026-01-01T00:00:40"):
+            assert log.read(since=since, limit=limit) == whole(since, limit)
+    assert log.read(limit=0) == []
