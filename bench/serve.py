@@ -201,10 +201,10 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
             f"{args.seconds:g} s per server and cell (x4 for 10,000 rows at 32), wrk -t1"
         )
         print(
-            "| rows | conc | reference req/s | service req/s | ratio | ref p50 ms | svc p50 ms "
-            "| ref p99 ms | svc p99 ms | p99 ratio | svc rows/s |"
+            "| rows | conc | reference req/s | service req/s | ratio | rounds' ratios "
+            "| ref p50 ms | svc p50 ms | ref p99 ms | svc p99 ms | p99 ratio | svc rows/s |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n, path in files.items():
             if n not in args.rows:
                 continue  # the 100-row body is only for the check above
@@ -224,8 +224,12 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
                 )
                 ratio = v["rps"] / r["rps"] if r["rps"] else float("nan")
                 p99_ratio = v["p99"] / r["p99"] if r["p99"] else float("nan")
+                # each round's two runs side by side: how far the machine moved the ratio
+                pairs = zip(runs["ref"], runs["svc"], strict=True)
+                rounds = [b["rps"] / a["rps"] for a, b in pairs]
                 print(
                     f"| {n} | {conc} | {r['rps']:.1f} | {v['rps']:.1f} | {ratio:.2f} | "
+                    f"{min(rounds):.2f}-{max(rounds):.2f} | "
                     f"{r['p50']:.2f} | {v['p50']:.2f} | {r['p99']:.2f} | {v['p99']:.2f} | "
                     f"{p99_ratio:.2f} | {v['rps'] * n:.0f} |",
                     flush=True,
