@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     this long is taken for dead, and its job is run again once by another, or marked failed.
     Heartbeats are sent every third of it."""
 
+    job_retention_days: float = Field(30.0, ge=0)
+    """Records of training jobs that ended (succeeded, failed or cancelled) more than this many
+    days ago are deleted; their models stay. ``0`` keeps them for ever. Each server (folder
+    store) or process running jobs (PostgreSQL) looks at start and then once an hour."""
+
     max_queued_jobs: int = Field(20, ge=1)
     """Training jobs (``POST /train`` with ``Prefer: respond-async``) that may wait to run, over
     every worker and replica sharing the model folder; past it 429 with ``Retry-After``. Each

@@ -145,7 +145,9 @@ async def _sweep_loop(
     app: procrastinate.App, scheduler: JobScheduler, *, stalled_after: float
 ) -> None:
     failing = False
+    expiry_due = 0.0
     while True:
+        expiry_due = await scheduler.expire_now_and_then(expiry_due)
         try:
             await sweep(app, scheduler, stalled_after=stalled_after)
         except Exception as exc:  # the database away for a while: said once

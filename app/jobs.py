@@ -35,7 +35,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from model_store import (
@@ -64,6 +64,8 @@ POLL_SECONDS = 0.5
 CANCEL_WAIT = 2.0
 #: Seconds a clean shutdown waits for its running jobs to be put back in the queue.
 STOP_WAIT = 10.0
+#: Seconds between two deletions of the records of jobs ended ``JOB_RETENTION_DAYS`` ago.
+RETENTION_SECONDS = 3600.0
 #: The detail of a job found ``running`` with no live runner.
 INTERRUPTED = "interrupted by a restart: the process running it stopped; nothing was stored"
 #: Its status: that of a training whose process died (``TrainingCrashed``).
@@ -272,13 +274,38 @@ class JobScheduler:
             # bounded: a job not put back is found "running" with no runner after the restart
             await asyncio.wait(list(self.running.values()), timeout=STOP_WAIT)
 
+    def remove_expired(self) -> int:
+        """Delete the records of jobs that ended more than ``JOB_RETENTION_DAYS`` ago (none
+        when it is 0); how many. Reads the store: call it off the event loop."""
+        days = self.service.settings.job_retention_days
+        if days <= 0:
+            return 0
+        before = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+        removed = self.store.remove_ended(before)
+        if removed:
+            log.info("deleted the records of %d jobs ended before %s", removed, before)
+        return removed
+
+    async def expire_now_and_then(self, due: float) -> float:
+        """``remove_expired`` in a thread if ``due`` (``time.monotonic``) has come; the next
+        time it is due. A failure is logged and tried again at the next."""
+        if time.monotonic() < due:
+            return due
+        try:
+            await asyncio.to_thread(self.remove_expired)
+        except Exception as exc:
+            log.warning("could not delete the records of old jobs (%s)", exc)
+        return time.monotonic() + RETENTION_SECONDS
+
     async def _loop(self) -> None:
         assert self._wake is not None
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.remove_stale_temporaries)
         unreadable = False
+        expiry_due = 0.0
         while not self.stopping:
             self._wake.clear()
+            expiry_due = await self.expire_now_and_then(expiry_due)
             try:
                 await self.scan()
             except (StoreError, OSError) as exc:  # the folder unreadable for a while: said once

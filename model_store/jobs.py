@@ -152,6 +152,12 @@ class JobStore(ABC):
         """Delete what processes that died mid-write left behind; how many. Nothing by default."""
         return 0
 
+    @abstractmethod
+    def remove_ended(self, before: str) -> int:
+        """Delete the records of jobs that ended (``FINAL``) before ``before``, an ISO 8601
+        UTC time as their ``finished_at`` is written; how many. Jobs still queued or running,
+        and ended ones whose runner has not let go yet, are kept."""
+
     def count_queued(self) -> int:
         """How many jobs wait to run; this default reads each unfinished job's record."""
         count = 0
@@ -369,6 +375,20 @@ class JsonJobStore(JobStore):
         # A filter reads every record: jobs are few next to models, and records small.
         matching = [r for r in map(self._maybe_get, ids) if r and r.get("status") == status]
         return matching[offset : offset + limit], len(matching)
+
+    def remove_ended(self, before: str) -> int:
+        pending = set(self.pending())  # an ended job's runner may still be letting go
+        removed = 0
+        for job_id in self._ids(self.root, ".json"):
+            record = None if job_id in pending else self._maybe_get(job_id)
+            finished = None if record is None else record.get("finished_at")
+            if record is None or record.get("status") not in FINAL or not finished:
+                continue
+            if str(finished) < before:
+                with contextlib.suppress(FileNotFoundError):  # another process's sweep
+                    os.unlink(self._record(job_id))
+                    removed += 1
+        return removed
 
     def _maybe_get(self, job_id: str) -> Record | None:
         try:

@@ -47,7 +47,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from .base import DatabaseUnavailable, JobNotFound, JobQueueFull, Record, StoreWriteFailed
-from .jobs import QUEUED, JobClaim, JobPage, JobStore, PendingBody, check_job_id
+from .jobs import FINAL, QUEUED, JobClaim, JobPage, JobStore, PendingBody, check_job_id
 from .postgres import CHANNEL, CONNECTION_TIMEOUT, PostgresStore, _reason, json_text
 
 #: First key of the claims' advisory locks (the second is ``hashtext(id)``): "ljob" in ASCII.
@@ -302,6 +302,15 @@ class PgJobStore(JobStore):
                 (*params, offset, limit),
             )
             return [row[0] for row in cur.fetchall()], total
+
+    def remove_ended(self, before: str) -> int:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "DELETE FROM jobs WHERE status = ANY(%s) AND body IS NULL"
+                " AND record->>'finished_at' < %s",
+                (sorted(FINAL), before),
+            )
+            return int(cur.rowcount)
 
     def count_queued(self) -> int:
         with self.db.transaction() as cur:

@@ -288,6 +288,33 @@ def test_a_large_bad_body_is_decoded_by_the_job(settings):
         c.close()
 
 
+def test_records_of_jobs_ended_past_the_retention_are_deleted_and_their_models_kept(settings):
+    # JOB_RETENTION_DAYS of ~86 ms: a record is old 0.2 s after its job ended
+    c = LoopClient(create_app(settings.model_copy(update={"job_retention_days": 1e-6})))
+    try:
+        job = wait_for(c, submit(c, slow_body(max_iter=50))["id"], ended)
+        assert job["status"] == "succeeded", job
+        time.sleep(0.2)
+        scheduler = c.app.state.job_scheduler
+        keep = scheduler.service.settings
+        scheduler.service.settings = keep.model_copy(update={"job_retention_days": 0.0})
+        assert c.call(asyncio.to_thread(scheduler.remove_expired)) == 0  # 0: kept for ever
+        scheduler.service.settings = keep
+        running = submit(c, slow_body(max_iter=100_000))  # seconds: cancelled below
+        wait_for(c, running["id"], fitting)
+        assert c.call(asyncio.to_thread(scheduler.remove_expired)) == 1
+        assert c.get(f"/jobs/{job['id']}").status_code == 404
+        assert c.get(f"/models/{job['model_id']}").status_code == 200  # the model stays
+        assert c.get(f"/jobs/{running['id']}").json()["status"] == "running"
+        assert c.post(f"/jobs/{running['id']}/cancel").status_code in (200, 202)
+        wait_for(c, running["id"], ended)
+        time.sleep(0.2)
+        assert c.call(asyncio.to_thread(scheduler.remove_expired)) == 1
+        assert c.get("/jobs").json()["total"] == 0
+    finally:
+        c.close()
+
+
 def test_unknown_jobs_are_404(jobs_client):
     c = jobs_client
     for bad in ("0" * 32, "nope", "0" * 31 + "G", "..%2Fmodels"):

@@ -173,6 +173,36 @@ def test_count_queued_counts_only_jobs_waiting_to_run(store):
     assert store.count_queued() == 1
 
 
+def test_remove_ended_deletes_only_jobs_that_ended_before_the_time(store, where):
+    def ended(status: str, finished_at: str) -> str:
+        job_id = add(store)
+        claim = store.claim(job_id)
+        assert claim is not None
+        claim.finish({**claim.record, "status": status, "finished_at": finished_at})
+        return job_id
+
+    old = [ended(s, "2026-01-01T00:00:00+00:00") for s in ("succeeded", "failed", "cancelled")]
+    recent = ended("succeeded", "2026-06-01T00:00:00.5+00:00")
+    waiting = add(store, finished_at="2025-01-01T00:00:00+00:00")  # queued: never removed
+    running = add(store)
+    claim = store.claim(running)
+    assert claim is not None
+    claim.save({**claim.record, "status": "running"})
+    other = open_jobs(where)  # another process's sweep finds nothing left to remove
+    try:
+        assert store.remove_ended("2026-03-01T00:00:00+00:00") == 3
+        assert other.remove_ended("2026-03-01T00:00:00+00:00") == 0
+    finally:
+        close_jobs(other)
+    for job_id in old:
+        with pytest.raises(JobNotFound):
+            store.get(job_id)
+    assert store.get(recent)["status"] == "succeeded"
+    assert store.get(waiting)["status"] == "queued" and store.get(running)["status"] == "running"
+    assert store.list()[1] == 3 and store.count_queued() == 1
+    claim.release()
+
+
 def test_a_released_claim_can_be_taken_again(store):
     job_id = add(store)
     claim = store.claim(job_id)
