@@ -213,11 +213,15 @@ class FileDatasetStore(DatasetStore):
         except OSError as exc:
             raise self.meta._folder_error() or StoreWriteFailed(dataset_id, exc) from exc
         try:
-            self.meta.save(record)
+            self._save_record(record)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(final)
             raise
+
+    def _save_record(self, record: Record) -> None:
+        """Keep the metadata of a dataset whose data file is in place (here ``<id>.json``)."""
+        self.meta.save(record)
 
     def load(self, dataset_id: str) -> Record:
         if self._absent():

@@ -25,13 +25,12 @@ from collections.abc import Sequence
 
 from psycopg.types.json import Jsonb
 
-from .base import InvalidModelId, Record, StoreWriteFailed, check_model_id
+from .base import InvalidModelId, Record, check_model_id
 from .datasets import (
     CorruptDataset,
     DatasetListing,
     DatasetNotFound,
     FileDatasetStore,
-    Upload,
 )
 from .postgres import PostgresStore, json_text
 
@@ -50,29 +49,12 @@ class PgDatasetStore(FileDatasetStore):
         except InvalidModelId:
             raise DatasetNotFound(str(dataset_id)[:100]) from None
 
-    def commit(self, record: Record, data: Upload) -> None:
-        dataset_id = check_model_id(record["id"])
-        final = self._data(dataset_id)
-        self._place(dataset_id, data, final)
-        try:
-            with self.db.transaction() as cur:
-                cur.execute(
-                    "INSERT INTO datasets (id, record) VALUES (%s, %s)",
-                    (dataset_id, Jsonb(record, dumps=json_text)),
-                )
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(final)
-            raise
-
-    def _place(self, dataset_id: str, data: Upload, final: str) -> None:
-        """The data file at its final path, durably (as ``FileDatasetStore.commit`` does)."""
-        try:
-            os.fsync(data.fd)
-            os.replace(data.path, final)
-            self.meta._fsync_dir()
-        except OSError as exc:
-            raise self.meta._folder_error() or StoreWriteFailed(dataset_id, exc) from exc
+    def _save_record(self, record: Record) -> None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO datasets (id, record) VALUES (%s, %s)",
+                (record["id"], Jsonb(record, dumps=json_text)),
+            )
 
     def load(self, dataset_id: str) -> Record:
         dataset_id = self._id(dataset_id)
