@@ -25,64 +25,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.serve import LUA, bodies, loadavg, prepare  # noqa: E402
-from tests.live_server import free_port  # noqa: E402
+from bench.serve import Server, bodies, loadavg, prepare, wrk  # noqa: E402
 from tests.nginx import NginxProxy  # noqa: E402
 from tests.pg import PostgresCluster, find_bin  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-class Replica:
-    """``uvicorn app.main:app`` with 1 worker, no access log, optionally under ``taskset``."""
-
-    def __init__(self, env: dict[str, str], *, cpus: str | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--no-access-log", "--workers", "1"]
-        if cpus is not None:
-            cmd = ["taskset", "-c", cpus, *cmd]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"replica on {self.url} did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def family(pid: int) -> list[int]:
@@ -123,27 +80,9 @@ class Load:
 def run_wrk(
     url: str, body: Path, *, conc: int, seconds: float, tmp: Path, cpus: str | None = None
 ) -> Load:
-    """bench/serve.py's wrk script (one thread) against ``url``/predict; fails on any error."""
-    script = tmp / f"post-{body.stem}.lua"
-    script.write_text(LUA.replace("{body}", str(body)))
-    cmd = ["wrk", "-t1", f"-c{conc}", f"-d{max(1, round(seconds))}s", "--timeout", "30s"]
-    cmd += ["-s", str(script), f"{url}/predict"]
-    if cpus is not None:
-        cmd = ["taskset", "-c", cpus, *cmd]
-    before = os.times()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    after = os.times()
-    m = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+)", out)
-    if not m:
-        raise RuntimeError(out)
-    n, dur_us, p50, p99, bad_status, sock_err = m.groups()
-    if int(bad_status) or int(sock_err):
-        raise RuntimeError(f"{url}: {bad_status} non-2xx answers, {sock_err} socket errors\n{out}")
-    wrk_cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system
-    )
-    secs = float(dur_us) / 1e6
-    return Load(int(n) / secs, float(p50) / 1e3, float(p99) / 1e3, int(n), secs, wrk_cpu)
+    """bench/serve.py's ``wrk`` (one thread) against ``url``/predict; fails on any error."""
+    got = wrk(url, body, connections=conc, seconds=seconds, tmp=tmp, cpus=cpus)
+    return Load(got["rps"], got["p50"], got["p99"], got["requests"], got["seconds"], got["wrk_cpu"])
 
 
 def median_load(runs: list[Load]) -> Load:
@@ -166,9 +105,10 @@ def ints(text: str) -> tuple[int, ...]:
 
 
 def mode_stores(args: argparse.Namespace, tmp: Path, pg: PostgresCluster) -> None:
-    folder = Replica({"MODEL_STORE_DIR": str(tmp / "folder")})
-    postgres = Replica(
-        {"MODEL_STORE_DIR": str(tmp / "pg-data"), "MODEL_STORE_URL": pg.new_database()}
+    folder = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / "folder")})
+    postgres = Server(
+        "app.main:app",
+        {"MODEL_STORE_DIR": str(tmp / "pg-data"), "MODEL_STORE_URL": pg.new_database()},
     )
     try:
         files = {}
@@ -214,7 +154,7 @@ def mode_scale(args: argparse.Namespace, tmp: Path, pg: PostgresCluster) -> None
     url = pg.new_database()
     env = {"MODEL_STORE_DIR": str(tmp / "scale"), "MODEL_STORE_URL": url}
     ncpu = os.cpu_count() or 1
-    replicas = [Replica(env), Replica(env)]
+    replicas = [Server("app.main:app", env), Server("app.main:app", env)]
     # nginx with one worker per core, as the image's `worker_processes auto`
     lb1 = NginxProxy([f"127.0.0.1:{replicas[0].port}"], tmp / "nginx-1", workers=ncpu).start()
     lb2 = NginxProxy([f"127.0.0.1:{r.port}" for r in replicas], tmp / "nginx-2", workers=ncpu)
@@ -265,7 +205,7 @@ def mode_scale(args: argparse.Namespace, tmp: Path, pg: PostgresCluster) -> None
 
 def per_core(args: argparse.Namespace, tmp: Path, env: dict[str, str], mid: str) -> None:
     """1 replica on CPU 1; nginx (1 worker) and wrk on CPU 0. What each costs per request."""
-    replica = Replica(env, cpus="1")
+    replica = Server("app.main:app", env, cpus="1")
     lb = NginxProxy([f"127.0.0.1:{replica.port}"], tmp / "nginx-pinned", workers=1)
     lb.start(prefix=["taskset", "-c", "0"])
     assert lb.proc is not None
