@@ -36,23 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.serve import Server, bodies, loadavg, prepare, wrk  # noqa: E402
+from tests.live_server import children  # noqa: E402
 from tests.nginx import NginxProxy  # noqa: E402
 from tests.pg import PostgresCluster, find_bin  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def family(pid: int) -> list[int]:
-    """``pid`` and its children (nginx's master and workers)."""
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return [pid, *kids]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -224,7 +212,8 @@ def per_core(args: argparse.Namespace, tmp: Path, env: dict[str, str], mid: str)
         model = {}
         for n in args.rows:
             run_wrk(lb.url, files[n], conc=args.scale_conc, seconds=1, tmp=tmp, cpus="0")
-            rep0, lb0 = cpu_seconds([replica.proc.pid]), cpu_seconds(family(lb.proc.pid))
+            nginx = [lb.proc.pid, *children(lb.proc.pid)]  # its master and workers
+            rep0, lb0 = cpu_seconds([replica.proc.pid]), cpu_seconds(nginx)
             runs = [
                 run_wrk(
                     lb.url, files[n], conc=args.scale_conc, seconds=args.seconds, tmp=tmp, cpus="0"
@@ -232,7 +221,7 @@ def per_core(args: argparse.Namespace, tmp: Path, env: dict[str, str], mid: str)
                 for _ in range(args.rounds)
             ]
             rep = cpu_seconds([replica.proc.pid]) - rep0
-            ngx = cpu_seconds(family(lb.proc.pid)) - lb0
+            ngx = cpu_seconds(nginx) - lb0
             m = median_load(runs)
             t_rep, t_ngx, t_wrk = rep / m.requests, ngx / m.requests, m.wrk_cpu / m.requests
             model[n] = (1 / t_rep, 1 / (t_rep + t_ngx))

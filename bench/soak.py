@@ -25,14 +25,9 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, children
 
 CENTERS = [[-4.0, 0.0], [4.0, 0.0], [0.0, 5.0]]
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def rss_kib(pid: int, workers: int) -> int:

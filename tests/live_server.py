@@ -34,6 +34,20 @@ def free_port() -> int:
         return port
 
 
+def children(pid: int) -> set[int]:
+    """The pids of ``pid``'s child processes (a training pool's, nginx's workers), found by
+    their parent in ``/proc`` (so whichever of its threads started them)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
 class ServiceProcess:
     """One of the service's processes, its output in a log file beside ``model_dir``: started by
     a subclass's ``start`` (``_launch``, then ``_wait_until`` it is ready), then ``stop``

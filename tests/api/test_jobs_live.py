@@ -13,7 +13,7 @@ import pytest
 
 from tests.api.test_jobs import ASYNC, WAIT, ended, fitting, slow_body
 from tests.conftest import STORES
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, children
 
 pytestmark = pytest.mark.slow
 
@@ -32,18 +32,6 @@ def wait_for(url: str, job_id: str, done) -> dict:
             return job
         assert time.monotonic() < deadline, job
         time.sleep(0.05)
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
 
 
 def alive(pid: int) -> bool:

@@ -23,7 +23,7 @@ import pytest
 
 from model_store import new_model_id
 from tests.conftest import train
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, children
 
 GOOD = {
     "features": [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 3.0]],
@@ -77,19 +77,6 @@ def small_disk(folder: Path) -> Iterator[Callable[[], None]]:
         yield fill
     finally:
         unmount(folder)
-
-
-def children(pid: int) -> set[int]:
-    """The pids of ``pid``'s child processes (here: the training pool's)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # it ended meanwhile
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
 
 
 @contextmanager
