@@ -147,8 +147,8 @@ def train_from_body(
 #: A job's progress goes to its record at most this often (seconds): a tenth of a second is as
 #: often as an event stream shows it.
 REPORT_INTERVAL = 0.1
-#: How often (seconds) a running job looks for a cancel (a file, or a
-#: row's flag) and for its server.
+#: How often (seconds) a running job looks for a cancel (a file, or a row's flag) and for its
+#: server.
 CHECK_INTERVAL = 0.05
 #: The exit status of a training child whose server died under it.
 ORPHANED_EXIT = 70
@@ -293,17 +293,11 @@ def models_folder(settings: Settings) -> Path:
 
 def job_store(settings: Settings, store: ModelStore) -> JobStore:
     """The training jobs of ``store`` (opened from ``settings``): in its database for the
-    PostgreSQL store, else in the folder ``jobs`` of the model folder (``job_folder``), so every
-    worker and replica over the same store sees them."""
+    PostgreSQL store, else in the folder ``jobs`` of the model folder, so every worker and
+    replica over the same store sees them (``model_store.job_store_for``)."""
     from model_store import job_store_for
 
     return job_store_for(store, models_folder(settings))
-
-
-def job_folder(settings: Settings) -> Path:
-    """The folder store's jobs folder: ``jobs`` in the model folder (model files are the
-    folder's ``<id>.json`` only). Unused with the PostgreSQL store."""
-    return models_folder(settings) / "jobs"
 
 
 def evaluate_dataset(
