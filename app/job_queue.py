@@ -15,7 +15,7 @@ What can go wrong, and who mends it (``sweep``, every ``SWEEP_SECONDS`` in each 
 
 * A worker dies mid-job: procrastinate sees its heartbeat stop and the sweep retries its task
   (``get_stalled_jobs``); the task finds the job ``running`` with its lock free, and runs it
-  again once, or fails it (``JobScheduler``'s ``retries``).
+  again once, or fails it (``app.jobs.QUEUE_RETRIES``).
 * A job stored but never deferred (the server died between the two, or the queue was down), or
   ``running`` with nobody holding it while its task ended (a runner that lost its connection):
   the sweep defers it again. ``queueing_lock`` (the job's id) keeps one waiting task per job.

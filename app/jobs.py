@@ -19,8 +19,8 @@ runner from one it merely cannot see (another replica whose lock is not shared, 
 mid-save), and running a training twice could store two models for one job; the client decides
 to resubmit. On PostgreSQL the lock is the database's (a session's advisory lock, freed when the
 session ends), so a free lock does mean that its runner is gone: the job runs again once
-(``retries``), unless it was saving its model when its runner died (whether the model was stored
-cannot be told), and fails the second time.
+(``QUEUE_RETRIES``), unless it was saving its model when its runner died (whether the model was
+stored cannot be told), and fails the second time.
 A server that shuts down cleanly puts its running jobs back in the queue (their children were
 stopped, so nothing else runs them).
 """
@@ -64,6 +64,8 @@ POLL_SECONDS = 0.5
 CANCEL_WAIT = 2.0
 #: Seconds a clean shutdown waits for its running jobs to be put back in the queue.
 STOP_WAIT = 10.0
+#: With the PostgreSQL queue, times a job whose runner died is run again by another.
+QUEUE_RETRIES = 1
 #: Seconds between two deletions of the records of jobs ended ``JOB_RETENTION_DAYS`` ago.
 RETENTION_SECONDS = 3600.0
 #: The detail of a job found ``running`` with no live runner.
@@ -237,14 +239,14 @@ class JobScheduler:
     when this worker accepts a job or a training slot frees), claims queued jobs while it has
     free training slots, runs them, and settles jobs whose runner died."""
 
-    def __init__(
-        self, service: JobService, runner: TrainRunner, *, describe: Describe, retries: int = 0
-    ) -> None:
+    def __init__(self, service: JobService, runner: TrainRunner, *, describe: Describe) -> None:
         self.service = service
         self.store = service.store
         self.runner = runner
         self.describe = describe
-        self.retries = retries  # times a job whose runner died is run again (see the docstring)
+        # times a job whose runner died is run again: only where a free lock means a dead
+        # runner, the queue's database (see the module docstring)
+        self.retries = 0 if service.queue is None else QUEUE_RETRIES
         self.running: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
         self._wake: asyncio.Event | None = None

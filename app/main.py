@@ -169,10 +169,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         job_store(settings, store), settings, audit=store.audit, queue=queue
     )
     app.state.job_scheduler = JobScheduler(
-        app.state.jobs,
-        app.state.trainer,
-        describe=errors.describer(app),
-        retries=0 if queue is None else 1,
+        app.state.jobs, app.state.trainer, describe=errors.describer(app)
     )
     app.state.datasets = dataset_store(settings, store)
     app.state.offload = Offload()

@@ -57,7 +57,7 @@ async def run(settings: Settings, store: ModelStore, *, name: str | None) -> Non
     queue = job_queue.JobQueue(settings.model_store_url)
     jobs = JobService(job_store(settings, store), settings, audit=store.audit, queue=queue)
     runner = TrainRunner(settings)
-    scheduler = JobScheduler(jobs, runner, describe=job_describer(), retries=1)
+    scheduler = JobScheduler(jobs, runner, describe=job_describer())
     await runner.children.warm()  # the training children start now, not with the first job
     work = asyncio.get_running_loop().create_task(job_queue.work(scheduler, name=name))
     stop = asyncio.Event()
