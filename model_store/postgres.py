@@ -624,6 +624,12 @@ def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
     return row
 
 
+def _count(cur: psycopg.Cursor[Any]) -> int:
+    """The value of a ``SELECT count(*)`` just run."""
+    n: int = _one(cur)[0]
+    return n
+
+
 def _reason(exc: BaseException) -> str:
     """The first line of a driver error, without the URL (which may carry the password)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

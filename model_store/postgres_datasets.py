@@ -32,7 +32,7 @@ from .datasets import (
     DatasetNotFound,
     FileDatasetStore,
 )
-from .postgres import PostgresStore, json_text
+from .postgres import PostgresStore, _count, json_text
 
 
 class PgDatasetStore(FileDatasetStore):
@@ -79,8 +79,7 @@ class PgDatasetStore(FileDatasetStore):
         with self.db.transaction() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("SELECT count(*) FROM datasets")
-            row = cur.fetchone()
-            total = 0 if row is None else int(row[0])
+            total = _count(cur)
             cur.execute(
                 "SELECT record FROM datasets ORDER BY id DESC OFFSET %s LIMIT %s", (offset, limit)
             )
@@ -90,8 +89,7 @@ class PgDatasetStore(FileDatasetStore):
     def count(self) -> int:
         with self.db.transaction() as cur:
             cur.execute("SELECT count(*) FROM datasets")
-            row = cur.fetchone()
-        return 0 if row is None else int(row[0])
+            return _count(cur)
 
     def delete(self, dataset_id: str) -> None:
         dataset_id = self._id(dataset_id)

@@ -48,7 +48,15 @@ from psycopg.types.json import Jsonb
 
 from .base import DatabaseUnavailable, JobNotFound, JobQueueFull, Record, StoreWriteFailed
 from .jobs import FINAL, QUEUED, JobClaim, JobPage, JobStore, PendingBody, check_job_id
-from .postgres import CHANNEL, CONNECTION_TIMEOUT, PostgresStore, _reason, json_text
+from .postgres import (
+    CHANNEL,
+    CONNECTION_TIMEOUT,
+    PostgresStore,
+    _count,
+    _one,
+    _reason,
+    json_text,
+)
 
 #: First key of the claims' advisory locks (the second is ``hashtext(id)``): "ljob" in ASCII.
 CLAIM_CLASS = 0x6C6A6F62
@@ -391,14 +399,3 @@ class PgJobStore(JobStore):
             conn.close()
             return None
         return _PgClaim(self, conn, found[0])
-
-
-def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
-    row = cur.fetchone()
-    assert row is not None  # an aggregate or a function's value
-    return row
-
-
-def _count(cur: psycopg.Cursor[Any]) -> int:
-    n: int = _one(cur)[0]
-    return n
