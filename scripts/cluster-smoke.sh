@@ -17,29 +17,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '[cluster-smoke %(%H:%M:%S)T] %s\n' -1 "$*"; }
-fail() {
-  log "FAIL: $*"
-  exit 1
-}
-
-if ! docker info >/dev/null 2>&1; then
-  engine=${DOCKER_ENGINE_TOOL:-../shared/tools/docker-engine.sh}
-  [ -f "$engine" ] || fail "no Docker engine answers and $engine is absent"
-  eval "$(bash "$engine" start python:3.11-slim postgres:16 nginx:1.27)"
-fi
-docker compose version >/dev/null || fail "the docker compose plugin is missing"
+SMOKE_NAME=cluster-smoke
+# shellcheck source=scripts/smoke-common.sh
+. scripts/smoke-common.sh
+smoke_engine python:3.11-slim postgres:16 nginx:1.27
 
 started=$SECONDS
 PROJECT="logreg-cluster-smoke-$$-$RANDOM"
 WORK=$(mktemp -d)
-# four distinct free loopback ports
-read -r PGPORT API_PORT API_PORT_2 HTTP_PORT < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(4)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
+read -r PGPORT API_PORT API_PORT_2 HTTP_PORT < <(free_ports 4)
 # the password comes from a file, as in production (.env.cluster); a fresh one per run
 password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 printf 'POSTGRES_PASSWORD=%s\nPGPASSWORD=%s\n' "$password" "$password" >"$WORK/env"

@@ -14,25 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '[docker-smoke %(%H:%M:%S)T] %s\n' -1 "$*"; }
-fail() {
-  log "FAIL: $*"
-  exit 1
-}
-
-if ! docker info >/dev/null 2>&1; then
-  engine=${DOCKER_ENGINE_TOOL:-../shared/tools/docker-engine.sh}
-  [ -f "$engine" ] || fail "no Docker engine answers and $engine is absent"
-  eval "$(bash "$engine" start)"
-fi
-docker compose version >/dev/null || fail "the docker compose plugin is missing"
+SMOKE_NAME=docker-smoke
+# shellcheck source=scripts/smoke-common.sh
+. scripts/smoke-common.sh
+# shellcheck disable=SC2119 # no images named: the engine tool's own
+smoke_engine
 
 started=$SECONDS
 PROJECT="logreg-smoke-$$-$RANDOM"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-PORT=$(free_port)
-PORT2=$(free_port)
-while [ "$PORT2" = "$PORT" ]; do PORT2=$(free_port); done
+read -r PORT PORT2 < <(free_ports 2)
 export PORT IMAGE=${SMOKE_IMAGE:-logreg-service:smoke} WORKERS=2
 compose() { docker compose --progress quiet -p "$PROJECT" -f docker-compose.yml -f docker-compose.host.yml "$@"; }
 URL=http://127.0.0.1:$PORT
