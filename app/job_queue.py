@@ -64,14 +64,6 @@ def queue_app(url: str, *, sync: bool) -> procrastinate.App:
     return app
 
 
-def schema_sql() -> str:
-    """procrastinate's tables and functions, as its version creates them (the store's
-    migrations apply it once: ``model_store.postgres``)."""
-    from procrastinate.schema import SchemaManager
-
-    return SchemaManager.get_schema()
-
-
 class JobQueue:
     """A server's side of the queue: defer jobs (``app.jobs.JobService.queue``)."""
 
