@@ -294,11 +294,31 @@ def decode_json_fast(body: bytes) -> PredictInput | None:
     if parsed is None:
         return None
     fields, X = parsed
+    model_id, threshold, explain = predict_fields(fields)
+    return PredictInput(model_id, X, threshold, explain)
+
+
+def predict_fields(fields: dict[str, Any]) -> tuple[str, float | None, bool]:
+    """``(model_id, threshold, explain)`` of a predict body's fields beside its rows (strings,
+    numbers, booleans or null: ``fast_body`` declines the rest), validated by the schema.
+
+    Clients send the same few field sets over and over: a valid set is remembered (up to
+    ``FIELDS_MEMO_SIZE``), keyed by each value's type as well, since ``1``, ``1.0`` and ``True``
+    are equal keys. An invalid set is validated each time it comes, for its error.
+    """
+    key = tuple([(name, type(value), value) for name, value in fields.items()])
+    known = _FIELDS_MEMO.get(key)
+    if known is not None:
+        return known
     try:
         request: Any = _VALIDATE_PREDICT_FIELDS(fields)  # model_validate, one call fewer
     except ValidationError as exc:
         raise invalid(exc) from None
-    return PredictInput(request.model_id, X, request.threshold, request.explain)
+    known = (request.model_id, request.threshold, request.explain)
+    if len(_FIELDS_MEMO) >= FIELDS_MEMO_SIZE:
+        _FIELDS_MEMO.clear()  # many distinct sets: start over (a set is cheap to validate again)
+    _FIELDS_MEMO[key] = known
+    return known
 
 
 def _without_features(model: type[M]) -> type[BaseModel]:
@@ -317,6 +337,8 @@ def _without_features(model: type[M]) -> type[BaseModel]:
 
 _PREDICT_FIELDS = _without_features(PredictRequest)
 _VALIDATE_PREDICT_FIELDS = _PREDICT_FIELDS.__pydantic_validator__.validate_python
+FIELDS_MEMO_SIZE = 1024
+_FIELDS_MEMO: dict[tuple[tuple[str, type, Any], ...], tuple[str, float | None, bool]] = {}
 
 
 def decode_train_csv(

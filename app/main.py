@@ -66,11 +66,13 @@ Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`
 class ServiceApp(FastAPI):
     """FastAPI, behind the service's own pure ASGI layers (``front``).
 
-    Every request goes through ``front``: its id and metrics, then the API key, the body's
-    limits (size, coding, read time), then the predict fast path, and only then FastAPI's own
-    stack (error handling, routing).
-    A plain ``POST /predict`` is answered without entering FastAPI at all: its built-in
-    middlewares cost a 1-row prediction about 15% of its throughput (bench/serve.py).
+    Every request goes through ``front``: its id and metrics, then the predict fast path, then
+    the API key, the body's limits (size, coding, read time), and only then FastAPI's own stack
+    (error handling, routing).
+    A plain ``POST /predict`` is answered by the fast path, which applies the key's and the
+    limits' checks itself, without entering those layers or FastAPI: FastAPI's built-in
+    middlewares cost a 1-row prediction about 15% of its throughput, and each layer of ours
+    several per cent (bench/serve.py; docs/DEVELOPING.md).
     """
 
     front: ASGIApp
@@ -193,23 +195,30 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
     docs.install(app, [PredictRequest, TrainRequest, EvaluateRequest])
     docs_ui.install(app)
     # The front layers, innermost first. Per-request policy (auth, limits) must be a layer here,
-    # not a route dependency, or predictions answered by the fast path would bypass it.
-    front: ASGIApp = PredictFastPath(
-        HeadAsGet(app.fastapi), fastapi=app, service=app.state.service, offload=app.state.offload
-    )
-    front = BodyLimits(
-        front,
+    # not a route dependency, and the fast path must ask it (it answers in front of them).
+    limits = BodyLimits(
+        HeadAsGet(app.fastapi),
         max_bytes=settings.max_body_bytes,
         dataset_max_bytes=settings.max_dataset_bytes,
         read_seconds=settings.body_read_timeout,
     )
+    front: ASGIApp = limits
+    key_check = None
     if settings.api_key is not None or settings.api_keys_file is not None:
         keys = KeyTable(
             path=settings.api_keys_file,
             api_key=None if settings.api_key is None else settings.api_key.get_secret_value(),
         )
-        front = auth.APIKeyAuth(front, keys=keys)
+        front = key_check = auth.APIKeyAuth(front, keys=keys)
         app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]
+    front = PredictFastPath(
+        front,
+        fastapi=app,
+        service=app.state.service,
+        offload=app.state.offload,
+        limits=limits,
+        auth=key_check,
+    )
     # outermost, so every answer is counted and carries its X-Request-ID: the fast path's, and
     # refusals (401, 413) too
     app.front = PrometheusMiddleware(front, routes_of=app)

@@ -190,8 +190,9 @@ class ModelService:
     def cached(self, ref: str) -> ServedModel | None:
         """``served(ref)`` when that needs no I/O (a cached model, and for a name a cached
         entry, known to be current), else ``None``. Safe on the event loop."""
-        if ID_PATTERN.fullmatch(ref):
-            return self.cache.peek(ref)
+        model = self.cache.peek(ref)  # the usual case: the id of a cached model (no parsing)
+        if model is not None or ID_PATTERN.fullmatch(ref):
+            return model
         try:
             r = parse_reference(ref)
         except InvalidModelId:  # ``served`` raises it again, with the rest of the request

@@ -456,13 +456,14 @@ def binary_proba(z: Array, threshold: float) -> tuple[Array, np.ndarray]:
 def small_binary_proba(z: Floats, threshold: float) -> tuple[Array, np.ndarray]:
     """``binary_proba`` for a few scores as Python floats: the same operations on them, after
     NumPy's ``exp`` (which gives an element the same bits wherever it sits in an array)."""
-    rows, index = [], []
+    flat: list[float] = []  # row after row, [1 - h, h]
+    index = []
     for zi, ei in zip(z, np.exp([-abs(zi) for zi in z]).tolist(), strict=True):
         d = 1.0 + ei
         h = (1.0 if zi >= 0 else ei) / d
-        rows.append(((1.0 if zi <= 0 else ei) / d, h))
+        flat += ((1.0 if zi <= 0 else ei) / d, h)
         index.append(h >= threshold)
-    return np.array(rows, dtype=np.float64).reshape(len(z), 2), np.array(index, dtype=np.intp)
+    return np.array(flat).reshape(-1, 2), np.array(index, dtype=np.intp)
 
 
 @dataclass(frozen=True)

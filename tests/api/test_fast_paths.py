@@ -524,11 +524,14 @@ def test_no_base_http_middleware_on_the_hot_path(settings):
     names = [type(x).__name__ for x in layers]
     assert names == [
         "PrometheusMiddleware",
+        "PredictFastPath",
         "APIKeyAuth",
         "BodyLimits",
-        "PredictFastPath",
         "HeadAsGet",
     ]
+    # the fast path answers in front of the policy layers: it asks these very ones
+    fast = layers[1]
+    assert (fast.auth, fast.limits) == (layers[2], layers[3])
     classes = [type(x) for x in layers] + [m.cls for m in app.user_middleware]
     assert not any(isinstance(c, type) and issubclass(c, BaseHTTPMiddleware) for c in classes)
 

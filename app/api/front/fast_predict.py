@@ -1,10 +1,12 @@
 """The common ``POST /predict`` answered in front of FastAPI's middleware, routing and dependency
-machinery (most of a 1-row prediction's cost otherwise).
+machinery, and of the service's own policy layers (most of a 1-row prediction's cost otherwise).
 
-It takes a request by its headers alone: ``Content-Type: application/json``, no query string and
-no CSV answer wanted. A request it takes, it answers, errors included (through the app's own
-exception handlers, the one mapping of errors to statuses); a request it does not take goes on
-to the route untouched. No request is decoded or predicted twice.
+It takes a request by its headers alone: ``Content-Type: application/json``, no query string, no
+CSV answer wanted, and nothing the policy layers behind it would act on: it asks each of them
+(``APIKeyAuth.admits``, ``BodyLimits.admits``) with their own checks. A request it takes, it
+answers, errors included (through the app's own exception handlers, the one mapping of errors to
+statuses), reading the body under the body's deadline (``BodyLimits.read``); a request it does
+not take goes on to those layers untouched. No request is decoded or predicted twice.
 """
 
 from __future__ import annotations
@@ -21,19 +23,35 @@ from ...offload import Offload
 from ...service import ModelService
 from ..errors import CLIENT_CLOSED, log_disconnect
 from ..prediction import predict_json
+from .auth import APIKeyAuth
+from .limits import BodyLimits
+
+#: Longest ``Content-Length`` value read here; a longer one is the size layer's to refuse.
+_LENGTH_DIGITS = 18
 
 
 class PredictFastPath:
-    """Pure ASGI layer; the innermost of the service's front layers (app.main), so that metrics,
-    the API key and the body size limit see every request it answers."""
+    """Pure ASGI layer, right behind the metrics layer (app.main), which counts and identifies
+    every request it answers; ``limits`` and ``auth`` are the policy layers behind it, whose
+    checks it applies. A new policy layer must be asked here too
+    (``tests/api/test_fast_paths.py`` checks that the chain holds no other)."""
 
     def __init__(
-        self, app: ASGIApp, *, fastapi: FastAPI, service: ModelService, offload: Offload
+        self,
+        app: ASGIApp,
+        *,
+        fastapi: FastAPI,
+        service: ModelService,
+        offload: Offload,
+        limits: BodyLimits,
+        auth: APIKeyAuth | None = None,
     ) -> None:
         self.app = app
         self.fastapi = fastapi
         self.service = service
         self.offload = offload
+        self.limits = limits
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -44,19 +62,36 @@ class PredictFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        # Headers(scope=scope).get, for the two names, in one pass (ASGI names are lowercase)
-        ctype = accept = None
+        # Headers(scope=scope).get, for the names needed, in one pass (ASGI names are lowercase)
+        ctype = accept = size = None
+        unusual = False  # a header that the size layer has to look at
         for name, value in scope["headers"]:
             if name == b"content-type":
                 ctype = value.decode("latin-1") if ctype is None else ctype
             elif name == b"accept":
                 accept = value.decode("latin-1") if accept is None else accept
-        if not media.is_json(ctype) or media.wants_csv(accept):
-            await self.app(scope, receive, send)  # CSV bodies and CSV answers are the route's
+            elif name == b"content-length":
+                if size is None and len(value) <= _LENGTH_DIGITS and value.isdigit():
+                    size = int(value)
+                else:  # not a number, or sent twice
+                    unusual = True
+            elif name == b"content-encoding" or name == b"transfer-encoding":
+                unusual = True
+        if (
+            not media.is_json(ctype)
+            or media.wants_csv(accept)  # CSV bodies and CSV answers are the route's
+            or not self.limits.admits(size, unusual)
+            or (self.auth is not None and not self.auth.admits(scope))
+        ):
+            await self.app(scope, receive, send)
             return
+        deadline = self.limits.deadline()
         chunks: list[bytes] = []
         while True:
-            message = await receive()
+            message = await self.limits.read(receive, deadline)
+            if message is None:
+                await self.limits.refuse_late(scope, send)
+                return
             if message["type"] != "http.request":  # the client went away
                 log_disconnect(scope)
                 # nobody reads it (the server drops it), but the metrics count its status

@@ -152,6 +152,22 @@ class BodyLimits:
         self._sweep: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the one the above belong to
 
+    def admits(self, size: int | None, unusual: bool) -> bool:
+        """Whether a request that is not a dataset upload, with a declared ``Content-Length`` of
+        ``size`` (``None``: none) and, if ``unusual``, a ``Content-Encoding``, a
+        ``Transfer-Encoding`` or a ``Content-Length`` that is not one number, needs nothing of
+        this layer but the read deadline (``deadline``, ``read``): what the predict fast path,
+        which answers in front of this layer, asks."""
+        return size is not None and not unusual and size <= self.max_bytes
+
+    def deadline(self) -> float:
+        """The deadline of the body of a request beginning now (``time.monotonic``)."""
+        return time.monotonic() + self.seconds
+
+    async def refuse_late(self, scope: Scope, send: Send) -> None:
+        """The 408 for a body not received by its deadline; it closes the connection."""
+        await send_error(scope, send, 408, self.late, CLOSE)
+
     def message(self, what: str, *, dataset: bool = False) -> str:
         if dataset:
             limit, setting = self.dataset_max_bytes, "MAX_DATASET_BYTES"
@@ -163,7 +179,7 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = time.monotonic() + self.seconds
+        deadline = self.deadline()
         declared = chunked = False
         size = 0
         encoding: bytes | None = None
@@ -196,9 +212,9 @@ class BodyLimits:
             detail = f"Content-Encoding {coding!r} is not supported; send the body uncompressed"
             await send_error(scope, send, 415, detail, [(b"accept-encoding", b"identity")])
             return
-        first = await self._read(receive, deadline)
+        first = await self.read(receive, deadline)
         if first is None:
-            await send_error(scope, send, 408, self.late, CLOSE)
+            await self.refuse_late(scope, send)
             return
         # the server reads at most a declared Content-Length: only chunked bodies are counted
         counted = chunked or not declared
@@ -231,7 +247,7 @@ class BodyLimits:
                 return first
             if body_done:
                 return await receive()
-            message = await self._read(receive, deadline)
+            message = await self.read(receive, deadline)
             if message is None:
                 refusal.answer = (408, self.late, CLOSE)
                 raise BodyTimeout(self.late)
@@ -249,7 +265,7 @@ class BodyLimits:
 
         await refusal.serve(self.app, scope, limited_receive, send, raised=Exception)
 
-    async def _read(self, receive: Receive, deadline: float) -> Message | None:
+    async def read(self, receive: Receive, deadline: float) -> Message | None:
         """``receive()``, or ``None`` if it has to wait past ``deadline``."""
         read = _ListedIfWaiting(receive(), self, deadline)
         try:
