@@ -66,13 +66,13 @@ Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`
 class ServiceApp(FastAPI):
     """FastAPI, behind the service's own pure ASGI layers (``front``).
 
-    Every request goes through ``front``: its id and metrics, then the predict fast path, then
-    the API key, the body's limits (size, coding, read time), and only then FastAPI's own stack
+    Every request goes through ``front``: the predict fast path, then its id and metrics, the
+    API key, the body's limits (size, coding, read time), and only then FastAPI's own stack
     (error handling, routing).
-    A plain ``POST /predict`` is answered by the fast path, which applies the key's and the
-    limits' checks itself, without entering those layers or FastAPI: FastAPI's built-in
-    middlewares cost a 1-row prediction about 15% of its throughput, and each layer of ours
-    several per cent (bench/serve.py; docs/DEVELOPING.md).
+    A plain ``POST /predict`` is answered by the fast path, which applies those layers' checks
+    itself, without entering them or FastAPI: FastAPI's built-in middlewares cost a 1-row
+    prediction about 15% of its throughput, and each layer of ours several per cent
+    (bench/serve.py; docs/DEVELOPING.md).
     """
 
     front: ASGIApp
@@ -211,17 +211,17 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         )
         front = key_check = auth.APIKeyAuth(front, keys=keys)
         app.openapi = auth.secure_openapi(app)  # type: ignore[method-assign]
-    front = PredictFastPath(
-        front,
+    # every answer is counted and carries its X-Request-ID: refusals (401, 413) too, and the
+    # fast path's, which it counts with this layer's own functions
+    counted = PrometheusMiddleware(front, routes_of=app)
+    app.front = PredictFastPath(
+        counted,
         fastapi=app,
         service=app.state.service,
         offload=app.state.offload,
         limits=limits,
         auth=key_check,
     )
-    # outermost, so every answer is counted and carries its X-Request-ID: the fast path's, and
-    # refusals (401, 413) too
-    app.front = PrometheusMiddleware(front, routes_of=app)
     return app
 
 

@@ -7,7 +7,9 @@
 
 Both servers run under uvicorn with 1 worker and the same flags; the load generator is ``wrk``
 (``apt-get install -y wrk``) with one thread, the same for both. Each cell runs the reference and
-the service alternately, ``--rounds`` times ``--seconds`` each, and prints the medians of req/s,
+the service alternately, ``--rounds`` times ``--seconds`` each (``--instances`` processes of each
+server taking turns; with 2 CPUs or more, the servers on CPU 1 and wrk on CPU 0), and prints the
+medians of req/s,
 rows/s, p50 and p99 latency and the ratio service / reference. The model is a logistic regression
 of scikit-learn's ``load_breast_cancer`` (569 x 30) trained by the service; the reference uses the
 same weights with the standardisation folded in. Figures are only comparable within one run (the
@@ -193,11 +195,23 @@ def loadavg() -> str:
 
 
 def mode_table(args: argparse.Namespace, tmp: Path) -> None:
-    svc = Server("app.main:app", {"MODEL_STORE_DIR": str(tmp / "models")})
-    ref: Server | None = None
+    # servers on one core and wrk on the other: they do not take each other's core by turns
+    server_cpu, wrk_cpu = ("1", "0") if args.pin else (None, None)
+    env = {"MODEL_STORE_DIR": str(tmp / "models")}
+    svcs = [Server("app.main:app", env, cpus=server_cpu)]
+    refs: list[Server] = []
     try:
-        mid, ref_model = prepare(tmp, svc.url)
-        ref = Server("bench.reference_server:app", {"REFERENCE_MODEL": str(ref_model)})
+        mid, ref_model = prepare(tmp, svcs[0].url)
+        # Several processes of each: one process can be several per cent faster or slower than
+        # another of the same code for its whole life (its memory layout); rounds take turns.
+        svcs += [Server("app.main:app", env, cpus=server_cpu) for _ in range(args.instances - 1)]
+        refs = [
+            Server(
+                "bench.reference_server:app", {"REFERENCE_MODEL": str(ref_model)}, cpus=server_cpu
+            )
+            for _ in range(args.instances)
+        ]
+        svc, ref = svcs[0], refs[0]
         files = bodies(tmp, mid, tuple(sorted({100, *args.rows})))
         check = [
             httpx.post(
@@ -215,7 +229,9 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
         )
         print(
             f"load average before: {loadavg()}; medians of {args.rounds} alternating runs of "
-            f"{args.seconds:g} s per server and cell (x4 for 10,000 rows at 32), wrk -t1"
+            f"{args.seconds:g} s per server and cell (x4 for 10,000 rows at 32), wrk -t1, "
+            f"{args.instances} processes of each server taking turns"
+            + (", servers on CPU 1 and wrk on CPU 0" if args.pin else "")
         )
         print(
             "| rows | conc | reference req/s | service req/s | ratio | rounds' ratios "
@@ -228,13 +244,15 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
             for conc in args.conc_table:
                 # big bodies at 32 connections need longer for a few hundred samples
                 secs = args.seconds * (4 if n >= 10_000 and conc > 1 else 1)
-                for s in (ref, svc):  # warm-up
-                    wrk(s.url, path, connections=conc, seconds=1, tmp=tmp)
+                for s in (*refs, *svcs):  # warm-up
+                    wrk(s.url, path, connections=conc, seconds=1, tmp=tmp, cpus=wrk_cpu)
                 # alternate the servers over several rounds; medians damp drifts in machine load
                 runs: dict[str, list[dict]] = {"ref": [], "svc": []}
-                for _ in range(args.rounds):
-                    for name, s in (("ref", ref), ("svc", svc)):
-                        runs[name].append(wrk(s.url, path, connections=conc, seconds=secs, tmp=tmp))
+                for i in range(args.rounds):
+                    pair = (("ref", refs[i % len(refs)]), ("svc", svcs[i % len(svcs)]))
+                    for name, s in pair if i % 2 == 0 else pair[::-1]:
+                        w = wrk(s.url, path, connections=conc, seconds=secs, tmp=tmp, cpus=wrk_cpu)
+                        runs[name].append(w)
                 r, v = (
                     {k: statistics.median(x[k] for x in runs[name]) for k in ("rps", "p50", "p99")}
                     for name in ("ref", "svc")
@@ -253,9 +271,8 @@ def mode_table(args: argparse.Namespace, tmp: Path) -> None:
                 )
         print(f"load average after: {loadavg()}")
     finally:
-        svc.stop()
-        if ref is not None:
-            ref.stop()
+        for s in (*svcs, *refs):
+            s.stop()
 
 
 def mode_refs(args: argparse.Namespace, tmp: Path) -> None:
@@ -468,7 +485,16 @@ def main() -> None:
         "--mode", choices=["table", "training", "startup", "refs", "all"], default="table"
     )
     ap.add_argument("--seconds", type=float, default=3.0, help="wrk duration per run")
-    ap.add_argument("--rounds", type=int, default=3, help="runs per server and cell (medians)")
+    ap.add_argument("--rounds", type=int, default=4, help="runs per server and cell (medians)")
+    ap.add_argument(
+        "--instances", type=int, default=2, help="--mode table: processes of each server"
+    )
+    ap.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=(os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None,
+        help="--mode table: servers on CPU 1, wrk on CPU 0 (default with 2 CPUs or more)",
+    )
     ap.add_argument("--conc", type=int, default=8, help="connections in --mode training")
     ap.add_argument("--idle-windows", type=int, default=3, help="--mode training: idle windows")
     ap.add_argument(

@@ -523,15 +523,15 @@ def test_no_base_http_middleware_on_the_hot_path(settings):
         layer = layer.app
     names = [type(x).__name__ for x in layers]
     assert names == [
-        "PrometheusMiddleware",
         "PredictFastPath",
+        "PrometheusMiddleware",
         "APIKeyAuth",
         "BodyLimits",
         "HeadAsGet",
     ]
-    # the fast path answers in front of the policy layers: it asks these very ones
-    fast = layers[1]
-    assert (fast.auth, fast.limits) == (layers[2], layers[3])
+    # the fast path answers in front of the other layers: it uses these very ones
+    fast = layers[0]
+    assert (fast.counted, fast.auth, fast.limits) == (layers[1], layers[2], layers[3])
     classes = [type(x) for x in layers] + [m.cls for m in app.user_middleware]
     assert not any(isinstance(c, type) and issubclass(c, BaseHTTPMiddleware) for c in classes)
 
@@ -591,3 +591,23 @@ def test_an_error_on_the_fast_path_is_answered_once_not_retried(client, monkeypa
         assert r.status_code == status, r.text
         assert needle is None or needle in r.json()["detail"]
         assert len(parses) == 1 and len(predictions) == predicted
+
+
+def test_fields_beside_the_rows_are_remembered_by_type_as_well_as_value(client):
+    """The fast decoder remembers valid field sets (``decode.predict_fields``); ``1``, ``1.0``
+    and ``True`` are equal dictionary keys, but not equally valid fields."""
+    mid = train(client, GOOD_TRAIN["features"], GOOD_TRAIN["labels"])["id"]
+    rows = [[1.0, 2.0]]
+    for _ in range(2):  # the second time from the memo
+        assert client.post("/predict", json={"model_id": mid, "features": rows}).status_code == 200
+        ok = client.post("/predict", json={"model_id": mid, "features": rows, "explain": True})
+        assert ok.status_code == 200 and "contributions" in ok.json()
+        bad = client.post("/predict", json={"model_id": mid, "features": rows, "explain": 1})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "explain"
+        for threshold in (1, 1.0):
+            r = client.post(
+                "/predict", json={"model_id": mid, "features": rows, "threshold": threshold}
+            )
+            assert r.status_code == 200, r.text
+        bad = client.post("/predict", json={"model_id": mid, "features": rows, "threshold": True})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "threshold"

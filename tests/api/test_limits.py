@@ -112,6 +112,7 @@ def test_a_slow_body_is_a_408_on_every_route_and_never_holds_the_training_slot(t
         for (path, _, _), (status, headers, body) in zip(cases, answers, strict=True):
             assert status == 408, (path, status, body)
             assert headers.get("connection") == "close", (path, headers)
+            assert headers.get("x-request-id"), (path, headers)  # counted like any answer
             content = orjson.loads(body)
             message = content["error"] if path.startswith("/v2") else content["detail"]
             assert message == (

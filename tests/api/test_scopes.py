@@ -185,6 +185,7 @@ def test_the_one_command_that_makes_a_key_and_a_real_server_taking_it(tmp_path):
 
 def test_every_answer_carries_a_request_id(client):
     h = {"X-API-Key": KEYS["admin"]}
+    mid = client.post("/train", json=GOOD, headers=h).json()["id"]
     answers = [
         client.get("/health"),
         client.get("/models"),  # 401
@@ -192,7 +193,10 @@ def test_every_answer_carries_a_request_id(client):
             "/predict", json={"model_id": "nope", "features": [[1]]}, headers=h
         ),  # fast path
         client.get("/nowhere", headers=h),
+        client.post("/predict", json={"model_id": "nope", "features": [[1]]}),  # 401
+        client.post("/predict", json={"model_id": mid, "features": [[1.0, 2.0]]}, headers=h),
     ]
+    assert [r.status_code for r in answers] == [200, 401, 404, 404, 401, 200]
     ids = [r.headers["x-request-id"] for r in answers]
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
     assert len(set(ids)) == len(ids)

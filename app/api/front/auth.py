@@ -7,8 +7,9 @@ except the paths in
 ``OPEN_PATHS`` / under ``OPEN_PREFIXES`` (health checks, and the docs page with its schema so a
 user can read the docs and enter the key there); and the key needs the scope the route needs
 (``scope_needed``): none or a wrong key is a 401, a key without the scope a 403 naming it.
-Being a middleware over the whole application, it also covers the fast path and routes added
-later; a new route that changes state must be added to ``scope_needed``.
+Being a middleware over the whole application, it also covers routes added later (the predict
+fast path, in front of it, asks ``admits``); a new route that changes state must be added to
+``scope_needed``.
 """
 
 from __future__ import annotations

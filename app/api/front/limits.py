@@ -164,9 +164,11 @@ class BodyLimits:
         """The deadline of the body of a request beginning now (``time.monotonic``)."""
         return time.monotonic() + self.seconds
 
-    async def refuse_late(self, scope: Scope, send: Send) -> None:
+    async def refuse_late(
+        self, scope: Scope, send: Send, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         """The 408 for a body not received by its deadline; it closes the connection."""
-        await send_error(scope, send, 408, self.late, CLOSE)
+        await send_error(scope, send, 408, self.late, [*CLOSE, *headers])
 
     def message(self, what: str, *, dataset: bool = False) -> str:
         if dataset:

@@ -1,8 +1,10 @@
-"""The outermost front layer: gives every HTTP request its id (``request_id``) and counts and
-times it (``app.metrics``)."""
+"""The front layer that gives every HTTP request its id (``request_id``) and counts and times it
+(``app.metrics``): as a layer for every request that reaches it, and with ``begin`` and ``end``
+for those that the predict fast path, in front of it, answers."""
 
 from __future__ import annotations
 
+from contextvars import Token
 from time import perf_counter
 from typing import Any
 
@@ -43,7 +45,8 @@ def route_template(scope: Scope) -> str | None:
 
 class PrometheusMiddleware:
     """Counts and times every HTTP request by method, route template and status, and puts its
-    ``X-Request-ID`` on the answer.
+    ``X-Request-ID`` on the answer; the predict fast path, in front of it, does the same for
+    the requests it answers with ``begin`` and ``end``.
 
     A plain ASGI middleware (no ``BaseHTTPMiddleware``: no extra task or body copying), whose
     cost per request is finding the route's label and one ``metrics.record_request``.
@@ -70,13 +73,26 @@ class PrometheusMiddleware:
             self._fixed_paths = {p: p for p in paths if p is not None and "{" not in p}
         return self._fixed_paths.get(scope["path"], UNMATCHED)
 
+    def begin(self, scope: Scope) -> tuple[float, bytes, Token[str]]:
+        """A request's start time and id (``request_id.begin``), for ``end``."""
+        rid, token = request_id.begin(scope)
+        return perf_counter(), rid, token
+
+    def end(
+        self, scope: Scope, started: float, token: Token[str], status: int, route: str | None
+    ) -> None:
+        """Count and time a request answered with ``status``; ``route``: its label, if known."""
+        request_id.end(token)
+        method = scope["method"] if scope["method"] in METHODS else "OTHER"
+        labels = (method, route or self._route(scope), str(status))
+        metrics.record_request(labels, perf_counter() - started)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = perf_counter()
+        started, rid, token = self.begin(scope)
         status = 500  # if the app raises before answering, the server answers 500
-        rid, token = request_id.begin(scope)
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -88,7 +104,4 @@ class PrometheusMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            request_id.end(token)
-            method = scope["method"] if scope["method"] in METHODS else "OTHER"
-            labels = (method, self._route(scope), str(status))
-            metrics.record_request(labels, perf_counter() - start)
+            self.end(scope, started, token, status, None)

@@ -37,7 +37,7 @@ os.register_at_fork(after_in_child=_new_prefix)
 def begin(scope: Scope) -> tuple[bytes, Token[str]]:
     """The request's id (its client's, or a new one), put in ``scope["state"]`` and in the
     context of its log records; ``end(token)`` when the request is over. Called by the
-    outermost front layer (``PrometheusMiddleware``), which also puts the id on the answer: one
+    metrics layer (``PrometheusMiddleware.begin``), which also puts the id on the answer: one
     layer, one ``send`` wrapper for both (a layer of its own cost a 1-row prediction ~3 us)."""
     raw = None
     for name, value in scope["headers"]:
