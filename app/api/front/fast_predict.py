@@ -30,8 +30,6 @@ from .auth import APIKeyAuth
 from .limits import BodyLimits
 from .metrics import PrometheusMiddleware
 
-#: Longest ``Content-Length`` value read here; a longer one is the size layer's to refuse.
-_LENGTH_DIGITS = 18
 #: The metrics' route label of what this layer answers (the route's path template).
 ROUTE = "/predict"
 
@@ -68,25 +66,17 @@ class PredictFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        # Headers(scope=scope).get, for the names needed, in one pass (ASGI names are lowercase)
-        ctype = accept = size = None
-        unusual = False  # a header that the size layer has to look at
+        # Headers(scope=scope).get, for the two names, in one pass (ASGI names are lowercase)
+        ctype = accept = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 ctype = value.decode("latin-1") if ctype is None else ctype
             elif name == b"accept":
                 accept = value.decode("latin-1") if accept is None else accept
-            elif name == b"content-length":
-                if size is None and len(value) <= _LENGTH_DIGITS and value.isdigit():
-                    size = int(value)
-                else:  # not a number, or sent twice
-                    unusual = True
-            elif name == b"content-encoding" or name == b"transfer-encoding":
-                unusual = True
         if (
             not media.is_json(ctype)
             or media.wants_csv(accept)  # CSV bodies and CSV answers are the route's
-            or not self.limits.admits(size, unusual)
+            or not self.limits.admits(scope)
             or (self.auth is not None and not self.auth.admits(scope))
         ):
             await self.app(scope, receive, send)

@@ -116,6 +116,22 @@ class Refusal:
 IDENTITY = (b"", b"identity")
 
 
+def _body_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[int | None, bool, bytes | None]:
+    """``(Content-Length, chunked, Content-Encoding)`` of a request's headers: the declared
+    length (``None``: none), whether the body comes chunked, and its coding (``None``: none).
+    ``ValueError`` for a ``Content-Length`` that is not a number."""
+    size = encoding = None
+    chunked = False
+    for name, value in headers:
+        if name == b"content-length":
+            size = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+        elif name == b"content-encoding":
+            encoding = value
+    return size, chunked, encoding
+
+
 #: Uploads to this path (``POST``) are datasets: limited by ``dataset_max_bytes`` instead, and
 #: their route reads compressed bodies (it decides which codings).
 DATASETS = "/datasets"
@@ -152,13 +168,16 @@ class BodyLimits:
         self._sweep: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the one the above belong to
 
-    def admits(self, size: int | None, unusual: bool) -> bool:
-        """Whether a request that is not a dataset upload, with a declared ``Content-Length`` of
-        ``size`` (``None``: none) and, if ``unusual``, a ``Content-Encoding``, a
-        ``Transfer-Encoding`` or a ``Content-Length`` that is not one number, needs nothing of
-        this layer but the read deadline (``deadline``, ``read``): what the predict fast path,
-        which answers in front of this layer, asks."""
-        return size is not None and not unusual and size <= self.max_bytes
+    def admits(self, scope: Scope) -> bool:
+        """Whether the HTTP request ``scope``, not a dataset upload, needs nothing of this layer
+        but the read deadline (``deadline``, ``read``): a declared ``Content-Length`` within
+        the limit, not chunked, no ``Content-Encoding``. What the predict fast path, which
+        answers in front of this layer, asks."""
+        try:
+            size, chunked, encoding = _body_headers(scope["headers"])
+        except ValueError:  # not a number: this layer's 400
+            return False
+        return size is not None and 0 <= size <= self.max_bytes and not chunked and not encoding
 
     def deadline(self) -> float:
         """The deadline of the body of a request beginning now (``time.monotonic``)."""
@@ -182,21 +201,13 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         deadline = self.deadline()
-        declared = chunked = False
-        size = 0
-        encoding: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    size = int(value)
-                except ValueError:
-                    await send_error(scope, send, 400, "Content-Length: not a number")
-                    return
-                declared = True
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"content-encoding":
-                encoding = value
+        try:
+            length, chunked, encoding = _body_headers(scope["headers"])
+        except ValueError:
+            await send_error(scope, send, 400, "Content-Length: not a number")
+            return
+        declared = length is not None
+        size = length or 0
         dataset = False
         if size > self.smallest or encoding is not None or chunked:
             dataset = scope["method"] == "POST" and route_path(scope) == DATASETS
