@@ -9,11 +9,10 @@ Both servers run under uvicorn with 1 worker and the same flags; the load genera
 (``apt-get install -y wrk``) with one thread, the same for both. Each cell runs the reference and
 the service alternately, ``--rounds`` times ``--seconds`` each (``--instances`` processes of each
 server taking turns; with 2 CPUs or more, the servers on CPU 1 and wrk on CPU 0), and prints the
-medians of req/s,
-rows/s, p50 and p99 latency and the ratio service / reference. The model is a logistic regression
-of scikit-learn's ``load_breast_cancer`` (569 x 30) trained by the service; the reference uses the
-same weights with the standardisation folded in. Figures are only comparable within one run (the
-machine's load changes them).
+medians of req/s, rows/s, p50 and p99 latency and the ratio service / reference. The model is a
+logistic regression of scikit-learn's ``load_breast_cancer`` (569 x 30) trained by the service;
+the reference uses the same weights with the standardisation folded in. Figures are only
+comparable within one run (the machine's load changes them).
 """
 
 from __future__ import annotations
