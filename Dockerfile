@@ -22,6 +22,15 @@ RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb')
 
 # ---- build stage: dependencies, then the package; nothing of it but the results is kept ----
 FROM python:${PYTHON_VERSION}-slim AS build
+# A C compiler for the package's one extension, app/engine/_scores.c; it stays in this stage.
+# The official image has Python's headers; a Debian-built Python (the local stand-in) takes them
+# from Debian. Versions are the base image's Debian release's, so they are not pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && { python -c "import pathlib, sys, sysconfig; sys.exit(not pathlib.Path(sysconfig.get_paths()['include'], 'Python.h').exists())" \
+         || apt-get install -y --no-install-recommends python3-dev; } \
+    && rm -rf /var/lib/apt/lists/*
 # The venv gets no pip or setuptools of its own (the base image's pip installs into it), so the
 # runtime image carries no build tools beyond what the base image already has.
 RUN python -m venv --without-pip /opt/venv

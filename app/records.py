@@ -388,16 +388,12 @@ class ServedModel:
         return list(self.model.classes)
 
     def nbytes(self) -> int:
-        """The memory this model holds, as the cache counts it (``MODEL_CACHE_BYTES``): its
-        arrays and, for a linear model, their copy as Python floats for small batches (a float
-        object and a list slot, 32 bytes, per 8-byte number), whether made yet or not."""
+        """The memory this model holds, as the cache counts it (``MODEL_CACHE_BYTES``)."""
         m = self.model
         arrays = [m.coef, m.intercept, m.mean, m.scale]
         if m.polynomial is not None:
             arrays += [m.polynomial.mean, m.polynomial.scale]
         size = sum(a.nbytes for a in arrays if a is not None)
-        if m.polynomial is None:
-            size *= 5
         if self.profile is not None:
             size += 8 * PROFILE_NUMBERS_PER_FEATURE * len(self.profile.mean)
         if self.centre is not None:

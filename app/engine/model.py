@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._scores import scores
 from .errors import InvalidData, InvalidParams
 from .loss import Array, Design, LogisticLoss, MultinomialLoss, log_sigmoid
 from .monitor import Monitor
@@ -193,52 +194,24 @@ class LogisticModel:
             return X
         return Standardizer(self.mean, self.scale).transform(X)
 
-    def _design_columns(self, X: Array) -> Array:
-        """``transform(X).T`` as a C-contiguous (n_design_features, n_samples) array; for a model
-        without polynomial features, standardised straight into that layout (the same
-        operations as ``Standardizer.transform``)."""
-        if self.polynomial is not None:
-            return np.ascontiguousarray(self.transform(X).T)
-        DT = np.empty((X.shape[1], X.shape[0]))
-        if self.mean is None or self.scale is None:
-            DT[...] = X.T
-            return DT
-        np.subtract(X.T, self.mean[:, None], out=DT)
-        DT /= self.scale[:, None]
-        return DT
-
     def decision_function(self, X: ArrayLike) -> Array:
         """Scores ``z = x . w + b`` of shape (n_samples, n_outputs).
 
         Each row's score is computed by the same operations in the same order whatever the batch
-        (``row_scores``), so a row gives the same bits alone or among others, on any CPU.
+        (``linear_scores``), so a row gives the same bits alone or among others, on any CPU.
         ``InvalidData`` names the first row whose score is not a finite number: a cell that is
         not a finite number, or values that overflow this model.
         """
-        Z = self._scores(X)
-        return Z if isinstance(Z, np.ndarray) else np.array(Z, dtype=np.float64)
-
-    def _scores(self, X: ArrayLike) -> Array | list[Floats]:
-        """``decision_function(X)``; up to ``SMALL_BATCH`` rows, as rows of Python floats."""
         Xc = check_features(X, n_features=self.n_features, check_finite=False)
-        if len(Xc) <= SMALL_BATCH:
-            if self.polynomial is None:
-                Zs = small_scores(Xc.tolist(), *self._small)
-            else:
-                *_, W, b = self._small
-                with np.errstate(over="ignore", invalid="ignore"):
-                    D = self.transform(Xc)
-                Zs = small_scores(D.tolist(), None, None, W, b)
-            if all([z - z == 0.0 for zs in Zs for z in zs]):  # inf - inf and NaN are NaN
-                return Zs
-            Z = np.array(Zs, dtype=np.float64)
-        else:
+        D = Xc
+        if self.polynomial is not None:
             with np.errstate(over="ignore", invalid="ignore"):
-                Z = column_scores(self._design_columns(Xc), self.coef, self.intercept)
-            if np.isfinite(Z).all():
-                return Z
+                D = self.polynomial.transform(Xc)
+        mean, scale, W, b = self._score_arrays
+        Z, row = linear_scores(D, W, b, mean=mean, scale=scale)
+        if row < 0:
+            return Z
         ensure_finite(Xc)  # a NaN or an infinity in X is named by its cell
-        row = int(np.argmin(np.isfinite(Z).all(axis=1)))
         raise InvalidData(
             f"features[{row}]: values too large for this model (its score overflows 64-bit floats)"
         )
@@ -257,18 +230,17 @@ class LogisticModel:
 
         Binary: ``classes[1]`` where ``h(x) >= threshold`` (default 0.5). Multi-class: the class
         with the largest probability (``threshold`` does not apply). The one implementation of
-        prediction; up to ``SMALL_BATCH`` rows its per-element arithmetic runs on Python floats,
-        the same IEEE operations in the same order as the NumPy path, so the bits are the same.
+        prediction; up to ``SMALL_BATCH`` rows a binary model's probabilities are computed on
+        Python floats, the same IEEE operations as ``binary_proba``, so the bits are the same.
         """
         if threshold is not None and self.multiclass != "binary":
             raise InvalidParams("threshold: applies to binary models only")
-        Z = self._scores(X)
+        Z = self.decision_function(X)
         if self.multiclass == "binary":
             threshold = 0.5 if threshold is None else threshold
-            if isinstance(Z, np.ndarray):
-                return binary_proba(Z[:, 0], threshold)
-            return small_binary_proba([z for (z,) in Z], threshold)
-        Z = np.asarray(Z, dtype=np.float64)
+            if len(Z) <= SMALL_BATCH:
+                return small_binary_proba(Z[:, 0].tolist(), threshold)
+            return binary_proba(Z[:, 0], threshold)
         with np.errstate(over="ignore", under="ignore"):
             if self.multiclass == "multinomial":
                 P = Z - Z.max(axis=1, keepdims=True)  # <= 0: exp cannot overflow
@@ -301,11 +273,11 @@ class LogisticModel:
         Xc = check_features(X, n_features=self.n_features)
         with np.errstate(over="ignore", invalid="ignore"):
             D = self.transform(Xc)
-            W, b = self.coef, self.intercept
+            *_, W, b = self._score_arrays
             if self.mean is None and centre is not None:
                 c = np.asarray(centre, dtype=np.float64)
                 D = D - c
-                baseline = b + row_scores(c[None, :], W, np.zeros_like(b))[0]
+                baseline = b + linear_scores(c[None, :], W, np.zeros_like(b))[0][0]
             else:
                 baseline = b.copy()
             contributions = D[:, None, :] * W[None, :, :]
@@ -326,108 +298,53 @@ class LogisticModel:
         return np.array(self.classes, dtype=np.int64 if fits else object)
 
     @cached_property
-    def _small(self) -> tuple[Floats | None, Floats | None, list[Floats], Floats]:
-        """``mean``, ``scale``, ``coef`` and ``intercept`` as Python floats (``small_scores``)."""
-        mean = None if self.mean is None else self.mean.tolist()
-        scale = None if self.scale is None else self.scale.tolist()
-        return mean, scale, self.coef.tolist(), self.intercept.tolist()
+    def _score_arrays(self) -> tuple[Array | None, Array | None, Array, Array]:
+        """``mean``, ``scale``, ``coef`` and ``intercept`` as ``linear_scores`` takes them
+        (C-contiguous float64)."""
+        W, b = _float64(self.coef), _float64(self.intercept)
+        if self.mean is None or self.scale is None:  # as in ``transform``
+            return None, None, W, b
+        return _float64(self.mean), _float64(self.scale), W, b
 
 
-#: Up to this many rows, prediction does its per-element arithmetic on Python floats: a NumPy
+#: Up to this many rows, a binary model's probabilities are computed on Python floats: a NumPy
 #: call costs more than its arithmetic on a few rows (measured in docs/DEVELOPING.md).
 SMALL_BATCH = 16
 Floats = list[float]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def row_scores(D: Array, W: Array, b: Array) -> Array:
-    """``Z[i, k] = ((0 + D[i, 0] W[k, 0]) + D[i, 1] W[k, 1] + ...) + b[k]``, left to right.
+def _float64(a: Array) -> Array:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def linear_scores(
+    D: Array, W: Array, b: Array, *, mean: Array | None = None, scale: Array | None = None
+) -> tuple[Array, int]:
+    """``Z[i, k] = ((0 + d[i, 0] W[k, 0]) + d[i, 1] W[k, 1] + ...) + b[k]``, left to right, with
+    ``d = (D - mean) / scale`` (``d = D`` without them); and the first row whose score is not a
+    finite number (-1: none).
 
     Parameters
     ----------
     D : ndarray of shape (n_samples, n_design_features)
-        Standardised (and expanded) features.
-    W : ndarray of shape (n_outputs, n_design_features)
-    b : ndarray of shape (n_outputs,)
+    W : ndarray of shape (n_outputs, n_design_features), C-contiguous float64
+    b : ndarray of shape (n_outputs,), float64
+    mean, scale : ndarray of shape (n_design_features,), float64, optional
 
     Returns
     -------
-    ndarray of shape (n_samples, n_outputs)
+    Z : ndarray of shape (n_samples, n_outputs)
+    row : int
 
-    A matrix product would be faster on many rows, but BLAS chooses its summation order (and
-    fused multiply-adds) by batch shape and CPU, so a row's score, and whether it overflows,
-    would change with the rows beside it. Here each term is one rounded product and one rounded
-    sum in a fixed order: the same bits alone or in any batch, on any machine.
+    A matrix product would be as fast, but BLAS chooses its summation order (and fused
+    multiply-adds) by batch shape and CPU, so a row's score, and whether it overflows, would
+    change with the rows beside it. Here each term is one rounded quotient, one rounded product
+    and one rounded sum in a fixed order (compiled, ``_scores.c``): the same bits alone or in any
+    batch, on any machine.
     """
-    if D.shape[0] <= SMALL_BATCH:
-        Z = small_scores(D.tolist(), None, None, W.tolist(), b.tolist())
-        return np.array(Z, dtype=np.float64).reshape(D.shape[0], W.shape[0])
-    return column_scores(np.ascontiguousarray(D.T), W, b)
-
-
-#: ``column_scores`` forms the products of this many rows at a time (the last block may have up
-#: to ``SMALL_BATCH`` more).
-SCORE_BLOCK = 8192
-
-
-def column_scores(DT: Array, W: Array, b: Array) -> Array:
-    """``row_scores(DT.T, W, b)`` for more than ``SMALL_BATCH`` rows, from ``DT`` of shape
-    (n_design_features, n_samples), C-contiguous: a row of the design is a column here.
-
-    The products of a block of rows, ``T[j, i] = D[i, j] W[k, j]``, are summed by one
-    ``np.add.reduce`` along axis 0: NumPy adds ``T[1]``, ``T[2]``, ... to ``T[0]`` elementwise
-    in that order (pairwise summation applies only along the contiguous axis, here the rows), so
-    each row's terms are added left to right, as in the column loop, in one call.
-    ``tests/engine/test_batch_invariance.py`` holds it to the Python-float path to the last bit.
-    """
-    (w, n), K = DT.shape, W.shape[0]
-    Z = np.empty((n, K))
-    T = np.empty((w, min(n, SCORE_BLOCK + SMALL_BATCH)))
-    start = 0
-    while start < n:
-        # no block of SMALL_BATCH rows or fewer: with one row, NumPy would sum along it pairwise
-        stop = n if n - start <= SCORE_BLOCK + SMALL_BATCH else start + SCORE_BLOCK
-        block = T[:, : stop - start]
-        for k in range(K):
-            np.multiply(DT[:, start:stop], W[k][:, None], out=block)
-            block[0] += 0.0  # 0 + first term, as in the Python-float path (-0.0 becomes 0.0)
-            np.add.reduce(block, axis=0, out=Z[start:stop, k])
-        start = stop
-    Z += b
-    return Z
-
-
-def small_scores(
-    rows: list[Floats],
-    mean: Floats | None,
-    scale: Floats | None,
-    W: list[Floats],
-    b: Floats,
-) -> list[Floats]:
-    """``row_scores(Standardizer(mean, scale).transform(X), W, b)`` for ``X = rows``, on Python
-    floats and as rows of them: the same IEEE operations (``(x - mean) / scale``, then the
-    products and sums) in the same order, so the same bits, without NumPy's cost per call on a
-    few rows."""
-    out = []
-    if len(W) == 1 and mean is not None and scale is not None:  # binary: one pass per row
-        w0, b0 = W[0], b[0]
-        for row in rows:
-            z = 0.0
-            for x, m, s, w in zip(row, mean, scale, w0, strict=True):
-                z += (x - m) / s * w
-            out.append([z + b0])
-        return out
-    if mean is not None and scale is not None:
-        rows = [[(x - m) / s for x, m, s in zip(row, mean, scale, strict=True)] for row in rows]
-    for row in rows:
-        zs = []
-        for wk, bk in zip(W, b, strict=True):
-            z = 0.0
-            for d, w in zip(row, wk, strict=True):
-                z += d * w
-            zs.append(z + bk)
-        out.append(zs)
-    return out
+    Z = np.empty((D.shape[0], W.shape[0]))
+    return Z, scores(np.ascontiguousarray(D, dtype=np.float64), mean, scale, W, b, Z)
 
 
 def column_sum(P: Array) -> Array:

@@ -261,20 +261,20 @@ def test_the_cache_is_bounded_by_bytes_as_well_as_by_count(tmp_path):
     one model can be 40 MB and more. MODEL_CACHE_BYTES bounds the bytes its models hold: the
     least recently used go first, and a model larger than the bound alone is served, not kept."""
     # issue 15: a model also holds its inputs' profile (range, deciles: 23 numbers per feature)
-    settings = Settings(model_store_dir=tmp_path / "m", model_cache_bytes=200_000)
+    settings = Settings(model_store_dir=tmp_path / "m", model_cache_bytes=120_000)
     app = create_app(settings)
     client = ASGIClient(app)
     cache = app.state.service.cache
     X, y = make_blobs(n=60, d=200, k=3)
-    ids = [train(client, X, y.tolist())["id"] for _ in range(3)]  # ~77 kB each in memory
+    ids = [train(client, X, y.tolist())["id"] for _ in range(3)]  # ~45 kB each in memory
     for mid in ids:
         assert predict(client, mid, X[:1]).status_code == 200
     assert len(cache) == 2 and cache.stats.evictions == 1  # the count limit (64) is far
-    assert 0 < cache.snapshot()["bytes"] <= 200_000
+    assert 0 < cache.snapshot()["bytes"] <= 120_000
     X, y = make_blobs(n=60, d=2000, k=3)
-    big = train(client, X, y.tolist())["id"]  # ~770 kB: more than the bound by itself
+    big = train(client, X, y.tolist())["id"]  # ~450 kB: more than the bound by itself
     for _ in range(2):
         assert predict(client, big, X[:1]).status_code == 200
     assert big not in cache.snapshot()["ids"] and cache.stats.misses == 5
-    assert cache.snapshot()["bytes"] <= 200_000
+    assert cache.snapshot()["bytes"] <= 120_000
     client.close()
