@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* From this many multiply-adds on, the loop runs without the GIL. */
@@ -27,14 +28,16 @@ is_float64(const char *format)
     return strcmp(format, "d") == 0;
 }
 
-/* A C-contiguous float64 buffer of `ndim` dimensions, or -1 with an exception set. */
+/* An aligned, C-contiguous float64 buffer of `ndim` dimensions, or -1 with an exception set. */
 static int
 get_array(PyObject *obj, Py_buffer *view, int ndim, int writable, const char *name)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous %s float64 array", name,
-                     writable ? "writable" : "");
+        if (!PyErr_ExceptionMatches(PyExc_MemoryError)) {
+            PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous%s float64 array", name,
+                         writable ? " writable" : "");
+        }
         return -1;
     }
     if (view->ndim != ndim || view->itemsize != 8 || !is_float64(view->format)) {
@@ -42,7 +45,21 @@ get_array(PyObject *obj, Py_buffer *view, int ndim, int writable, const char *na
         PyBuffer_Release(view);
         return -1;
     }
+    if ((uintptr_t)view->buf % _Alignof(double) != 0) {
+        PyErr_Format(PyExc_TypeError, "%s: expected an aligned float64 array", name);
+        PyBuffer_Release(view);
+        return -1;
+    }
     return 0;
+}
+
+/* Whether two buffers share a byte. */
+static int
+overlap(const Py_buffer *a, const Py_buffer *b)
+{
+    uintptr_t a0 = (uintptr_t)a->buf, b0 = (uintptr_t)b->buf;
+    return a->len > 0 && b->len > 0 && a0 < b0 + (uintptr_t)b->len &&
+           b0 < a0 + (uintptr_t)a->len;
 }
 
 static Py_ssize_t
@@ -81,7 +98,7 @@ PyDoc_STRVAR(scores_doc,
 "into out, and return the first row with a score that is not finite (-1: none).\n"
 "\n"
 "X: (n, p); mean, scale: (p,), or both None for no standardisation; W: (K, p); b: (K,);\n"
-"out: (n, K), writable. All C-contiguous float64.");
+"out: (n, K), writable, sharing no memory with the inputs. All aligned, C-contiguous float64.");
 
 static PyObject *
 scores(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
@@ -99,6 +116,8 @@ scores(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     int got = 0; /* how many of X, W, b, out, mean, scale are held */
     PyObject *result = NULL;
     double *d = NULL;
+    Py_ssize_t n, p, K, bad;
+    const double *m = NULL, *s = NULL;
 
     if (get_array(args[0], &X, 2, 0, "X") < 0) goto done;
     got = 1;
@@ -113,12 +132,21 @@ scores(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         got = 5;
         if (get_array(args[2], &scale, 1, 0, "scale") < 0) goto done;
         got = 6;
+        m = mean.buf;
+        s = scale.buf;
     }
-    Py_ssize_t n = X.shape[0], p = X.shape[1], K = W.shape[0];
+    n = X.shape[0];
+    p = X.shape[1];
+    K = W.shape[0];
     if (W.shape[1] != p || b.shape[0] != K || out.shape[0] != n || out.shape[1] != K ||
         (standardise && (mean.shape[0] != p || scale.shape[0] != p))) {
         PyErr_SetString(PyExc_ValueError,
                         "shapes: X (n, p), mean and scale (p,), W (K, p), b (K,), out (n, K)");
+        goto done;
+    }
+    if (overlap(&out, &X) || overlap(&out, &W) || overlap(&out, &b) ||
+        (standardise && (overlap(&out, &mean) || overlap(&out, &scale)))) {
+        PyErr_SetString(PyExc_ValueError, "out: shares memory with an input");
         goto done;
     }
     if (standardise && p > 0) {
@@ -128,8 +156,6 @@ scores(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    const double *m = standardise ? mean.buf : NULL, *s = standardise ? scale.buf : NULL;
-    Py_ssize_t bad;
     if (n * p * K >= NOGIL_WORK) {
         Py_BEGIN_ALLOW_THREADS
         bad = first_bad_row(X.buf, m, s, W.buf, b.buf, out.buf, d, n, p, K);
@@ -156,12 +182,20 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyModuleDef_Slot slots[] = {
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED}, /* no state: safe without the GIL (free-threaded builds) */
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "app.engine._scores",
     .m_doc = "Batch-invariant scores of a linear model (see scores.__doc__).",
     .m_size = 0,
     .m_methods = methods,
+    .m_slots = slots,
 };
 
 PyMODINIT_FUNC

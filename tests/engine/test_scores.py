@@ -1,7 +1,15 @@
-"""The compiled scores (app/engine/_scores.c) against the same sums on Python floats, and its
-refusals of arrays it cannot read."""
+"""The compiled scores (app/engine/_scores.c) against the same sums on Python floats, the code
+its build flags make, and its refusals of arrays it cannot read."""
 
 from __future__ import annotations
+
+import ast
+import platform
+import re
+import shlex
+import subprocess
+import sysconfig
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,16 +60,80 @@ def test_the_same_bits_as_the_sums_on_python_floats(n, p, k, standardise, seed):
 
 
 def test_a_product_and_a_sum_are_rounded_apart():
-    """No fused multiply-add: with one rounding, -1 + a b would be -2**-60."""
+    """No fused multiply-add: with one rounding, -1 + a b would be -2**-60. (A build for baseline
+    x86-64 has no such instruction to use; the next test covers a build for a CPU with one.)"""
     a, c = 1.0 + 2.0**-30, 1.0 - 2.0**-30  # a c = 1 - 2**-60, rounded to 1.0
     Z, row = linear_scores(np.array([[1.0, a]]), np.array([[-1.0, c]]), np.zeros(1))
     assert (Z[0, 0], row) == (0.0, -1)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: a fused multiply-add (or -subtract) instruction, by architecture, and flags that allow it
+FMA = {
+    "x86_64": (r"\bvf(n)?m(add|sub)\w*sd\b", ["-march=haswell"]),
+    "aarch64": (r"\bf(n)?m(add|sub)\s+d\d", []),
+}
+
+
+def compile_args() -> list[str]:
+    """``COMPILE_ARGS`` as setup.py defines them for this machine's architecture."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id == "COMPILE_ARGS":
+                if isinstance(node, ast.AugAssign) and platform.machine() in FMA:
+                    continue  # the 32-bit x86 flags
+                found += ast.literal_eval(node.value)
+    assert "-ffp-contract=off" in found, found
+    return found
+
+
+def assembly(*flags: str) -> str:
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    include = sysconfig.get_paths()["include"]
+    source = ROOT / "app/engine/_scores.c"
+    command = [*cc, "-S", "-o", "-", f"-I{include}", *flags, str(source)]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(
+    platform.machine() not in FMA, reason="FMA instructions known for x86-64, arm64"
+)
+def test_the_build_flags_keep_fused_multiply_adds_out_for_a_cpu_that_has_them():
+    """The loop compiled for a CPU with fused multiply-add: with setup.py's flags, no such
+    instruction; with the compiler's default contraction (the control), the loop uses one."""
+    pattern, target = FMA[platform.machine()]
+    assert re.search(pattern, assembly(*target, "-O2", "-ffp-contract=fast"))
+    assert not re.search(pattern, assembly(*target, *compile_args()))
 
 
 def test_the_first_term_is_added_to_zero():
     """``0.0 + (-0.0)`` is ``0.0``: a score of negative zero comes out as zero."""
     Z, _ = linear_scores(np.array([[-0.0]]), np.array([[1.0]]), np.array([-0.0]))
     assert str(Z[0, 0]) == "0.0"
+
+
+def test_a_large_batch_computed_without_the_gil_gives_the_same_bits():
+    """3,000 x 30 values: past the size from which the loop releases the GIL."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 30)) * 10.0 ** rng.uniform(-3, 3, size=30)
+    W, b = rng.normal(size=(1, 30)), rng.normal(size=1)
+    mean, scale = rng.normal(size=30), rng.uniform(0.5, 2.0, size=30)
+    Z, row = linear_scores(X, W, b, mean=mean, scale=scale)
+    blocks = [
+        linear_scores(X[i : i + 100], W, b, mean=mean, scale=scale)[0] for i in range(0, 3000, 100)
+    ]
+    assert row == -1
+    assert (
+        Z.tobytes() == np.vstack(blocks).tobytes() == python_scores(X, mean, scale, W, b).tobytes()
+    )
+
+
+def test_no_rows_no_scores():
+    Z, row = linear_scores(np.empty((0, 3)), np.ones((2, 3)), np.zeros(2))
+    assert (Z.shape, row) == ((0, 2), -1)
 
 
 def arrays(n=3, p=2, k=1):
@@ -79,6 +151,12 @@ def arrays(n=3, p=2, k=1):
         (4, np.zeros(2), ValueError, "shapes"),
         (5, np.empty((3, 2)), ValueError, "shapes"),
         (1, np.zeros(2), TypeError, "mean and scale: both arrays or both None"),
+        (
+            0,
+            np.frombuffer(bytearray(49), offset=1).reshape(3, 2),
+            TypeError,
+            "X: expected an aligned",
+        ),
     ],
 )
 def test_arrays_it_cannot_read_are_refused(position, value, error, message):
@@ -95,3 +173,15 @@ def test_a_read_only_output_is_refused():
         scores(*args)
     with pytest.raises(TypeError, match="takes 6 arguments"):
         scores(*args[:5])
+
+
+def test_an_output_that_shares_memory_with_an_input_is_refused():
+    """Written while the inputs are still read, it would give wrong scores, not an error."""
+    A, W = np.ones((2, 2)), np.ones((2, 2))
+    with pytest.raises(ValueError, match="out: shares memory with an input"):
+        scores(A, None, None, W, np.zeros(2), A)
+    memory = np.ones(6)
+    W, out = memory[:4].reshape(2, 2), memory[2:].reshape(2, 2)  # W's second row is out's first
+    with pytest.raises(ValueError, match="out: shares memory with an input"):
+        scores(A, None, None, W, np.zeros(2), out)
+    scores(A, None, None, W, np.zeros(2), np.empty((2, 2)))  # apart: accepted
