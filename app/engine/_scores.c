@@ -62,8 +62,9 @@ overlap(const Py_buffer *a, const Py_buffer *b)
            b0 < a0 + (uintptr_t)a->len;
 }
 
+/* out[i, k] for every row; the first row with a score that is not finite, or -1. */
 static Py_ssize_t
-first_bad_row(const double *X, const double *mean, const double *scale, const double *W,
+score_rows(const double *X, const double *mean, const double *scale, const double *W,
               const double *b, double *out, double *d, Py_ssize_t n, Py_ssize_t p, Py_ssize_t K)
 {
     Py_ssize_t bad = -1;
@@ -158,11 +159,11 @@ scores(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     }
     if (n * p * K >= NOGIL_WORK) {
         Py_BEGIN_ALLOW_THREADS
-        bad = first_bad_row(X.buf, m, s, W.buf, b.buf, out.buf, d, n, p, K);
+        bad = score_rows(X.buf, m, s, W.buf, b.buf, out.buf, d, n, p, K);
         Py_END_ALLOW_THREADS
     }
     else {
-        bad = first_bad_row(X.buf, m, s, W.buf, b.buf, out.buf, d, n, p, K);
+        bad = score_rows(X.buf, m, s, W.buf, b.buf, out.buf, d, n, p, K);
     }
     result = PyLong_FromSsize_t(bad);
 

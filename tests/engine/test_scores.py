@@ -3,9 +3,9 @@ its build flags make, and its refusals of arrays it cannot read."""
 
 from __future__ import annotations
 
-import ast
 import platform
 import re
+import runpy
 import shlex
 import subprocess
 import sysconfig
@@ -76,16 +76,8 @@ FMA = {
 
 
 def compile_args() -> list[str]:
-    """``COMPILE_ARGS`` as setup.py defines them for this machine's architecture."""
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    found: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AugAssign)):
-            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
-            if isinstance(target, ast.Name) and target.id == "COMPILE_ARGS":
-                if isinstance(node, ast.AugAssign) and platform.machine() in FMA:
-                    continue  # the 32-bit x86 flags
-                found += ast.literal_eval(node.value)
+    """``COMPILE_ARGS`` as setup.py makes them on this machine."""
+    found = runpy.run_path(str(ROOT / "setup.py"), run_name="compile_args")["COMPILE_ARGS"]
     assert "-ffp-contract=off" in found, found
     return found
 
